@@ -1,0 +1,196 @@
+package region
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Catalog is a region's instances at one version. It is a pure state
+// machine: Apply moves it forward one change at a time; Load replaces it
+// with a snapshot. It is not safe for concurrent use; the Cache guards it.
+type Catalog struct {
+	version  uint64
+	services map[string]map[string]*Instance // service -> id -> instance
+}
+
+// NewCatalog returns an empty catalog at version 0.
+func NewCatalog() *Catalog {
+	return &Catalog{services: map[string]map[string]*Instance{}}
+}
+
+// Version returns the catalog version.
+func (c *Catalog) Version() uint64 { return c.version }
+
+// ErrGap is returned by Apply when a change does not follow the catalog's
+// version; the caller must catch up from the log or reload a snapshot.
+type ErrGap struct{ Have, Got uint64 }
+
+func (e *ErrGap) Error() string {
+	return fmt.Sprintf("change v%d does not follow catalog v%d", e.Got, e.Have)
+}
+
+// Apply applies one change. Changes at or below the current version are
+// ignored (already applied) and return false; a change that skips a version
+// returns *ErrGap.
+func (c *Catalog) Apply(ch Change) (bool, error) {
+	if ch.Version <= c.version {
+		return false, nil
+	}
+	if ch.Version != c.version+1 {
+		return false, &ErrGap{Have: c.version, Got: ch.Version}
+	}
+	switch ch.Op {
+	case OpPut:
+		if ch.Instance == nil {
+			return false, fmt.Errorf("change %s: put without an instance", ch)
+		}
+		in := *ch.Instance
+		in.ModifyIndex = ch.Version
+		c.put(&in)
+	case OpDelete:
+		c.remove(Key{Service: ch.Service, ID: ch.ID})
+	default:
+		return false, fmt.Errorf("change %s: unknown op %q", ch, ch.Op)
+	}
+	c.version = ch.Version
+	return true, nil
+}
+
+// Load replaces the catalog with a snapshot.
+func (c *Catalog) Load(s Snapshot) {
+	c.services = map[string]map[string]*Instance{}
+	for i := range s.Instances {
+		in := s.Instances[i]
+		c.put(&in)
+	}
+	c.version = s.Version
+}
+
+func (c *Catalog) put(in *Instance) {
+	m := c.services[in.Service]
+	if m == nil {
+		m = map[string]*Instance{}
+		c.services[in.Service] = m
+	}
+	m[in.ID] = in
+}
+
+func (c *Catalog) remove(k Key) {
+	m := c.services[k.Service]
+	delete(m, k.ID)
+	if len(m) == 0 {
+		delete(c.services, k.Service)
+	}
+}
+
+// Get returns a copy of one instance.
+func (c *Catalog) Get(k Key) (Instance, bool) {
+	in, ok := c.services[k.Service][k.ID]
+	if !ok {
+		return Instance{}, false
+	}
+	return *in, true
+}
+
+// Filter selects instances of a service.
+type Filter struct {
+	Passing bool     // only passing instances
+	Tags    []string // instances carrying every one of these tags
+	Zone    string   // only this zone, when not empty
+}
+
+func (f Filter) match(in *Instance) bool {
+	if f.Passing && in.Status != StatusPassing {
+		return false
+	}
+	if f.Zone != "" && in.Zone != f.Zone {
+		return false
+	}
+	for _, t := range f.Tags {
+		if !in.HasTag(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// Instances returns the service's instances that match f, sorted by id.
+// The returned instances share tags and meta with the catalog: callers must
+// not modify them.
+func (c *Catalog) Instances(service string, f Filter) []Instance {
+	m := c.services[service]
+	out := make([]Instance, 0, len(m))
+	for _, in := range m {
+		if f.match(in) {
+			out = append(out, *in)
+		}
+	}
+	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// All returns every instance, sorted by service and id.
+func (c *Catalog) All() []Instance {
+	var out []Instance
+	for _, s := range c.ServiceNames() {
+		out = append(out, c.Instances(s, Filter{})...)
+	}
+	return out
+}
+
+// Snapshot returns the whole catalog.
+func (c *Catalog) Snapshot() Snapshot {
+	return Snapshot{Version: c.version, Instances: c.All()}
+}
+
+// ServiceNames returns the names of services with at least one instance,
+// sorted.
+func (c *Catalog) ServiceNames() []string {
+	out := make([]string, 0, len(c.services))
+	for s := range c.services {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ServiceSummary counts a service's instances.
+type ServiceSummary struct {
+	Name      string `json:"name"`
+	Instances int    `json:"instances"`
+	Passing   int    `json:"passing"`
+	Warning   int    `json:"warning"`
+	Critical  int    `json:"critical"`
+}
+
+// Services summarises every service, sorted by name.
+func (c *Catalog) Services() []ServiceSummary {
+	names := c.ServiceNames()
+	out := make([]ServiceSummary, 0, len(names))
+	for _, s := range names {
+		sum := ServiceSummary{Name: s}
+		for _, in := range c.services[s] {
+			sum.Instances++
+			switch in.Status {
+			case StatusPassing:
+				sum.Passing++
+			case StatusWarning:
+				sum.Warning++
+			case StatusCritical:
+				sum.Critical++
+			}
+		}
+		out = append(out, sum)
+	}
+	return out
+}
+
+// Len returns the number of instances.
+func (c *Catalog) Len() int {
+	n := 0
+	for _, m := range c.services {
+		n += len(m)
+	}
+	return n
+}

@@ -1,0 +1,131 @@
+package region
+
+import (
+	"context"
+	"sync"
+)
+
+// MemStore is the in-memory twin of RedisStore, with the same semantics:
+// atomic changes, a version that grows by one per change, a bounded change
+// log and notifications. It is safe for concurrent use.
+type MemStore struct {
+	mu     sync.Mutex
+	cat    *Catalog
+	log    []Change // oldest first, at most logMax
+	logMax int
+	subs   map[chan uint64]struct{}
+}
+
+var _ Store = (*MemStore)(nil)
+
+// NewMemStore returns an empty store keeping at most logMax changes
+// (DefaultLogMax when logMax <= 0).
+func NewMemStore(logMax int) *MemStore {
+	if logMax <= 0 {
+		logMax = DefaultLogMax
+	}
+	return &MemStore{cat: NewCatalog(), logMax: logMax, subs: map[chan uint64]struct{}{}}
+}
+
+func (s *MemStore) check(k Key, c Cond) (*Instance, error) {
+	cur, ok := s.cat.services[k.Service][k.ID]
+	if (c.MustExist || c.IfIndex != 0) && !ok {
+		return nil, ErrNotFound
+	}
+	if c.IfIndex != 0 && cur.ModifyIndex != c.IfIndex {
+		return nil, ErrConflict
+	}
+	return cur, nil
+}
+
+// Put implements Store.
+func (s *MemStore) Put(_ context.Context, in Instance, c Cond) (Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.check(in.Key(), c)
+	if err != nil {
+		return Change{}, err
+	}
+	if cur != nil {
+		in.RegisteredAt = cur.RegisteredAt
+	}
+	in.ModifyIndex = s.cat.version + 1
+	return s.commit(Change{Version: in.ModifyIndex, Op: OpPut, Service: in.Service, ID: in.ID, Instance: &in}), nil
+}
+
+// Delete implements Store.
+func (s *MemStore) Delete(_ context.Context, k Key, c Cond) (Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.MustExist = true
+	if _, err := s.check(k, c); err != nil {
+		return Change{}, err
+	}
+	return s.commit(Change{Version: s.cat.version + 1, Op: OpDelete, Service: k.Service, ID: k.ID}), nil
+}
+
+func (s *MemStore) commit(ch Change) Change {
+	if _, err := s.cat.Apply(ch); err != nil {
+		panic(err) // versions are assigned here; a gap is a bug
+	}
+	s.log = append(s.log, ch)
+	if len(s.log) > s.logMax {
+		s.log = append(s.log[:0:0], s.log[len(s.log)-s.logMax:]...)
+	}
+	for sub := range s.subs {
+		select {
+		case sub <- ch.Version:
+		default: // a slow subscriber catches up periodically
+		}
+	}
+	return ch
+}
+
+// Snapshot implements Store.
+func (s *MemStore) Snapshot(context.Context) (Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cat.Snapshot(), nil
+}
+
+// ChangesSince implements Store.
+func (s *MemStore) ChangesSince(_ context.Context, since uint64, max int) ([]Change, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if since > s.cat.version {
+		return nil, false, nil // the store went back (data lost): reload
+	}
+	if since == s.cat.version {
+		return nil, true, nil
+	}
+	if len(s.log) == 0 || s.log[0].Version > since+1 {
+		return nil, false, nil
+	}
+	start := int(since + 1 - s.log[0].Version)
+	end := len(s.log)
+	if max > 0 && end-start > max {
+		end = start + max
+	}
+	return append([]Change(nil), s.log[start:end]...), true, nil
+}
+
+// Subscribe implements Store.
+func (s *MemStore) Subscribe(ctx context.Context) <-chan uint64 {
+	ch := make(chan uint64, 16)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}()
+	return ch
+}
+
+// Ping implements Store.
+func (s *MemStore) Ping(context.Context) error { return nil }
+
+// Close implements Store.
+func (s *MemStore) Close() error { return nil }

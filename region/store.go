@@ -1,0 +1,54 @@
+package region
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors a Store returns for conditions, as opposed to failures to reach it.
+var (
+	ErrNotFound = errors.New("instance not found")
+	ErrConflict = errors.New("instance changed since it was read")
+)
+
+// Cond makes a write conditional.
+type Cond struct {
+	// IfIndex, when not zero, applies the write only if the stored instance's
+	// ModifyIndex equals it (ErrConflict otherwise, ErrNotFound if it is gone).
+	IfIndex uint64
+	// MustExist fails the write with ErrNotFound if the instance is absent.
+	MustExist bool
+}
+
+// Store is where a region's catalog lives. Each change is atomic: it writes
+// the instance, increments the catalog version by one, appends the change to
+// a bounded change log, and notifies the region's other gateways. Errors
+// other than ErrNotFound and ErrConflict mean the store could not be reached
+// or failed; the change may or may not have been applied, and the caller
+// learns which from the change log.
+type Store interface {
+	// Put registers or replaces an instance and returns the change it made
+	// (the stored instance, with RegisteredAt kept from an earlier
+	// registration and ModifyIndex set).
+	Put(ctx context.Context, in Instance, c Cond) (Change, error)
+	// Delete removes an instance. Deleting an absent instance is ErrNotFound.
+	Delete(ctx context.Context, k Key, c Cond) (Change, error)
+	// Snapshot returns the whole catalog at one version.
+	Snapshot(ctx context.Context) (Snapshot, error)
+	// ChangesSince returns up to max changes after version since, in order.
+	// ok is false when the log no longer reaches back to since+1, or when
+	// since is ahead of the store (it lost data): the caller must load a
+	// Snapshot instead.
+	ChangesSince(ctx context.Context, since uint64, max int) (changes []Change, ok bool, err error)
+	// Subscribe delivers catalog versions as other writers publish them,
+	// until ctx ends. Delivery is best effort: a follower also catches up
+	// periodically.
+	Subscribe(ctx context.Context) <-chan uint64
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// DefaultLogMax is how many changes the change log keeps.
+const DefaultLogMax = 10000
