@@ -194,3 +194,12 @@ func (c *Catalog) Len() int {
 	}
 	return n
 }
+
+func sortInstances(ins []Instance) {
+	slices.SortFunc(ins, func(a, b Instance) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meridian-sd/meridian/gateway"
+)
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is not text or json", format)
+}
+
+func cmdAgent(args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.String("config", "", "YAML file of flag values (keys are flag names); env MERIDIAN_CONFIG")
+	regionName := fs.String("region", "", "this gateway's region, a DNS label (required)")
+	httpAddr := fs.String("http", "127.0.0.1:8700", "HTTP listen address")
+	redisURL := fs.String("redis", "", "Redis URL: redis://host:port/db, a cluster with ?addr=h:p&addr=..., sentinel with ?master_name=M; empty runs an embedded in-memory store")
+	logMax := fs.Int("log-max", 0, "changes kept in the region's change log (default 10000)")
+	catchUp := fs.Duration("catch-up", time.Second, "how often the cache reads the change log without a notification")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests in flight")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
+		fs.PrintDefaults()
+	}
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := resolveFlags(fs); err != nil {
+		return err
+	}
+	log, err := newLogger(*level, *format)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	if *regionName == "" {
+		return fmt.Errorf("--region is required (or MERIDIAN_REGION)")
+	}
+	a, err := gateway.StartAgent(gateway.AgentConfig{
+		Region: *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
+		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,95 @@
+// Command meridian is Meridian's one binary: the region gateway (agent), and
+// client subcommands that talk to a gateway over HTTP.
+//
+//	meridian agent --region us-east --http 127.0.0.1:8700 [--redis redis://127.0.0.1:6379/0]
+//	meridian register web web-1 --address 10.0.0.5 --port 8080 --ttl 30s
+//	meridian heartbeat web web-1
+//	meridian services
+//	meridian instances web --passing
+//	meridian deregister web web-1
+//	meridian version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `meridian: multi-region service-discovery federation gateway
+
+Usage:
+  meridian agent       run a region gateway
+  meridian register    register an instance          (SERVICE ID --address A --port P [--ttl 30s | --http-check URL | --tcp-check H:P])
+  meridian deregister  deregister an instance        (SERVICE ID)
+  meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
+  meridian services    list the region's services
+  meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
+  meridian version     print the version
+
+Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR).
+Run 'meridian COMMAND -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmds := map[string]func([]string) error{
+		"agent":      cmdAgent,
+		"register":   withEnv(cmdRegister),
+		"deregister": withEnv(cmdDeregister),
+		"heartbeat":  withEnv(cmdHeartbeat),
+		"services":   withEnv(cmdServices),
+		"instances":  withEnv(cmdInstances),
+		"version":    cmdVersion,
+	}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Print(usage)
+		return
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "meridian: unknown command %q\n\n%s", name, usage)
+		os.Exit(2)
+	}
+	if err := cmd(os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "meridian %s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// withEnv lets client subcommands take --addr from MERIDIAN_ADDR.
+func withEnv(f func([]string) error) func([]string) error {
+	return func(args []string) error {
+		if v := os.Getenv("MERIDIAN_ADDR"); v != "" {
+			args = append([]string{"--addr", v}, args...)
+		}
+		return f(args)
+	}
+}
+
+func cmdVersion([]string) error {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v = "dev-" + s.Value[:12]
+			}
+		}
+		fmt.Printf("meridian %s (%s)\n", v, bi.GoVersion)
+		return nil
+	}
+	fmt.Printf("meridian %s\n", v)
+	return nil
+}

@@ -1,0 +1,261 @@
+package region
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HealthRunnerOptions configures a HealthRunner.
+type HealthRunnerOptions struct {
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Rand seeds probe jitter; a fixed seed when nil.
+	Rand *rand.Rand
+	// Client runs HTTP probes; NewProbeClient() when nil.
+	Client *http.Client
+	// MaxProbes bounds concurrent probes. Default 64.
+	MaxProbes int
+	// WriteTimeout bounds one status write to the store. Default 2s.
+	WriteTimeout time.Duration
+}
+
+// HealthRunner is the production driver of Health: it feeds it the cache's
+// catalog, the wall clock, heartbeats and probe results, runs the probes it
+// asks for on real sockets, and writes the statuses and deregistrations it
+// decides to the store (compare-and-set on ModifyIndex, so a
+// re-registration that raced a health write wins).
+type HealthRunner struct {
+	store Store
+	cache *Cache
+	opt   HealthRunnerOptions
+
+	mu    sync.Mutex // guards h
+	h     *Health
+	dirty chan struct{} // the catalog changed since the last Sync
+	kick  chan struct{}
+	sem   chan struct{}
+
+	loggedDown atomic.Bool // a write failure was logged; cleared on the next success
+}
+
+// NewHealthRunner returns a runner over store and cache. Run starts it.
+func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *HealthRunner {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Client == nil {
+		opt.Client = NewProbeClient()
+	}
+	if opt.MaxProbes <= 0 {
+		opt.MaxProbes = 64
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 2 * time.Second
+	}
+	r := &HealthRunner{store: store, cache: cache, opt: opt, h: NewHealth(opt.Rand),
+		dirty: make(chan struct{}, 1), kick: make(chan struct{}, 1), sem: make(chan struct{}, opt.MaxProbes)}
+	cache.OnChange(func([]Change, bool) {
+		select {
+		case r.dirty <- struct{}{}:
+		default:
+		}
+		r.Kick()
+	})
+	return r
+}
+
+// Kick wakes Run to tick now.
+func (r *HealthRunner) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// syncLocked feeds the machine the catalog if it changed. A burst of
+// changes costs one Sync.
+func (r *HealthRunner) syncLocked(now time.Time) {
+	select {
+	case <-r.dirty:
+	default:
+		return
+	}
+	var all []Instance
+	r.cache.Read(func(c *Catalog) { all = c.All() })
+	r.h.Sync(now, all)
+}
+
+// Run ticks the machine at its deadlines until ctx ends.
+func (r *HealthRunner) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var probes sync.WaitGroup
+	defer probes.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-r.kick:
+		}
+		now := r.opt.Now()
+		r.mu.Lock()
+		r.syncLocked(now)
+		effs := r.h.Tick(now)
+		next := r.h.NextDeadline()
+		r.mu.Unlock()
+		r.execute(ctx, effs, &probes)
+
+		wait := time.Second // wake at least once a second to pick up changes
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(r.opt.Now()), time.Millisecond))
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// execute carries out effects: probes in the background (bounded), store
+// writes in order. It returns the error of the write of each key that
+// failed, so a heartbeat can report it.
+func (r *HealthRunner) execute(ctx context.Context, effs []Effect, probes *sync.WaitGroup) map[Key]error {
+	var failed map[Key]error
+	storeDown := false
+	for _, e := range effs {
+		switch e.Kind {
+		case EffectProbe:
+			probes.Add(1)
+			go func() {
+				defer probes.Done()
+				select {
+				case r.sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				res := Probe(ctx, r.opt.Client, e.CheckKind, e.Target, e.Timeout)
+				<-r.sem
+				if ctx.Err() != nil {
+					return
+				}
+				r.mu.Lock()
+				r.h.Result(r.opt.Now(), e.Key, res)
+				r.mu.Unlock()
+				r.Kick()
+			}()
+		case EffectSetStatus, EffectDeregister:
+			if storeDown {
+				continue // retried when the machine re-emits it
+			}
+			if err := r.write(ctx, e); err != nil {
+				if failed == nil {
+					failed = map[Key]error{}
+				}
+				failed[e.Key] = err
+				if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+					storeDown = true
+				}
+			}
+		}
+	}
+	return failed
+}
+
+// write carries out one SetStatus or Deregister.
+func (r *HealthRunner) write(ctx context.Context, e Effect) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opt.WriteTimeout)
+	defer cancel()
+	var ch Change
+	var err error
+	if e.Kind == EffectDeregister {
+		ch, err = r.store.Delete(ctx, e.Key, Cond{IfIndex: e.IfIndex})
+	} else {
+		var in Instance
+		var ok bool
+		r.cache.Read(func(c *Catalog) { in, ok = c.Get(e.Key) })
+		if !ok || in.ModifyIndex != e.IfIndex {
+			r.cache.Kick() // the machine is behind the cache or the cache behind the store
+			return ErrConflict
+		}
+		prev := in.Status
+		in.Status, in.Output, in.UpdatedAt = e.Status, e.Output, r.opt.Now()
+		ch, err = r.store.Put(ctx, in, Cond{IfIndex: e.IfIndex})
+		if err == nil && prev != e.Status {
+			r.opt.Logger.Info("health status changed", "instance", e.Key.String(), "from", prev, "to", e.Status, "output", e.Output)
+		}
+	}
+	switch {
+	case err == nil:
+		if r.loggedDown.CompareAndSwap(true, false) {
+			r.opt.Logger.Info("health writes reach the store again")
+		}
+		if e.Kind == EffectDeregister {
+			r.opt.Logger.Info("deregistered critical instance", "instance", e.Key.String(), "reason", e.Reason)
+		}
+		r.cache.Apply(ch)
+		return nil
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+		r.cache.Kick()
+		return err
+	default:
+		if r.loggedDown.CompareAndSwap(false, true) {
+			r.opt.Logger.Warn("health write failed; will retry", "effect", e.String(), "err", err)
+		}
+		return err
+	}
+}
+
+// Heartbeat renews an instance's TTL check and writes the status it carries
+// when that changes the stored status. It returns the instance as stored
+// afterwards: ErrNotFound for an unknown instance, a *FieldError when the
+// instance has no TTL check, and the store's error when the new status could
+// not be written (the heartbeat is recorded; the write is retried).
+func (r *HealthRunner) Heartbeat(ctx context.Context, k Key, hb Heartbeat) (Instance, error) {
+	for attempt := 0; ; attempt++ {
+		now := r.opt.Now()
+		r.mu.Lock()
+		r.syncLocked(now)
+		err := r.h.Heartbeat(now, k, hb.Status, hb.Output)
+		var effs []Effect
+		if err == nil {
+			effs = r.h.Tick(now)
+		}
+		r.mu.Unlock()
+		if errors.Is(err, ErrNotFound) && attempt == 0 {
+			// Registered through another gateway a moment ago? Catch up once.
+			if serr := r.cache.Sync(ctx); serr == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return Instance{}, err
+		}
+		var probes sync.WaitGroup
+		failed := r.execute(context.WithoutCancel(ctx), effs, &probes)
+		if werr := failed[k]; werr != nil && !errors.Is(werr, ErrConflict) {
+			return Instance{}, werr
+		}
+		r.Kick()
+		var in Instance
+		var ok bool
+		r.cache.Read(func(c *Catalog) { in, ok = c.Get(k) })
+		if !ok {
+			return Instance{}, ErrNotFound
+		}
+		return in, nil
+	}
+}

@@ -1,0 +1,382 @@
+package region
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps a region's catalog in Redis. All of a region's keys carry
+// the hash tag {region}, so in a Redis Cluster they share one slot and the
+// Lua scripts that touch several of them run on one node.
+//
+//	meridian:{R}:instances  hash  "service/id" -> instance JSON
+//	meridian:{R}:index      hash  "service/id" -> ModifyIndex
+//	meridian:{R}:version    string catalog version (INCR)
+//	meridian:{R}:log        stream, entry id "<version>-1", trimmed to LogMax
+//	meridian:{R}:changes    pub/sub channel carrying new versions
+type RedisStore struct {
+	c      redis.UniversalClient
+	region string
+	logMax int
+
+	kInstances, kIndex, kVersion, kLog, channel string
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// applyScript applies one change atomically: condition check, write,
+// version INCR, change-log XADD (trimmed), PUBLISH.
+//
+// KEYS: instances, index, version, log.
+// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel.
+// Returns {version, data} or {0, "notfound"|"conflict"}.
+var applyScript = redis.NewScript(`
+local field = ARGV[2]
+local cur = redis.call('HGET', KEYS[1], field)
+local ifidx = ARGV[4]
+if (ARGV[5] == '1' or ifidx ~= '0') and not cur then return {0, 'notfound'} end
+if ifidx ~= '0' then
+  local ci = redis.call('HGET', KEYS[2], field)
+  if ci ~= ifidx then return {0, 'conflict'} end
+end
+local v = redis.call('INCR', KEYS[3])
+local data = ''
+if ARGV[1] == 'put' then
+  data = ARGV[3]
+  if cur then
+    local reg = string.match(cur, '^{"registered_at":"([^"]*)"')
+    local pre = string.match(data, '^{"registered_at":"[^"]*"')
+    if reg and pre then data = '{"registered_at":"' .. reg .. '"' .. string.sub(data, string.len(pre) + 1) end
+  end
+  redis.call('HSET', KEYS[1], field, data)
+  redis.call('HSET', KEYS[2], field, v)
+else
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('HDEL', KEYS[2], field)
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], v .. '-1', 'op', ARGV[1], 'key', field, 'data', data)
+redis.call('PUBLISH', ARGV[7], v)
+return {v, data}
+`)
+
+// changesScript reads the log after a version, atomically with the
+// version, and says whether the log still reaches back that far.
+//
+// KEYS: version, log. ARGV: since, since+1, max.
+// Returns {version, 1, entries} or {version, 0} when the caller must reload.
+var changesScript = redis.NewScript(`
+local ver = redis.call('GET', KEYS[1])
+if not ver then ver = '0' end
+local since = tonumber(ARGV[1])
+local v = tonumber(ver)
+if since > v then return {ver, 0} end
+if since == v then return {ver, 1} end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #first == 0 then return {ver, 0} end
+local fv = tonumber(string.match(first[1][1], '^(%d+)-'))
+if fv > since + 1 then return {ver, 0} end
+return {ver, 1, redis.call('XRANGE', KEYS[2], ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])}
+`)
+
+// RedisOptions configures NewRedisStore.
+type RedisOptions struct {
+	// URL selects the deployment:
+	//   redis://[:password@]host:port/db            one server (rediss:// for TLS)
+	//   redis://host:port?addr=host2:port2&...      a Redis Cluster (or add cluster=true)
+	//   redis://sentinel:port?master_name=mymaster  Sentinel (more with &addr=)
+	URL    string
+	Region string
+	LogMax int // changes kept in the log; DefaultLogMax when 0
+}
+
+// ParseRedisURL turns a Meridian Redis URL into go-redis UniversalOptions.
+// It fills short timeouts (1s dial, read and write) when the URL names none,
+// so that a gateway notices an outage quickly instead of hanging writes.
+func ParseRedisURL(raw string) (*redis.UniversalOptions, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL %q: %w", raw, err)
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("redis URL %q: scheme must be redis:// or rediss://", raw)
+	}
+	q := u.Query()
+	cluster := q.Get("cluster") == "true"
+	q.Del("cluster")
+	u.RawQuery = q.Encode()
+	var uo *redis.UniversalOptions
+	switch {
+	case q.Get("master_name") != "":
+		o, err := redis.ParseFailoverURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel URL %q: %w", raw, err)
+		}
+		uo = &redis.UniversalOptions{
+			Addrs: o.SentinelAddrs, MasterName: o.MasterName, DB: o.DB,
+			Username: o.Username, Password: o.Password,
+			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		}
+	case cluster || len(q["addr"]) > 0:
+		o, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster URL %q: %w", raw, err)
+		}
+		uo = &redis.UniversalOptions{
+			Addrs: o.Addrs, IsClusterMode: true, Username: o.Username, Password: o.Password,
+			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		}
+	default:
+		o, err := redis.ParseURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis URL %q: %w", raw, err)
+		}
+		uo = &redis.UniversalOptions{
+			Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
+			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		}
+	}
+	if uo.DialTimeout == 0 {
+		uo.DialTimeout = time.Second
+	}
+	if uo.ReadTimeout == 0 {
+		uo.ReadTimeout = time.Second
+	}
+	if uo.WriteTimeout == 0 {
+		uo.WriteTimeout = time.Second
+	}
+	uo.MaxRetries = 1
+	return uo, nil
+}
+
+// NewRedisStore connects to Redis (lazily: the first command dials).
+func NewRedisStore(o RedisOptions) (*RedisStore, error) {
+	uo, err := ParseRedisURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	return NewRedisStoreClient(redis.NewUniversalClient(uo), o.Region, o.LogMax), nil
+}
+
+// NewRedisStoreClient wraps an existing client. The store owns it: Close
+// closes it.
+func NewRedisStoreClient(c redis.UniversalClient, region string, logMax int) *RedisStore {
+	if logMax <= 0 {
+		logMax = DefaultLogMax
+	}
+	p := "meridian:{" + region + "}:"
+	return &RedisStore{
+		c: c, region: region, logMax: logMax,
+		kInstances: p + "instances", kIndex: p + "index", kVersion: p + "version",
+		kLog: p + "log", channel: p + "changes",
+	}
+}
+
+// Client returns the underlying go-redis client.
+func (s *RedisStore) Client() redis.UniversalClient { return s.c }
+
+func field(k Key) string { return k.Service + "/" + k.ID }
+
+func parseField(f string) (Key, error) {
+	svc, id, ok := strings.Cut(f, "/")
+	if !ok {
+		return Key{}, fmt.Errorf("bad instance key %q in redis", f)
+	}
+	return Key{Service: svc, ID: id}, nil
+}
+
+func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Cond) (Change, error) {
+	must := "0"
+	if c.MustExist {
+		must = "1"
+	}
+	res, err := applyScript.Run(ctx, s.c,
+		[]string{s.kInstances, s.kIndex, s.kVersion, s.kLog},
+		string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel,
+	).Slice()
+	if err != nil {
+		return Change{}, fmt.Errorf("redis %s %s: %w", op, k, err)
+	}
+	if len(res) != 2 {
+		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+	}
+	v, _ := res[0].(int64)
+	str, _ := res[1].(string)
+	if v == 0 {
+		switch str {
+		case "notfound":
+			return Change{}, ErrNotFound
+		case "conflict":
+			return Change{}, ErrConflict
+		}
+		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+	}
+	return decodeChange(uint64(v), op, k, str)
+}
+
+func decodeChange(v uint64, op Op, k Key, data string) (Change, error) {
+	ch := Change{Version: v, Op: op, Service: k.Service, ID: k.ID}
+	if op == OpPut {
+		var in Instance
+		if err := json.Unmarshal([]byte(data), &in); err != nil {
+			return Change{}, fmt.Errorf("decoding instance %s at v%d: %w", k, v, err)
+		}
+		in.ModifyIndex = v
+		ch.Instance = &in
+	}
+	return ch, nil
+}
+
+// Put implements Store.
+func (s *RedisStore) Put(ctx context.Context, in Instance, c Cond) (Change, error) {
+	in.ModifyIndex = 0
+	b, err := json.Marshal(&in)
+	if err != nil {
+		return Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
+	}
+	return s.apply(ctx, OpPut, in.Key(), string(b), c)
+}
+
+// Delete implements Store.
+func (s *RedisStore) Delete(ctx context.Context, k Key, c Cond) (Change, error) {
+	c.MustExist = true
+	return s.apply(ctx, OpDelete, k, "", c)
+}
+
+// Snapshot implements Store. It reads the version and both hashes in one
+// MULTI/EXEC, so the instances match the version.
+func (s *RedisStore) Snapshot(ctx context.Context) (Snapshot, error) {
+	var ver *redis.StringCmd
+	var insts, idx *redis.MapStringStringCmd
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ver = p.Get(ctx, s.kVersion)
+		insts = p.HGetAll(ctx, s.kInstances)
+		idx = p.HGetAll(ctx, s.kIndex)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Snapshot{}, fmt.Errorf("redis snapshot of region %s: %w", s.region, err)
+	}
+	snap := Snapshot{}
+	if vs, err := ver.Result(); err == nil {
+		if snap.Version, err = strconv.ParseUint(vs, 10, 64); err != nil {
+			return Snapshot{}, fmt.Errorf("redis snapshot: bad version %q: %w", vs, err)
+		}
+	}
+	index := idx.Val()
+	for f, data := range insts.Val() {
+		var in Instance
+		if err := json.Unmarshal([]byte(data), &in); err != nil {
+			return Snapshot{}, fmt.Errorf("redis snapshot: decoding %s: %w", f, err)
+		}
+		in.ModifyIndex, _ = strconv.ParseUint(index[f], 10, 64)
+		snap.Instances = append(snap.Instances, in)
+	}
+	sortInstances(snap.Instances)
+	return snap, nil
+}
+
+// ChangesSince implements Store.
+func (s *RedisStore) ChangesSince(ctx context.Context, since uint64, max int) ([]Change, bool, error) {
+	if max <= 0 {
+		max = s.logMax
+	}
+	res, err := changesScript.Run(ctx, s.c, []string{s.kVersion, s.kLog},
+		strconv.FormatUint(since, 10), strconv.FormatUint(since+1, 10), max).Slice()
+	if err != nil {
+		return nil, false, fmt.Errorf("redis changes of region %s since v%d: %w", s.region, since, err)
+	}
+	if len(res) < 2 {
+		return nil, false, fmt.Errorf("redis changes: unexpected reply %v", res)
+	}
+	if ok, _ := res[1].(int64); ok != 1 {
+		return nil, false, nil
+	}
+	if len(res) < 3 {
+		return nil, true, nil
+	}
+	entries, _ := res[2].([]any)
+	out := make([]Change, 0, len(entries))
+	for _, e := range entries {
+		ch, err := parseLogEntry(e)
+		if err != nil {
+			return nil, false, fmt.Errorf("redis changes of region %s: %w", s.region, err)
+		}
+		out = append(out, ch)
+	}
+	return out, true, nil
+}
+
+// parseLogEntry decodes one XRANGE entry: [id, [field, value, ...]].
+func parseLogEntry(e any) (Change, error) {
+	pair, ok := e.([]any)
+	if !ok || len(pair) != 2 {
+		return Change{}, fmt.Errorf("bad log entry %v", e)
+	}
+	id, _ := pair[0].(string)
+	vs, _, _ := strings.Cut(id, "-")
+	v, err := strconv.ParseUint(vs, 10, 64)
+	if err != nil {
+		return Change{}, fmt.Errorf("bad log entry id %q", id)
+	}
+	kv, _ := pair[1].([]any)
+	fields := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, _ := kv[i].(string)
+		val, _ := kv[i+1].(string)
+		fields[k] = val
+	}
+	k, err := parseField(fields["key"])
+	if err != nil {
+		return Change{}, err
+	}
+	return decodeChange(v, Op(fields["op"]), k, fields["data"])
+}
+
+// Subscribe implements Store. go-redis re-subscribes after reconnecting.
+func (s *RedisStore) Subscribe(ctx context.Context) <-chan uint64 {
+	out := make(chan uint64, 16)
+	ps := s.c.Subscribe(ctx, s.channel)
+	go func() {
+		defer ps.Close()
+		in := ps.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-in:
+				if !ok {
+					return
+				}
+				v, err := strconv.ParseUint(m.Payload, 10, 64)
+				if err != nil {
+					continue
+				}
+				select {
+				case out <- v:
+				default: // the follower catches up periodically anyway
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// Ping implements Store.
+func (s *RedisStore) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *RedisStore) Close() error { return s.c.Close() }
