@@ -68,6 +68,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger.With("region", cfg.Region)
+	region.RouteRedisLogs(cfg.Logger)
 	a := &Agent{cfg: cfg}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {

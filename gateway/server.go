@@ -265,6 +265,7 @@ type serviceResponse struct {
 }
 
 // parseQuery reads ?passing=&tag=&zone=&index=&wait=.
+// A query with an index (even 0) blocks until the version passes it.
 func (s *Server) parseQuery(r *http.Request) (f region.Filter, index uint64, wait time.Duration, err error) {
 	q := r.URL.Query()
 	if p := q.Get("passing"); p != "" {
@@ -302,7 +303,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	if index > 0 && wait > 0 {
+	if r.URL.Query().Has("index") && wait > 0 {
 		// Spread the wake-ups of many watchers, as Consul does (wait/16).
 		wait += rand.N(wait/16 + 1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)

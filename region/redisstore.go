@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -154,8 +155,23 @@ func ParseRedisURL(raw string) (*redis.UniversalOptions, error) {
 		uo.WriteTimeout = time.Second
 	}
 	uo.MaxRetries = 1
+	if uo.DialerRetries == 0 {
+		uo.DialerRetries = 1 // the cache's catch-up loop is the retry
+	}
 	return uo, nil
 }
+
+// redisLogger routes go-redis's own log lines (dial failures, pool
+// warnings) through slog at debug level: the cache and health runner
+// already log an outage once, in their own words.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// RouteRedisLogs sends go-redis's process-wide log output to l.
+func RouteRedisLogs(l *slog.Logger) { redis.SetLogger(redisLogger{l}) }
 
 // NewRedisStore connects to Redis (lazily: the first command dials).
 func NewRedisStore(o RedisOptions) (*RedisStore, error) {

@@ -53,9 +53,20 @@ func TestRedisStoreClusterContract(t *testing.T) {
 		return s
 	})
 
-	// The regions written above landed on more than one master: a
-	// cluster is really in use, not one node answering everything.
+	// Regions land on different masters: a cluster is really in use, not
+	// one node answering everything. 20 regions all on one of 3 masters
+	// would happen with probability 3^-19.
 	ctx := context.Background()
+	for i := range 20 {
+		s, err := NewRedisStore(RedisOptions{URL: url, Region: fmt.Sprintf("spread-%d-%s", i, uniqueRegion())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, testInstance("web", "a", 80), Cond{}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer c.Close()
 	var mu sync.Mutex
