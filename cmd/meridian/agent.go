@@ -7,27 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/meridian-sd/meridian/gateway"
+	"github.com/meridian-sd/meridian/observability"
 )
-
-func newLogger(level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log-level: %q is not debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("log-format: %q is not text or json", format)
-}
 
 func cmdAgent(args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -53,7 +38,7 @@ func cmdAgent(args []string) error {
 	if err := resolveFlags(fs); err != nil {
 		return err
 	}
-	log, err := newLogger(*level, *format)
+	log, err := observability.NewLogger(os.Stderr, *level, *format)
 	if err != nil {
 		return err
 	}
