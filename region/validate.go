@@ -80,8 +80,8 @@ func ValidateID(id string) error {
 		if r == '/' {
 			return fieldErr("id", "must not contain '/'")
 		}
-		if !unicode.IsPrint(r) || r == ' ' {
-			return fieldErr("id", "must be printable characters without spaces, got %q", r)
+		if !unicode.IsPrint(r) {
+			return fieldErr("id", "must be printable characters, got %q", r)
 		}
 	}
 	return nil
