@@ -3,9 +3,15 @@ package region
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -86,4 +92,65 @@ func TestRedisStoreClusterContract(t *testing.T) {
 	if len(nodes) < 2 {
 		t.Fatalf("regions' keys landed on %d of 3 masters, want at least 2 (one slot per region, regions spread)", len(nodes))
 	}
+}
+
+// TestRedisStoreSentinelContract runs the Store contract through Redis
+// Sentinel: a real master and a real sentinel (redis-server --sentinel)
+// that the store asks for the master's address.
+func TestRedisStoreSentinelContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a master and a sentinel")
+	}
+	master := redistest.Start(t)
+	bin, ok := redistest.Binary()
+	if !ok {
+		t.Skip("redis-server not found")
+	}
+	port := freeLocalPort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n", port, dir, master.Port())
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	url := fmt.Sprintf("redis://127.0.0.1:%d?master_name=mymaster", port)
+	// Wait until the sentinel knows the master.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer sc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addr, err := sc.GetMasterAddrByName(context.Background(), "mymaster").Result()
+		if err == nil && len(addr) == 2 && addr[1] == fmt.Sprint(master.Port()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %d does not report the master: %v %v", port, addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	testStoreContract(t, func(t *testing.T, logMax int) Store {
+		s, err := NewRedisStore(RedisOptions{URL: url, Region: uniqueRegion(), LogMax: logMax})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func freeLocalPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
