@@ -2,7 +2,7 @@
 .PHONY: run test bench lint build fuzz
 
 run:
-	go run ./cmd/meridian agent --region us-east --http 127.0.0.1:8700
+	go run ./cmd/meridian dev
 
 test:
 	bash scripts/test.sh

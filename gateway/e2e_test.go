@@ -212,7 +212,7 @@ func TestRegisterReplaceDeregister(t *testing.T) {
 		t.Fatalf("lookup index: header %q body %v, want 3", r.header.Get("X-Meridian-Index"), r.body["version"])
 	}
 	svcs := call(t, "GET", a.URL()+"/v1/services", "").want(t, 200)
-	if !strings.Contains(svcs.raw, `{"name":"web","instances":2,"passing":2,"warning":0,"critical":0}`) {
+	if !strings.Contains(svcs.raw, `{"name":"web","instances":2,"passing":2,"warning":0,"critical":0,"regions":{"us-east":{"instances":2,"passing":2,"warning":0,"critical":0}}}`) {
 		t.Fatalf("services: %s", svcs.raw)
 	}
 	call(t, "DELETE", inst, "").want(t, 200)

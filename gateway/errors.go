@@ -49,6 +49,8 @@ func writeStoreError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, fe.Field, fe.Error())
 	case errors.Is(err, region.ErrNotFound):
 		writeError(w, http.StatusNotFound, "id", err.Error())
+	case errors.Is(err, region.ErrNotOwner):
+		writeError(w, http.StatusServiceUnavailable, "", "check ownership is moving between gateways; retry: "+err.Error())
 	case errors.Is(err, region.ErrConflict):
 		// Only internal writes are conditional; a client never sees this
 		// unless a health write raced it. Asking to retry is right.

@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -24,6 +27,12 @@ type Config struct {
 	Store  region.Store
 	Cache  *region.Cache
 	Health Heartbeats
+	// Fed serves cross-region reads and /v1/regions; nil when federation
+	// is off.
+	Fed *federation.Federator
+	// Forward sends a heartbeat to the gateway that owns the instance's
+	// checks; nil (or "" returned) handles it here.
+	Forward func(k region.Key) (addr string)
 	Logger *slog.Logger
 	// Now is the clock for registration times; time.Now when nil.
 	Now func() time.Time
@@ -40,6 +49,7 @@ type Server struct {
 	stop    context.CancelFunc
 	metrics *metrics
 	mux     *http.ServeMux
+	lookups lookupCache
 }
 
 // Default and maximum waits of blocking queries.
@@ -72,6 +82,9 @@ func New(cfg Config) *Server {
 	route("/v1/services/{service}/instances/{id}", "instance", s.handleInstance)
 	route("/v1/services/{service}/instances/{id}/heartbeat", "heartbeat", s.handleHeartbeat)
 	route("/v1/health", "health", s.handleHealth)
+	route("/v1/regions", "regions", s.handleRegions)
+	route("/v1/regions/{region}", "region", s.handleRegion)
+	route(federation.CatalogPath, "federation_catalog", s.handleCatalog)
 	s.mux.Handle("/metrics", s.metrics.handler())
 	route("/", "unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
@@ -213,6 +226,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
+	if s.cfg.Forward != nil && r.Header.Get(forwardedHeader) == "" {
+		if addr := s.cfg.Forward(k); addr != "" {
+			s.forward(w, r, addr, body)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
 	in, err := s.cfg.Health.Heartbeat(ctx, k, hb)
@@ -242,7 +261,7 @@ func (s *Server) freshness() freshness {
 
 type servicesResponse struct {
 	freshness
-	Services []region.ServiceSummary `json:"services"`
+	Services []serviceSummary `json:"services"`
 }
 
 func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
@@ -250,10 +269,12 @@ func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := servicesResponse{freshness: s.freshness()}
+	var local []region.ServiceSummary
 	s.cfg.Cache.Read(func(c *region.Catalog) {
 		resp.Version = c.Version()
-		resp.Services = c.Services()
+		local = c.Services()
 	})
+	resp.Services = s.regionCounts(local)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(resp.Version, 10))
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -266,8 +287,7 @@ type serviceResponse struct {
 
 // parseQuery reads ?passing=&tag=&zone=&index=&wait=.
 // A query with an index (even 0) blocks until the version passes it.
-func (s *Server) parseQuery(r *http.Request) (f region.Filter, index uint64, wait time.Duration, err error) {
-	q := r.URL.Query()
+func (s *Server) parseQuery(q url.Values) (f region.Filter, index uint64, wait time.Duration, err error) {
 	if p := q.Get("passing"); p != "" {
 		if f.Passing, err = strconv.ParseBool(p); err != nil {
 			return f, 0, 0, &region.FieldError{Field: "passing", Msg: "must be true or false, got " + strconv.Quote(p)}
@@ -298,12 +318,21 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	f, index, wait, err := s.parseQuery(r)
+	q := r.URL.Query()
+	f, index, wait, err := s.parseQuery(q)
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	if r.URL.Query().Has("index") && wait > 0 {
+	if which := q.Get("region"); which != "" && which != s.cfg.Region {
+		if s.cfg.Fed == nil {
+			writeError(w, http.StatusNotFound, "region", "federation is off on this gateway: only region "+s.cfg.Region+" is known")
+			return
+		}
+		s.serveRegionLookup(w, k.Service, which, f)
+		return
+	}
+	if q.Has("index") && wait > 0 {
 		// Spread the wake-ups of many watchers, as Consul does (wait/16).
 		wait += rand.N(wait/16 + 1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
@@ -312,13 +341,39 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel()
 	}
-	resp := serviceResponse{Service: k.Service, freshness: s.freshness()}
-	s.cfg.Cache.Read(func(c *region.Catalog) {
-		resp.Version = c.Version()
-		resp.Instances = c.Instances(k.Service, f)
-	})
-	w.Header().Set("X-Meridian-Index", strconv.FormatUint(resp.Version, 10))
-	writeJSON(w, http.StatusOK, resp)
+	s.writeServiceAnswer(w, k.Service, f, s.localAnswer(k.Service, f))
+}
+
+// writeServiceAnswer writes {"service","region","version","stale","age_ms",
+// "instances"}: the bytes json.Marshal gives serviceResponse, built by hand
+// around the instance list's cached encoding, so a lookup does not encode
+// (or, as a json.RawMessage, re-scan) unchanged instances again.
+func (s *Server) writeServiceAnswer(w http.ResponseWriter, service string, f region.Filter, ans regionAnswer) {
+	list, err := s.lookups.encode(lookupKey(ans.Region, service, f), ans.Instances)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
+		return
+	}
+	b := make([]byte, 0, len(list)+160)
+	b = append(b, `{"service":`...)
+	b = appendJSONString(b, service)
+	b = append(b, `,"region":`...)
+	b = appendJSONString(b, ans.Region)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, ans.Version, 10)
+	b = append(b, `,"stale":`...)
+	b = strconv.AppendBool(b, ans.Stale)
+	b = append(b, `,"age_ms":`...)
+	b = strconv.AppendInt(b, ans.AgeMS, 10)
+	b = append(b, `,"instances":`...)
+	b = append(b, list...)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h.Set("X-Meridian-Index", strconv.FormatUint(ans.Version, 10))
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 type healthResponse struct {
@@ -355,4 +410,35 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		resp.Status = "healthy"
 	}
 	writeJSON(w, code, resp)
+}
+
+// forwardedHeader marks a heartbeat forwarded by another gateway of the
+// region, so it is never forwarded twice.
+const forwardedHeader = "X-Meridian-Forwarded"
+
+var forwardClient = &http.Client{Timeout: 5 * time.Second}
+
+// forward sends a heartbeat to the gateway that owns the instance's checks
+// and relays its answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, body []byte) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, s.cfg.Region)
+	resp, err := forwardClient.Do(req)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "", "the gateway that checks this instance ("+addr+") is unreachable: "+err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Retry-After"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
 }

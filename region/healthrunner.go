@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// ErrNotOwner is returned for a heartbeat of an instance whose checks
+// another gateway of the region runs.
+var ErrNotOwner = errors.New("another gateway of this region runs this instance's checks")
+
 // HealthRunnerOptions configures a HealthRunner.
 type HealthRunnerOptions struct {
 	Logger *slog.Logger
@@ -24,6 +28,10 @@ type HealthRunnerOptions struct {
 	MaxProbes int
 	// WriteTimeout bounds one status write to the store. Default 2s.
 	WriteTimeout time.Duration
+	// Owns reports whether this gateway runs the checks of an instance
+	// (several gateways in a region shard them). nil: every instance.
+	// When its answer changes, call Resync.
+	Owns func(Key) bool
 }
 
 // HealthRunner is the production driver of Health: it feeds it the cache's
@@ -92,8 +100,30 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 	}
 	var all []Instance
 	r.cache.Read(func(c *Catalog) { all = c.All() })
+	if r.opt.Owns != nil {
+		mine := all[:0]
+		for _, in := range all {
+			if r.opt.Owns(in.Key()) {
+				mine = append(mine, in)
+			}
+		}
+		all = mine
+	}
 	r.h.Sync(now, all)
 }
+
+// Resync makes the runner re-read the catalog, e.g. after check ownership
+// moved between gateways.
+func (r *HealthRunner) Resync() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+	r.Kick()
+}
+
+// Owns reports whether this runner checks the instance.
+func (r *HealthRunner) Owns(k Key) bool { return r.opt.Owns == nil || r.opt.Owns(k) }
 
 // Run ticks the machine at its deadlines until ctx ends.
 func (r *HealthRunner) Run(ctx context.Context) {
@@ -225,6 +255,9 @@ func (r *HealthRunner) write(ctx context.Context, e Effect) error {
 // instance has no TTL check, and the store's error when the new status could
 // not be written (the heartbeat is recorded; the write is retried).
 func (r *HealthRunner) Heartbeat(ctx context.Context, k Key, hb Heartbeat) (Instance, error) {
+	if !r.Owns(k) {
+		return Instance{}, ErrNotOwner
+	}
 	for attempt := 0; ; attempt++ {
 		now := r.opt.Now()
 		r.mu.Lock()

@@ -281,15 +281,19 @@ func cmdInstances(args []string) error {
 	addr, asJSON := clientFlags(fs)
 	passing := fs.Bool("passing", false, "only passing instances")
 	zone := fs.String("zone", "", "only this zone")
+	regionName := fs.String("region", "", "another region's instances, from this gateway's replica")
 	var tags listFlag
 	fs.Var(&tags, "tag", "only instances with this tag (repeatable)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: meridian instances SERVICE [--passing] [--tag T] [--zone Z]")
+		return fmt.Errorf("usage: meridian instances SERVICE [--passing] [--tag T] [--zone Z] [--region R]")
 	}
 	q := url.Values{}
+	if *regionName != "" {
+		q.Set("region", *regionName)
+	}
 	if *passing {
 		q.Set("passing", "true")
 	}
@@ -361,4 +365,68 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 		args = rest[1:]
 	}
 	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+func cmdRegions(args []string) error {
+	fs := flag.NewFlagSet("regions", flag.ContinueOnError)
+	addr, asJSON := clientFlags(fs)
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	c := newAPIClient(*addr)
+	if fs.NArg() > 0 {
+		if fs.Arg(0) != "forget" || fs.NArg() != 2 {
+			return fmt.Errorf("usage: meridian regions [forget REGION]")
+		}
+		raw, err := c.do(http.MethodDelete, "/v1/regions/"+url.PathEscape(fs.Arg(1)), nil, nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			os.Stdout.Write(raw)
+			return nil
+		}
+		fmt.Printf("region %s forgotten: every gateway drops its replica (it comes back if its gateways are still alive)\n", fs.Arg(1))
+		return nil
+	}
+	var resp struct {
+		Local   string `json:"local"`
+		Regions []struct {
+			Name              string   `json:"name"`
+			Local             bool     `json:"local"`
+			AdvertisedVersion uint64   `json:"advertised_version"`
+			ReplicaVersion    uint64   `json:"replica_version"`
+			ReplicaAgeMS      int64    `json:"replica_age_ms"`
+			Reachable         bool     `json:"reachable"`
+			RTTMS             *float64 `json:"rtt_ms"`
+			Gateways          []struct{ Name, Address, Status string }
+		} `json:"regions"`
+	}
+	raw, err := c.do(http.MethodGet, "/v1/regions", nil, &resp)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tREACHABLE\tADVERTISED\tREPLICA\tAGE\tRTT\tGATEWAYS")
+	for _, r := range resp.Regions {
+		name := r.Name
+		if r.Local {
+			name += " (local)"
+		}
+		rtt := "-"
+		if r.RTTMS != nil {
+			rtt = fmt.Sprintf("%.1fms", *r.RTTMS)
+		}
+		var gws []string
+		for _, g := range r.Gateways {
+			gws = append(gws, g.Name+"="+g.Status)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%s\t%s\t%s\n", name, r.Reachable, r.AdvertisedVersion, r.ReplicaVersion,
+			(time.Duration(r.ReplicaAgeMS) * time.Millisecond).String(), rtt, strings.Join(gws, " "))
+	}
+	return tw.Flush()
 }

@@ -25,6 +25,8 @@ const usage = `meridian: multi-region service-discovery federation gateway
 
 Usage:
   meridian agent       run a region gateway
+  meridian dev         run three federated regions in one process (us-east, eu-west, ap-south)
+  meridian regions     list the federation's regions; 'regions forget R' drops R's replica everywhere
   meridian register    register an instance          (SERVICE ID --address A --port P [--ttl 30s | --http-check URL | --tcp-check H:P])
   meridian deregister  deregister an instance        (SERVICE ID)
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
@@ -43,6 +45,7 @@ func main() {
 	}
 	cmds := map[string]func([]string) error{
 		"agent":      cmdAgent,
+		"regions":    withEnv(cmdRegions),
 		"register":   withEnv(cmdRegister),
 		"deregister": withEnv(cmdDeregister),
 		"heartbeat":  withEnv(cmdHeartbeat),

@@ -1,0 +1,535 @@
+package federation
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// logBuffer collects a test's logs (handlers may run after the test's own
+// goroutine is done, so not through t.Log); they are printed when the test
+// fails or with MERIDIAN_SERF_LOG=1.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testLogger logs at level into a buffer dumped on failure.
+func testLogger(t *testing.T, level slog.Level) (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	if os.Getenv("MERIDIAN_SERF_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("MERIDIAN_SERF_LOG") != "" {
+			t.Logf("logs:\n%s", b)
+		}
+	})
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level})), b
+}
+
+// testNode is a SerfMembership whose events are recorded with their time.
+type testNode struct {
+	*SerfMembership
+	t    *testing.T
+	mu   sync.Mutex
+	evs  []timedEvent
+	ues  []UserEvent
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type timedEvent struct {
+	at time.Time
+	ev MemberEvent
+}
+
+func startNode(t *testing.T, cfg SerfConfig) *testNode {
+	t.Helper()
+	m, err := NewSerfMembership(cfg)
+	if err != nil {
+		t.Fatalf("NewSerfMembership(%s): %v", cfg.NodeName, err)
+	}
+	n := &testNode{SerfMembership: m, t: t, done: make(chan struct{})}
+	n.wg.Go(func() {
+		for {
+			select {
+			case ev := <-m.Events():
+				n.mu.Lock()
+				n.evs = append(n.evs, timedEvent{time.Now(), ev})
+				n.mu.Unlock()
+			case ue := <-m.UserEvents():
+				n.mu.Lock()
+				n.ues = append(n.ues, ue)
+				n.mu.Unlock()
+			case <-n.done:
+				return
+			}
+		}
+	})
+	return n
+}
+
+// stop shuts the node down and ends its recorder.
+func (n *testNode) stop() {
+	if err := n.Shutdown(); err != nil {
+		n.t.Errorf("Shutdown(%s): %v", n.LocalName(), err)
+	}
+	select {
+	case <-n.done:
+	default:
+		close(n.done)
+	}
+	n.wg.Wait()
+}
+
+// firstEvent returns the first recorded event since `since` that matches.
+func (n *testNode) firstEvent(since time.Time, kind EventKind, name string) (timedEvent, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, e := range n.evs {
+		if !e.at.Before(since) && e.ev.Kind == kind && e.ev.Member.Name == name {
+			return e, true
+		}
+	}
+	return timedEvent{}, false
+}
+
+func (n *testNode) userEvents() []UserEvent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.ues)
+}
+
+// waitFor polls cond every 10ms (virtual time under synctest) and fails
+// the test after timeout; it returns how long it took.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("after %v: still waiting for %s", time.Since(start), what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// statuses is a node's view of the pool: name -> status.
+func statuses(m Membership) map[string]MemberStatus {
+	out := map[string]MemberStatus{}
+	for _, mem := range m.Members() {
+		out[mem.Name] = mem.Status
+	}
+	return out
+}
+
+func allHave(nodes []*testNode, want map[string]MemberStatus) func() bool {
+	return func() bool {
+		for _, n := range nodes {
+			got := statuses(n)
+			for name, st := range want {
+				if got[name] != st {
+					return false
+				}
+			}
+		}
+		return true
+	}
+}
+
+// suspicionBounds is memberlist's suspicion timeout for n members: min
+// with k confirmations, max with none (memberlist state.go suspectNode and
+// util.go suspicionTimeout).
+func suspicionBounds(c *memberlist.Config, n int) (lo, hi time.Duration, k int) {
+	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
+	lo = time.Duration(float64(c.SuspicionMult) * scale * float64(c.ProbeInterval))
+	hi = time.Duration(c.SuspicionMaxTimeoutMult) * lo
+	k = c.SuspicionMult - 2
+	if n-2 < k {
+		k = 0
+	}
+	return lo, hi, k
+}
+
+// detectionBound is the worst case, for n members, from a member's death to
+// its failure event at every survivor: the longest gap before a survivor
+// probes it (round-robin over a reshuffled list: 2(n-1)-1 intervals), the
+// failed probe itself (one interval), the longest suspicion, and a few
+// gossip rounds to spread the verdict.
+func detectionBound(c *memberlist.Config, n int) time.Duration {
+	_, hi, _ := suspicionBounds(c, n)
+	return time.Duration(2*(n-1))*c.ProbeInterval + hi + 10*c.GossipInterval
+}
+
+// TestProfileDetectionTimes pins the table in SerfMembership's comment.
+func TestProfileDetectionTimes(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		cfg     *memberlist.Config
+		probe   time.Duration
+		lo, hi  time.Duration
+		k       int
+	}{
+		{"wan", memberlist.DefaultWANConfig(), 5 * time.Second, 30 * time.Second, 180 * time.Second, 4},
+		{"lan", memberlist.DefaultLANConfig(), time.Second, 4 * time.Second, 24 * time.Second, 2},
+		{"local", memberlist.DefaultLocalConfig(), time.Second, 3 * time.Second, 18 * time.Second, 1},
+	} {
+		lo, hi, k := suspicionBounds(tc.cfg, 10)
+		if tc.cfg.ProbeInterval != tc.probe || lo != tc.lo || hi != tc.hi || k != tc.k {
+			t.Errorf("%s: probe %v, suspicion %v..%v, k %d; the doc says probe %v, %v..%v, k %d",
+				tc.profile, tc.cfg.ProbeInterval, lo, hi, k, tc.probe, tc.lo, tc.hi, tc.k)
+		}
+		t.Logf("%s (3 members): detection bound %v", tc.profile, detectionBound(tc.cfg, 3))
+	}
+}
+
+func TestSerfConfigValidate(t *testing.T) {
+	ok := SerfConfig{Region: "us-east", HTTPAddr: "127.0.0.1:8700", BindAddr: "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		edit func(*SerfConfig)
+		want string // substring of the error; "" for valid
+	}{
+		{"valid", func(*SerfConfig) {}, ""},
+		{"no region", func(c *SerfConfig) { c.Region = "" }, "Region"},
+		{"bad profile", func(c *SerfConfig) { c.Profile = "fast" }, "Profile"},
+		{"bind not ip", func(c *SerfConfig) { c.BindAddr = "localhost:7946" }, "BindAddr"},
+		{"bind no port", func(c *SerfConfig) { c.BindAddr = "127.0.0.1" }, "BindAddr"},
+		{"bind any", func(c *SerfConfig) { c.BindAddr = ":7946" }, ""},
+		{"advertise port 0", func(c *SerfConfig) { c.AdvertiseAddr = "10.0.0.1:0" }, "AdvertiseAddr"},
+		{"join no port", func(c *SerfConfig) { c.Join = []string{"10.0.0.1"} }, "Join[0]"},
+		{"join named", func(c *SerfConfig) { c.Join = []string{"gw-1/10.0.0.1:7946", "gw.example:7946"} }, ""},
+		{"negative publish", func(c *SerfConfig) { c.PublishInterval = -time.Second }, "PublishInterval"},
+		{"tags too long", func(c *SerfConfig) { c.HTTPAddr = strings.Repeat("h", 480) }, "tags"},
+		{"tags just fit", func(c *SerfConfig) { c.HTTPAddr = strings.Repeat("h", 470) }, ""},
+	} {
+		c := ok
+		tc.edit(&c)
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Validate() = %v, want error naming %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestTagsSizeMatchesSerf: the largest tags Validate accepts are accepted
+// by Serf, which checks its own encoding.
+func TestTagsSizeMatchesSerf(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log, _ := testLogger(t, slog.LevelWarn)
+		tr, err := NewMemNetwork().NewTransport("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := SerfConfig{NodeName: "big", Region: "us-east", Profile: ProfileLocal, Transport: tr, Logger: log}
+		for len(cfg.HTTPAddr) < 600 {
+			cfg.HTTPAddr += "h"
+			if cfg.Validate() != nil {
+				break
+			}
+		}
+		cfg.HTTPAddr = cfg.HTTPAddr[:len(cfg.HTTPAddr)-1]
+		n := startNode(t, cfg)
+		n.SetVersion(math.MaxUint64)
+		waitFor(t, time.Second, "the version in the tags", func() bool {
+			return n.Members()[0].Version == math.MaxUint64
+		})
+		t.Logf("longest accepted HTTPAddr: %d bytes", len(cfg.HTTPAddr))
+		n.stop()
+	})
+}
+
+// pool starts one local-profile member per region on a MemNetwork, the
+// others joining the first.
+func pool(t *testing.T, mn *MemNetwork, log *slog.Logger, regions ...string) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	var seed string
+	for i, r := range regions {
+		tr, err := mn.NewTransport("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := SerfConfig{NodeName: "gw-" + r, Region: r, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 8701+i),
+			Profile: ProfileLocal, Transport: tr, Logger: log}
+		if seed != "" {
+			cfg.Join = []string{seed}
+		}
+		n := startNode(t, cfg)
+		if seed == "" {
+			seed = n.BindAddr()
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+func TestSerfMembershipInMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log, _ := testLogger(t, slog.LevelInfo)
+		mn := NewMemNetwork()
+		start := time.Now()
+		nodes := pool(t, mn, log, "us-east", "eu-west", "ap-south")
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		names := []string{a.LocalName(), b.LocalName(), c.LocalName()}
+		alive := map[string]MemberStatus{names[0]: StatusAlive, names[1]: StatusAlive, names[2]: StatusAlive}
+
+		d := waitFor(t, 10*time.Second, "3 alive members everywhere", allHave(nodes, alive))
+		t.Logf("join: all see 3 alive after %v", d)
+		for _, n := range nodes {
+			got := n.Members()
+			want := []Member{
+				{Name: "gw-ap-south", Region: "ap-south", HTTPAddr: "127.0.0.1:8703", Status: StatusAlive},
+				{Name: "gw-eu-west", Region: "eu-west", HTTPAddr: "127.0.0.1:8702", Status: StatusAlive},
+				{Name: "gw-us-east", Region: "us-east", HTTPAddr: "127.0.0.1:8701", Status: StatusAlive},
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s Members():\n got %v\nwant %v", n.LocalName(), got, want)
+			}
+		}
+
+		// A version change reaches the others as an update.
+		now := time.Now()
+		a.SetVersion(3)
+		a.SetVersion(5) // coalesced with the one before
+		d = waitFor(t, 5*time.Second, "update v5 at b and c", func() bool {
+			for _, n := range []*testNode{b, c} {
+				if e, ok := n.firstEvent(now, EventUpdate, a.LocalName()); !ok || e.ev.Member.Version != 5 {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("version: v5 seen by b and c as an update after %v", d)
+
+		// A user event reaches everyone, the sender included.
+		if err := b.UserEvent("meridian-test", []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		d = waitFor(t, 5*time.Second, "the user event everywhere", func() bool {
+			for _, n := range nodes {
+				if !slices.ContainsFunc(n.userEvents(), func(u UserEvent) bool { return u.Name == "meridian-test" && string(u.Payload) == "hello" }) {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("user event: everywhere after %v", d)
+
+		// Partition a from b and c: each side sees the other failed.
+		bound := detectionBound(memberlist.DefaultLocalConfig(), 3)
+		now = time.Now()
+		mn.Partition([]string{a.BindAddr()}, []string{b.BindAddr(), c.BindAddr()})
+		d = waitFor(t, bound, "both sides of the partition to see the other failed", func() bool {
+			sa, sb, sc := statuses(a), statuses(b), statuses(c)
+			return sa[names[1]] == StatusFailed && sa[names[2]] == StatusFailed &&
+				sb[names[0]] == StatusFailed && sc[names[0]] == StatusFailed &&
+				sb[names[2]] == StatusAlive && sc[names[1]] == StatusAlive
+		})
+		t.Logf("partition: both sides see the other failed after %v (bound %v)", d, bound)
+
+		// Heal: Serf's reconnect (every 30s) brings them back.
+		now = time.Now()
+		mn.Heal()
+		d = waitFor(t, 2*time.Minute, "3 alive members after the heal", allHave(nodes, alive))
+		t.Logf("heal: all alive again after %v", d)
+		for _, n := range nodes {
+			for _, other := range nodes {
+				if other == n {
+					continue
+				}
+				if _, ok := n.firstEvent(now, EventJoin, other.LocalName()); !ok && (n == a || other == a) {
+					t.Errorf("%s: no join event for %s after the heal", n.LocalName(), other.LocalName())
+				}
+			}
+		}
+
+		// Crash c: a and b report it failed within the bound.
+		now = time.Now()
+		mn.Crash(c.BindAddr())
+		d = waitFor(t, bound, "c failed at a and b", func() bool {
+			_, okA := a.firstEvent(now, EventFailed, c.LocalName())
+			_, okB := b.firstEvent(now, EventFailed, c.LocalName())
+			return okA && okB
+		})
+		ea, _ := a.firstEvent(now, EventFailed, c.LocalName())
+		eb, _ := b.firstEvent(now, EventFailed, c.LocalName())
+		t.Logf("crash: c failed at a after %v, at b after %v (bound %v)", ea.at.Sub(now), eb.at.Sub(now), bound)
+		if st := statuses(a)[c.LocalName()]; st != StatusFailed {
+			t.Errorf("a sees c %v, want failed", st)
+		}
+
+		// b leaves: a gets a leave event and sees it left.
+		now = time.Now()
+		if err := b.Leave(); err != nil {
+			t.Fatal(err)
+		}
+		d = waitFor(t, 5*time.Second, "b's leave at a", func() bool {
+			e, ok := a.firstEvent(now, EventLeave, b.LocalName())
+			return ok && e.ev.Member.Status == StatusLeft
+		})
+		t.Logf("leave: Leave returned after %v; a saw b leave after %v", time.Since(now)-d, d)
+		if st := statuses(a)[b.LocalName()]; st != StatusLeft {
+			t.Errorf("a sees b %v, want left", st)
+		}
+
+		for _, n := range nodes {
+			n.stop()
+		}
+		if err := a.Shutdown(); err != nil { // idempotent
+			t.Errorf("second Shutdown: %v", err)
+		}
+		t.Logf("virtual time in all: %v", time.Since(start))
+	})
+}
+
+// TestSerfMembershipQuietLogs: a steady pool logs nothing at Info or above
+// but the joins.
+func TestSerfMembershipQuietLogs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log, buf := testLogger(t, slog.LevelInfo)
+		nodes := pool(t, NewMemNetwork(), log, "us-east", "eu-west", "ap-south")
+		for i := range 30 { // 30 virtual seconds with version churn
+			time.Sleep(time.Second)
+			nodes[i%3].SetVersion(uint64(i))
+		}
+		for _, n := range nodes {
+			if err := n.Leave(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, n := range nodes {
+			n.stop()
+		}
+		var bad []string
+		for line := range strings.Lines(buf.String()) {
+			if !strings.Contains(line, "EventMemberJoin") && !strings.Contains(line, "joined the gossip pool") &&
+				!strings.Contains(line, "EventMemberLeave") {
+				bad = append(bad, line)
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("unexpected log lines at Info or above:\n%s", strings.Join(bad, ""))
+		}
+		t.Logf("%d lines at Info or above", strings.Count(buf.String(), "\n"))
+	})
+}
+
+func TestParseLogLine(t *testing.T) {
+	for _, tc := range []struct {
+		component, line string
+		level           slog.Level
+		msg             string
+	}{
+		{"memberlist", "[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n", slog.LevelDebug, "Stream connection from=127.0.0.1:1"},
+		{"memberlist", "[INFO] memberlist: Marking x as failed, suspect timeout reached (0 peer confirmations)\n", slog.LevelDebug, "Marking x as failed, suspect timeout reached (0 peer confirmations)"},
+		{"serf", "[INFO] serf: EventMemberJoin: gw-1 127.0.0.1\n", slog.LevelInfo, "EventMemberJoin: gw-1 127.0.0.1"},
+		{"serf", "[INFO] serf: EventMemberFailed: gw-1 127.0.0.1\n", slog.LevelInfo, "EventMemberFailed: gw-1 127.0.0.1"},
+		{"serf", "[INFO] serf: EventMemberUpdate: gw-1\n", slog.LevelDebug, "EventMemberUpdate: gw-1"},
+		{"serf", "[INFO] serf: attempting reconnect to gw-1 127.0.0.1:7946\n", slog.LevelDebug, "attempting reconnect to gw-1 127.0.0.1:7946"},
+		{"serf", "[WARN] serf: Shutdown without a Leave\n", slog.LevelWarn, "Shutdown without a Leave"},
+		{"memberlist", "[ERR] memberlist: Push/Pull with gw-1 failed: EOF\n", slog.LevelError, "Push/Pull with gw-1 failed: EOF"},
+		{"memberlist", "[ERROR] memberlist: Failed to compress payload: x\n", slog.LevelError, "Failed to compress payload: x"},
+		{"memberlist", "Err: Could not set the deadline: x\n", slog.LevelError, "Err: Could not set the deadline: x"},
+		{"serf", "something else\n", slog.LevelInfo, "something else"},
+	} {
+		level, msg := parseLogLine(tc.component, tc.line)
+		if level != tc.level || msg != tc.msg {
+			t.Errorf("parseLogLine(%q, %q) = %v %q, want %v %q", tc.component, tc.line, level, msg, tc.level, tc.msg)
+		}
+	}
+}
+
+// freePort reserves a port on 127.0.0.1 and releases it for a later bind.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestSerfMembershipRealNetwork runs over real UDP/TCP on 127.0.0.1: a node
+// that starts joining before its seed exists gets in once it does, RTT
+// estimates appear, and a shutdown without leave is seen as a failure.
+func TestSerfMembershipRealNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real sockets; skipped with -short")
+	}
+	log, _ := testLogger(t, slog.LevelInfo)
+	seedAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	start := time.Now()
+	b := startNode(t, SerfConfig{NodeName: "gw-b", Region: "eu-west", HTTPAddr: "127.0.0.1:8702",
+		BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Join: []string{seedAddr}, Logger: log})
+	defer b.stop()
+	time.Sleep(700 * time.Millisecond) // b fails its first join or two
+	a := startNode(t, SerfConfig{NodeName: "gw-a", Region: "us-east", HTTPAddr: "127.0.0.1:8701",
+		BindAddr: seedAddr, Profile: ProfileLocal, Logger: log})
+	defer a.stop()
+	if a.BindAddr() != seedAddr {
+		t.Errorf("a.BindAddr() = %s, want %s", a.BindAddr(), seedAddr)
+	}
+	if _, port, _ := net.SplitHostPort(b.BindAddr()); port == "0" {
+		t.Errorf("b.BindAddr() = %s, want the picked port", b.BindAddr())
+	}
+	c := startNode(t, SerfConfig{NodeName: "gw-c", Region: "ap-south", HTTPAddr: "127.0.0.1:8703",
+		BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Join: []string{seedAddr}, Logger: log})
+	defer c.stop()
+
+	alive := map[string]MemberStatus{"gw-a": StatusAlive, "gw-b": StatusAlive, "gw-c": StatusAlive}
+	nodes := []*testNode{a, b, c}
+	d := waitFor(t, 5*time.Second, "3 alive members everywhere", allHave(nodes, alive))
+	t.Logf("converged %v after b started, %v after a", time.Since(start), d)
+
+	d = waitFor(t, 5*time.Second, "RTT estimates", func() bool {
+		_, ok1 := a.RTT("gw-b")
+		_, ok2 := b.RTT("gw-a")
+		return ok1 && ok2
+	})
+	rtt, _ := a.RTT("gw-b")
+	t.Logf("RTT a->b %v, known after %v", rtt, d)
+	if rtt <= 0 || rtt > time.Second {
+		t.Errorf("RTT a->b = %v, want a loopback RTT", rtt)
+	}
+	if _, ok := a.RTT("nobody"); ok {
+		t.Error("RTT of an unknown node is ok")
+	}
+
+	// c stops without leaving: a and b see it failed.
+	now := time.Now()
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, detectionBound(memberlist.DefaultLocalConfig(), 3), "c failed at a and b", func() bool {
+		_, okA := a.firstEvent(now, EventFailed, "gw-c")
+		_, okB := b.firstEvent(now, EventFailed, "gw-c")
+		return okA && okB
+	})
+	t.Logf("shutdown without leave: c failed at a and b after %v", time.Since(now))
+}
