@@ -106,6 +106,12 @@ func (n *testNode) stop() {
 	n.wg.Wait()
 }
 
+// settle lets virtual time run after the nodes of a synctest bubble are
+// shut down: memberlist's probe goroutines end on their own timers (up to a
+// probe interval, or a TCP timeout, later), and time stops advancing once
+// the bubble's function returns.
+func settle() { time.Sleep(time.Minute) }
+
 // firstEvent returns the first recorded event since `since` that matches.
 func (n *testNode) firstEvent(since time.Time, kind EventKind, name string) (timedEvent, bool) {
 	n.mu.Lock()
@@ -260,6 +266,7 @@ func TestTagsSizeMatchesSerf(t *testing.T) {
 		})
 		t.Logf("longest accepted HTTPAddr: %d bytes", len(cfg.HTTPAddr))
 		n.stop()
+		settle()
 	})
 }
 
@@ -404,6 +411,7 @@ func TestSerfMembershipInMemory(t *testing.T) {
 			t.Errorf("second Shutdown: %v", err)
 		}
 		t.Logf("virtual time in all: %v", time.Since(start))
+		settle()
 	})
 }
 
@@ -425,6 +433,7 @@ func TestSerfMembershipQuietLogs(t *testing.T) {
 		for _, n := range nodes {
 			n.stop()
 		}
+		settle()
 		var bad []string
 		for line := range strings.Lines(buf.String()) {
 			if !strings.Contains(line, "EventMemberJoin") && !strings.Contains(line, "joined the gossip pool") &&

@@ -68,7 +68,7 @@ func (s *Server) remoteAnswer(name, service string, f region.Filter, now time.Ti
 			return
 		}
 		ans = regionAnswer{Region: name, Version: v.Replica.Version(), Stale: v.Stale,
-			AgeMS: max(now.Sub(v.Replica.LastSync), 0).Milliseconds(),
+			AgeMS:     max(now.Sub(v.Replica.LastSync), 0).Milliseconds(),
 			Instances: v.Replica.Catalog.Instances(service, f)}
 	})
 	return ans, err

@@ -33,7 +33,7 @@ type Config struct {
 	// Forward sends a heartbeat to the gateway that owns the instance's
 	// checks; nil (or "" returned) handles it here.
 	Forward func(k region.Key) (addr string)
-	Logger *slog.Logger
+	Logger  *slog.Logger
 	// Now is the clock for registration times; time.Now when nil.
 	Now func() time.Time
 	// MaxWait caps the wait of a blocking query. Default 10m.
