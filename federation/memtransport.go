@@ -69,7 +69,7 @@ func (n *MemNetwork) NewTransport(addr string) (*MemTransport, error) {
 	}
 	t := &MemTransport{net: n, addr: memAddr(addr), ip: ip, port: p,
 		packets: make(chan *memberlist.Packet, 1024), streams: make(chan net.Conn, 64),
-		done: make(chan struct{}), conns: map[*memConn]struct{}{}}
+		done: make(chan struct{}), conns: map[*memConn]bool{}}
 	n.nodes[addr] = t
 	return t, nil
 }
@@ -104,7 +104,8 @@ func (n *MemNetwork) Heal() {
 
 // Crash freezes a node as if its host lost power: nothing reaches it or
 // leaves it, its open streams break, and its memberlist keeps running
-// unaware, until Revive.
+// unaware, until Revive. (A partition leaves open streams alone: memberlist's
+// are short-lived and time out.)
 func (n *MemNetwork) Crash(addr string) {
 	n.mu.Lock()
 	n.crashed[addr] = true
@@ -159,11 +160,11 @@ type MemTransport struct {
 	port    int
 	packets chan *memberlist.Packet
 	streams chan net.Conn
+	done    chan struct{} // closed by Shutdown
+	once    sync.Once
 
-	mu     sync.Mutex
-	done   chan struct{}
-	closed bool
-	conns  map[*memConn]struct{}
+	mu    sync.Mutex
+	conns map[*memConn]bool // open stream ends, to break on crash
 }
 
 var _ memberlist.NodeAwareTransport = (*MemTransport)(nil)
@@ -243,16 +244,6 @@ func (t *MemTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 	defer timer.Stop()
 	c1, c2 := net.Pipe()
 	local, remote := t.track(c1, dst.addr), dst.track(c2, t.addr)
-	if local == nil || remote == nil {
-		for _, c := range []*memConn{local, remote} {
-			if c != nil {
-				c.Close()
-			}
-		}
-		c1.Close()
-		c2.Close()
-		return fail(errRefused)
-	}
 	select {
 	case dst.streams <- remote:
 		return local, nil
@@ -275,12 +266,7 @@ func (t *MemTransport) StreamCh() <-chan net.Conn { return t.streams }
 // its streams break. The channels are not closed (memberlist stops reading
 // them on its own shutdown channel).
 func (t *MemTransport) Shutdown() error {
-	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
-		close(t.done)
-	}
-	t.mu.Unlock()
+	t.once.Do(func() { close(t.done) })
 	t.closeConns()
 	return nil
 }
@@ -298,21 +284,20 @@ func (t *MemTransport) sleep(d time.Duration) bool {
 }
 
 func (t *MemTransport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
 }
 
-// track registers one end of a pipe so a crash or shutdown can break it;
-// nil when the transport is closed.
+// track registers one end of a stream so a crash can break it.
 func (t *MemTransport) track(c net.Conn, remote memAddr) *memConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil
-	}
 	mc := &memConn{Conn: c, owner: t, local: t.addr, remote: remote}
-	t.conns[mc] = struct{}{}
+	t.mu.Lock()
+	t.conns[mc] = true
+	t.mu.Unlock()
 	return mc
 }
 

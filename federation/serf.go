@@ -37,6 +37,10 @@ const (
 	ProfileLocal = "local"
 )
 
+// localReconnectInterval is how often the local profile retries failed
+// members (Serf's default, kept by wan and lan, is 30s).
+const localReconnectInterval = 5 * time.Second
+
 // maxTagBytes is Serf's limit on the encoded tags (memberlist.MetaMaxSize).
 const maxTagBytes = memberlist.MetaMaxSize
 
@@ -157,28 +161,37 @@ func tagsSize(tags map[string]string) int {
 // SerfMembership is the production Membership: a Serf agent.
 //
 // Profiles set memberlist's timing. A member that dies is first probed and
-// missed (one probe interval), then suspected for a suspicion timeout
-// before it is declared failed; the timeout starts at max and shrinks to min
-// as other members confirm the suspicion (k confirmations reach min; with
+// missed (one probe interval; each member probes one peer per interval, in
+// a shuffled round-robin), then suspected for a suspicion timeout before it
+// is declared failed. The timeout starts at max and shrinks towards min as
+// other members confirm the suspicion (k confirmations reach min; with
 // fewer than k+2 members k is 0 and min applies at once). For n members,
 // min = SuspicionMult × max(1, log10 n) × ProbeInterval and max =
 // SuspicionMaxTimeoutMult × min. With up to 10 members:
 //
-//	profile  probe (ack timeout)  min    max    k  gossip       push/pull
-//	wan      5s (3s)              30s    180s   4  500ms to 4   60s
-//	lan      1s (500ms)           4s     24s    2  200ms to 3   30s
-//	local    1s (200ms)           3s     18s    1  100ms to 3   15s
+//	profile  probe (ack timeout)  min   max    k  gossip      push/pull  reconnect
+//	wan      5s (3s)              30s   180s   4  500ms to 4  60s        30s
+//	lan      1s (500ms)           4s    24s    2  200ms to 3  30s        30s
+//	local    1s (200ms)           3s    18s    1  100ms to 3  15s        5s
 //
-// so a dead WAN gateway is reported failed about 35-45s after it dies in a
-// pool of a few gateways (up to ~3 minutes when confirmations are lost),
-// and a local one after about 5s (test: 4-6s, bound 22s). A failed member is
-// retried (a join to it) every 30s (Serf's ReconnectInterval), which is how
-// the two sides of a healed partition find each other again.
+// A crashed member is reported failed after a few probe intervals plus min
+// when the others confirm each other (local, 3 members: 4-12s, median 7s,
+// under synctest), and at worst after 2(n-1) probe intervals + max + a few
+// gossip rounds (local, 3 members: 23s; wan: about 3.5 minutes). A member
+// cut off from all others gets no confirmations, so it takes max to declare
+// them failed (local: about 21.7s), while they see it failed after min.
+// A failed member is retried (a join to it) each reconnect interval with
+// probability failed/alive, which is how the sides of a healed partition,
+// or a revived member, find each other (local: median 3s, at most about
+// reconnect + push/pull). The local profile lowers Serf's ReconnectInterval
+// to 5s; wan and lan keep Serf's defaults.
 //
-// Events are per member (Serf's coalescing is off). Serf's own event
-// channel is always drained by an internal goroutine; when the consumer of
-// Events falls more than the buffer behind, that goroutine and Serf wait.
-// Neither Events nor UserEvents is ever closed.
+// Events are per member (Serf's coalescing is off). A graceful leave is
+// reported as leave; when Serf's leave intent loses the race with
+// memberlist's dead message it is reported as failed, then leave. Serf's
+// own event channel is always drained by an internal goroutine, which waits
+// (and with it Serf) when the consumer falls more than a buffer (1024)
+// behind on Events or UserEvents: read both. They are never closed.
 type SerfMembership struct {
 	cfg  SerfConfig
 	serf *serf.Serf
@@ -225,7 +238,7 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		_, _ = rand.Read(b[:])
 		cfg.NodeName = fmt.Sprintf("%s-%s-%s", cmp.Or(host, "gateway"), cfg.Region, hex.EncodeToString(b[:]))
 	}
-	if cfg.BindAddr == "" {
+	if cfg.BindAddr == "" && cfg.Transport == nil {
 		cfg.BindAddr = "0.0.0.0:7946"
 	}
 
@@ -270,9 +283,12 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 	sc.MemberlistConfig = ml
 	sc.Logger = log.New(&logBridge{log: m.log, component: "serf"}, "", 0)
 	sc.LogOutput = nil
+	if cfg.Profile == ProfileLocal {
+		sc.ReconnectInterval = localReconnectInterval
+	}
 	s, err := serf.Create(sc)
 	if err != nil {
-		return nil, fmt.Errorf("starting serf on %s: %w", cfg.BindAddr, err)
+		return nil, fmt.Errorf("starting serf on %s: %w", cmp.Or(cfg.BindAddr, "its transport"), err)
 	}
 	m.serf = s
 	if cfg.Transport != nil {
@@ -479,13 +495,13 @@ func (m *SerfMembership) publishLoop() {
 		if v == published || m.serf.State() != serf.SerfAlive {
 			continue // after a leave, re-advertising would undo it
 		}
+		t := time.NewTimer(m.cfg.PublishInterval)
 		if err := m.serf.SetTags(m.cfg.tags(v)); err != nil {
 			// The local state has the tags even when the broadcast timed out;
 			// gossip and push/pull carry them on.
 			m.log.Debug("publishing catalog version", "version", v, "err", err)
 		}
 		published = v
-		t := time.NewTimer(m.cfg.PublishInterval)
 		select {
 		case <-m.stop:
 			t.Stop()
@@ -534,7 +550,7 @@ func (m *SerfMembership) joinLoop(addrs []string) {
 			level = slog.LevelWarn
 		}
 		m.log.Log(context.Background(), level, "could not join the gossip pool; retrying", "component", "serf",
-			"join", strings.Join(addrs, ","), "attempt", attempt, "retry_in", backoff, "err", err)
+			"join", strings.Join(addrs, ","), "attempt", attempt, "retry_in", backoff, "err", oneLine(err))
 		t := time.NewTimer(backoff)
 		select {
 		case <-m.stop:
@@ -544,6 +560,21 @@ func (m *SerfMembership) joinLoop(addrs []string) {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// oneLine flattens memberlist's multi-line join errors (a go-multierror).
+func oneLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	if m, ok := err.(interface{ WrappedErrors() []error }); ok && len(m.WrappedErrors()) > 0 {
+		var parts []string
+		for _, e := range m.WrappedErrors() {
+			parts = append(parts, e.Error())
+		}
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // logBridge turns serf's and memberlist's "[LEVEL] component: text" lines

@@ -9,11 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -27,8 +31,24 @@ type AgentConfig struct {
 	LogMax   int           // change log length; region.DefaultLogMax when 0
 	CatchUp  time.Duration // cache catch-up period; 1s when 0
 	Logger   *slog.Logger
-	// Seed seeds the health checker's jitter; 0 picks a random seed.
+	// Seed seeds the health checker's and federation's jitter; 0 picks one.
 	Seed uint64
+
+	// Federation. SerfBind "" turns it off (a lone region gateway).
+	SerfBind      string   // host:port for Serf (port 0 picks one)
+	SerfAdvertise string   // host:port others should reach Serf at
+	Join          []string // gateways to join, retried with backoff
+	NodeName      string   // unique node name; a default is made up
+	GossipProfile string   // wan (default), lan or local
+	// RegionReapAfter drops a replica whose region had no alive gateway
+	// for this long (default 72h).
+	RegionReapAfter time.Duration
+	// NewMembership builds the gossip pool; federation.NewSerfMembership
+	// when nil (tests inject in-memory transports through it).
+	NewMembership func(federation.SerfConfig) (federation.Membership, error)
+	// FetchClient carries sync fetches; a default when nil (tests inject
+	// faults through its transport).
+	FetchClient *http.Client
 }
 
 // Validate checks the configuration, naming the field.
@@ -39,27 +59,48 @@ func (c *AgentConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: %q is not host:port: %w", c.HTTPAddr, err)
 	}
+	if c.SerfBind != "" {
+		if _, _, err := net.SplitHostPort(c.SerfBind); err != nil {
+			return fmt.Errorf("serf-bind: %q is not host:port: %w", c.SerfBind, err)
+		}
+	}
+	switch c.GossipProfile {
+	case "", "wan", "lan", "local":
+	default:
+		return fmt.Errorf("gossip-profile: %q is not wan, lan or local", c.GossipProfile)
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("join: %q is not host:port: %w", j, err)
+		}
+	}
+	if c.RegionReapAfter < 0 {
+		return fmt.Errorf("region-reap-after: must not be negative")
+	}
 	return nil
 }
 
-// Agent is a running region gateway: store, cache, health checks and the
-// HTTP API.
+// Agent is a running region gateway: store, cache, health checks, the HTTP
+// API and, when on, federation.
 type Agent struct {
 	cfg      AgentConfig
 	Store    region.Store
 	Cache    *region.Cache
 	Health   *region.HealthRunner
 	Server   *Server
+	Fed      *federation.Federator // nil when federation is off
+	Members  federation.Membership // nil when federation is off
 	mini     *miniredis.Miniredis
 	http     *http.Server
 	listener net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	peers    atomic.Pointer[[]federation.Member] // this region's alive gateways
 }
 
-// StartAgent opens the store, starts following it, starts health checks and
-// serves HTTP. It returns once the listener is open; the cache loads in the
-// background (reads answer stale until it has).
+// StartAgent opens the store, starts following it, starts health checks,
+// joins the federation and serves HTTP. It returns once the listener is
+// open; the cache loads in the background (reads answer stale until then).
 func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -91,17 +132,32 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	a.Health = region.NewHealthRunner(store, a.Cache, region.HealthRunnerOptions{
-		Logger: log.With("component", "health"), Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-	})
-	a.Server = New(Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Logger: log.With("component", "http")})
-
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.closeStore()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.listener = ln
+
+	hopt := region.HealthRunnerOptions{
+		Logger: log.With("component", "health"), Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+	if cfg.SerfBind != "" {
+		if err := a.startFederation(store, ln.Addr().String(), seed, log); err != nil {
+			ln.Close()
+			a.closeStore()
+			return nil, err
+		}
+		hopt.Owns = a.owns
+	}
+	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
+	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
+		Logger: log.With("component", "http")}
+	if a.Fed != nil {
+		scfg.Forward = a.checkOwnerAddr
+		a.Fed.OnMembership(a.peersChanged)
+	}
+	a.Server = New(scfg)
 	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,8 +171,100 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
+	if a.Fed != nil {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.Fed.Run(ctx) }()
+	}
 	log.Info("gateway serving", "http", ln.Addr().String(), "store", redactURL(redisURL))
 	return a, nil
+}
+
+// startFederation joins the gossip pool and builds the federator.
+func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed uint64, log *slog.Logger) error {
+	cfg := a.cfg
+	newMem := cfg.NewMembership
+	if newMem == nil {
+		newMem = func(c federation.SerfConfig) (federation.Membership, error) { return federation.NewSerfMembership(c) }
+	}
+	mem, err := newMem(federation.SerfConfig{
+		NodeName: cfg.NodeName, Region: cfg.Region, HTTPAddr: httpAddr,
+		BindAddr: cfg.SerfBind, AdvertiseAddr: cfg.SerfAdvertise, Profile: cfg.GossipProfile,
+		Join: cfg.Join, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("joining the gossip pool: %w", err)
+	}
+	a.Members = mem
+	core := federation.DefaultCoreConfig(cfg.Region, mem.LocalName())
+	if cfg.GossipProfile == "local" {
+		core = federation.LocalCoreConfig(cfg.Region, mem.LocalName())
+	}
+	if cfg.RegionReapAfter > 0 {
+		core.ReapAfter = cfg.RegionReapAfter
+	}
+	fed, err := federation.NewFederator(federation.FederatorConfig{
+		Core: core, Membership: mem, Client: cfg.FetchClient,
+		Replicas: federation.NewRedisReplicaStore(store.Client(), cfg.Region),
+		Logger:   log.With("component", "federation"),
+		Rand:     rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed)),
+	})
+	if err != nil {
+		mem.Shutdown()
+		return err
+	}
+	a.Fed = fed
+	// Gossip this region's catalog version as it moves.
+	a.Cache.OnChange(func([]region.Change, bool) { mem.SetVersion(a.Cache.Version()) })
+	return nil
+}
+
+// peersChanged moves check ownership when this region's gateways change.
+func (a *Agent) peersChanged() {
+	alive := a.Fed.LocalGateways()
+	old := a.peers.Swap(&alive)
+	if old == nil || !slices.EqualFunc(*old, alive, func(x, y federation.Member) bool { return x.Name == y.Name && x.HTTPAddr == y.HTTPAddr }) {
+		names := make([]string, len(alive))
+		for i, m := range alive {
+			names[i] = m.Name
+		}
+		a.cfg.Logger.Info("health checks sharded", "region", a.cfg.Region, "gateways", strings.Join(names, ","))
+		a.Health.Resync()
+	}
+}
+
+// owner returns the gateway that runs an instance's checks.
+func (a *Agent) owner(k region.Key) (federation.Member, bool) {
+	p := a.peers.Load()
+	if p == nil || len(*p) == 0 {
+		return federation.Member{}, false
+	}
+	names := make([]string, len(*p))
+	for i, m := range *p {
+		names[i] = m.Name
+	}
+	o := federation.Owner(k.String(), names)
+	for _, m := range *p {
+		if m.Name == o {
+			return m, true
+		}
+	}
+	return federation.Member{}, false
+}
+
+// owns: this gateway runs the checks of k (also while it knows no peers).
+func (a *Agent) owns(k region.Key) bool {
+	m, ok := a.owner(k)
+	return !ok || m.Name == a.Members.LocalName()
+}
+
+// checkOwnerAddr returns the HTTP address of the gateway that owns k's
+// checks when that is another gateway, "" when it is this one.
+func (a *Agent) checkOwnerAddr(k region.Key) string {
+	m, ok := a.owner(k)
+	if !ok || m.Name == a.Members.LocalName() {
+		return ""
+	}
+	return m.HTTPAddr
 }
 
 // Addr returns the HTTP listen address.
@@ -125,11 +273,32 @@ func (a *Agent) Addr() string { return a.listener.Addr().String() }
 // URL returns the HTTP base URL.
 func (a *Agent) URL() string { return "http://" + a.Addr() }
 
-// Shutdown stops accepting requests, waits for in-flight ones (blocking
-// queries end early) up to ctx's deadline, then stops the background work.
+// Shutdown leaves the gossip pool, stops accepting requests, waits for
+// in-flight ones (blocking queries end early) up to ctx's deadline, then
+// stops the background work.
 func (a *Agent) Shutdown(ctx context.Context) error {
+	if a.Members != nil {
+		if err := a.Members.Leave(); err != nil {
+			a.cfg.Logger.Warn("leaving the gossip pool", "err", err)
+		}
+	}
+	return a.stop(ctx)
+}
+
+// Kill stops the agent without leaving the gossip pool, as a crash would
+// (for tests: the others must detect it as failed).
+func (a *Agent) Kill() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	a.stop(ctx)
+}
+
+func (a *Agent) stop(ctx context.Context) error {
 	a.Server.Drain()
 	err := a.http.Shutdown(ctx)
+	if a.Members != nil {
+		a.Members.Shutdown()
+	}
 	a.cancel()
 	a.wg.Wait()
 	a.closeStore()

@@ -182,11 +182,14 @@ func (c *Cache) load(s Snapshot) {
 }
 
 // Apply applies changes the gateway made itself, so a client reads its own
-// write at once. A change that skips a version wakes Run to catch up.
-func (c *Cache) Apply(chs ...Change) {
+// write at once. A change that skips a version (another gateway wrote in
+// between) is not applied: Apply returns false and wakes Run to catch up.
+func (c *Cache) Apply(chs ...Change) bool {
 	if _, err := c.apply(chs); err != nil {
 		c.Kick()
+		return false
 	}
+	return true
 }
 
 func (c *Cache) apply(chs []Change) (int, error) {

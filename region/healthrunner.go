@@ -236,7 +236,11 @@ func (r *HealthRunner) write(ctx context.Context, e Effect) error {
 		if e.Kind == EffectDeregister {
 			r.opt.Logger.Info("deregistered critical instance", "instance", e.Key.String(), "reason", e.Reason)
 		}
-		r.cache.Apply(ch)
+		if !r.cache.Apply(ch) {
+			// Another gateway wrote in between: catch up now, so the
+			// write is visible to whoever asked for it.
+			r.cache.Sync(ctx)
+		}
 		return nil
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
 		r.cache.Kick()
@@ -279,8 +283,18 @@ func (r *HealthRunner) Heartbeat(ctx context.Context, k Key, hb Heartbeat) (Inst
 		}
 		var probes sync.WaitGroup
 		failed := r.execute(context.WithoutCancel(ctx), effs, &probes)
-		if werr := failed[k]; werr != nil && !errors.Is(werr, ErrConflict) {
-			return Instance{}, werr
+		if werr := failed[k]; werr != nil {
+			if errors.Is(werr, ErrConflict) && attempt == 0 {
+				// The machine or the cache was behind the store: catch up,
+				// let the machine see the current instance, write again.
+				if serr := r.cache.Sync(ctx); serr == nil {
+					r.Resync()
+					continue
+				}
+			}
+			if !errors.Is(werr, ErrConflict) {
+				return Instance{}, werr
+			}
 		}
 		r.Kick()
 		var in Instance

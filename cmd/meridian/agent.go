@@ -25,6 +25,13 @@ func cmdAgent(args []string) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests in flight")
+	serfBind := fs.String("serf-bind", "127.0.0.1:7946", "Serf gossip bind address (empty: no federation)")
+	serfAdvertise := fs.String("serf-advertise", "", "Serf address other gateways should use (default: the bind address)")
+	var join listFlag
+	fs.Var(&join, "join", "gateways to join, host:port[,host:port] (retried with backoff until one answers)")
+	nodeName := fs.String("node-name", "", "unique gateway name in the gossip pool (default: made up from host and region)")
+	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
+	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
 		fs.PrintDefaults()
@@ -49,6 +56,8 @@ func cmdAgent(args []string) error {
 	a, err := gateway.StartAgent(gateway.AgentConfig{
 		Region: *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
+		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
+		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 	})
 	if err != nil {
 		return err

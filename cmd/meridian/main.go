@@ -45,6 +45,7 @@ func main() {
 	}
 	cmds := map[string]func([]string) error{
 		"agent":      cmdAgent,
+		"dev":        cmdDev,
 		"regions":    withEnv(cmdRegions),
 		"register":   withEnv(cmdRegister),
 		"deregister": withEnv(cmdDeregister),

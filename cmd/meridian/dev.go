@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meridian-sd/meridian/gateway"
+	"github.com/meridian-sd/meridian/observability"
+)
+
+// devRegion is one region of `meridian dev`.
+type devRegion struct {
+	name, http, serf string
+	services         map[string][]string // service -> instance ids
+}
+
+var devRegions = []devRegion{
+	{"us-east", "127.0.0.1:8701", "127.0.0.1:7801", map[string][]string{"web": {"web-1", "web-2"}, "api": {"api-1"}}},
+	{"eu-west", "127.0.0.1:8702", "127.0.0.1:7802", map[string][]string{"web": {"web-1", "web-2"}, "api": {"api-1", "api-2"}}},
+	{"ap-south", "127.0.0.1:8703", "127.0.0.1:7803", map[string][]string{"web": {"web-1"}, "db": {"db-1"}}},
+}
+
+// cmdDev runs three regions in one process: embedded stores, real Serf over
+// 127.0.0.1 (local profile), one HTTP port each, demo services.
+func cmdDev(args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	log, err := observability.NewLogger(os.Stderr, *level, "text")
+	if err != nil {
+		return err
+	}
+	var agents []*gateway.Agent
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, a := range agents {
+			a.Shutdown(ctx)
+		}
+	}()
+	for i, r := range devRegions {
+		var join []string
+		if i > 0 {
+			join = []string{devRegions[0].serf}
+		}
+		a, err := gateway.StartAgent(gateway.AgentConfig{
+			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join,
+			NodeName: r.name + "-1", GossipProfile: "local", Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("starting region %s: %w (is another meridian dev running?)", r.name, err)
+		}
+		agents = append(agents, a)
+	}
+	// Demo services, registered through the HTTP API like any service would.
+	for ri, r := range devRegions {
+		port := 9000
+		for _, svc := range []string{"api", "db", "web"} {
+			for j, id := range r.services[svc] {
+				port++
+				body := fmt.Sprintf(`{"address":"127.0.0.%d","port":%d,"zone":"%s-%c","tags":["demo"]}`,
+					ri+1, port, r.name, 'a'+rune(j%2))
+				if err := devPut("http://"+r.http+"/v1/services/"+svc+"/instances/"+id, body); err != nil {
+					return fmt.Errorf("registering demo %s/%s in %s: %w", svc, id, r.name, err)
+				}
+			}
+		}
+	}
+	fmt.Print(devBanner())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	log.Info("shutting down the dev federation")
+	return nil
+}
+
+func devPut(url, body string) error {
+	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func devBanner() string {
+	var b strings.Builder
+	b.WriteString("\nMeridian dev federation is up: three regions in one process, embedded stores, Serf on 127.0.0.1 (local profile).\n\n")
+	for _, r := range devRegions {
+		fmt.Fprintf(&b, "  %-9s http://%s   (serf %s)\n", r.name, r.http, r.serf)
+	}
+	b.WriteString(`
+Try:
+  curl -s http://127.0.0.1:8701/v1/regions
+  curl -s 'http://127.0.0.1:8701/v1/services/web?region=eu-west'
+  curl -s 'http://127.0.0.1:8701/v1/services/web?region=*'
+  go run ./cmd/meridian services --addr 127.0.0.1:8702
+  go run ./cmd/meridian register web web-9 --address 127.0.0.1 --port 9100 --ttl 30s --addr 127.0.0.1:8703
+  go run ./cmd/meridian instances web --region ap-south --addr 127.0.0.1:8701
+  go run ./cmd/meridian regions --addr 127.0.0.1:8701
+
+Ctrl-C stops all three.
+`)
+	return b.String()
+}
