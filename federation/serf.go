@@ -47,8 +47,8 @@ const maxTagBytes = memberlist.MetaMaxSize
 // SerfConfig configures a SerfMembership. Zero values take the defaults
 // given per field.
 type SerfConfig struct {
-	// NodeName must be unique in the pool. Default: hostname-region-XXXX
-	// (4 random hex digits).
+	// NodeName must be unique in the pool. Default: hostname-region-PORT
+	// (the gossip port; 4 random hex digits when the port is 0).
 	NodeName string
 	// Region is advertised in tag "region". Required.
 	Region string
@@ -233,10 +233,20 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		}
 	}
 	if cfg.NodeName == "" {
+		// host-region-port is unique among the gateways of one machine and
+		// stable across restarts, so a restarted gateway is the same node
+		// (not a new one next to its own failed ghost). Port 0 gets a
+		// random suffix instead.
 		host, _ := os.Hostname()
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		cfg.NodeName = fmt.Sprintf("%s-%s-%s", cmp.Or(host, "gateway"), cfg.Region, hex.EncodeToString(b[:]))
+		suffix := ""
+		if _, port, err := net.SplitHostPort(cfg.BindAddr); err == nil && port != "" && port != "0" {
+			suffix = port
+		} else {
+			var b [2]byte
+			_, _ = rand.Read(b[:])
+			suffix = hex.EncodeToString(b[:])
+		}
+		cfg.NodeName = fmt.Sprintf("%s-%s-%s", cmp.Or(host, "gateway"), cfg.Region, suffix)
 	}
 	if cfg.BindAddr == "" && cfg.Transport == nil {
 		cfg.BindAddr = "0.0.0.0:7946"
