@@ -472,6 +472,20 @@ func (c *Core) Replica(regionName string) *Replica {
 	return nil
 }
 
+// Lookup returns what a cross-region read needs, without the allocations
+// of View: the replica (nil when none), whether it is stale, and whether the
+// region is known at all.
+func (c *Core) Lookup(name string) (rep *Replica, stale, known bool) {
+	adv, reachable := c.advertised(name)
+	rs := c.regions[name]
+	if rs == nil {
+		return nil, true, reachable
+	}
+	rep = rs.replica
+	stale = !reachable || rep == nil || rep.Version() < adv || rs.lastErr != "" || rep.Restored
+	return rep, stale, true
+}
+
 // RegionView is what the core knows of one region.
 type RegionView struct {
 	Name       string
