@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -257,6 +258,7 @@ func cmdServices(args []string) error {
 		Services []struct {
 			Name                                  string
 			Instances, Passing, Warning, Critical int
+			Regions                               map[string]struct{ Instances, Passing int }
 		} `json:"services"`
 	}
 	raw, err := newAPIClient(*addr).do(http.MethodGet, "/v1/services", nil, &resp)
@@ -269,9 +271,18 @@ func cmdServices(args []string) error {
 	}
 	fmt.Printf("region %s, catalog version %d%s\n", resp.Region, resp.Version, staleNote(resp.Stale))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINSTANCES\tPASSING\tWARNING\tCRITICAL")
+	fmt.Fprintln(tw, "SERVICE\tINSTANCES\tPASSING\tWARNING\tCRITICAL\tALL REGIONS (passing/instances)")
 	for _, s := range resp.Services {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Name, s.Instances, s.Passing, s.Warning, s.Critical)
+		names := make([]string, 0, len(s.Regions))
+		for n := range s.Regions {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var per []string
+		for _, n := range names {
+			per = append(per, fmt.Sprintf("%s %d/%d", n, s.Regions[n].Passing, s.Regions[n].Instances))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Instances, s.Passing, s.Warning, s.Critical, strings.Join(per, ", "))
 	}
 	return tw.Flush()
 }
@@ -319,7 +330,14 @@ func cmdInstances(args []string) error {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	raw, err := newAPIClient(*addr).do(http.MethodGet, path, nil, &resp)
+	if *regionName == "*" {
+		*asJSON = true // one answer per region: print it as it is
+	}
+	var out any = &resp
+	if *asJSON {
+		out = nil
+	}
+	raw, err := newAPIClient(*addr).do(http.MethodGet, path, nil, out)
 	if err != nil {
 		return err
 	}
