@@ -112,11 +112,14 @@ func gatewayStatus(t *testing.T, n *fedNode, regionName, node string) string {
 func TestFederationEndToEnd(t *testing.T) {
 	shared := redistest.FromEnv(t) // us-east's two gateways share a real Redis
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
+	// Each joins every earlier gateway: an alive message is gossiped only a
+	// couple of times on the local profile, and push/pull runs every 15s,
+	// so joining one seed can leave two late joiners unaware of each other
+	// for up to 15s.
 	a1 := startFedNode(t, use, use+"-1", shared)
-	join := a1.serfAddr()
-	a2 := startFedNode(t, use, use+"-2", shared, join)
-	eu := startFedNode(t, "eu-west", "eu-1", "", join)
-	ap := startFedNode(t, "ap-south", "ap-1", "", join)
+	a2 := startFedNode(t, use, use+"-2", shared, a1.serfAddr())
+	eu := startFedNode(t, "eu-west", "eu-1", "", a1.serfAddr(), a2.serfAddr())
+	ap := startFedNode(t, "ap-south", "ap-1", "", a1.serfAddr(), a2.serfAddr(), eu.serfAddr())
 	all := []*fedNode{a1, a2, eu, ap}
 
 	converged := func() bool {
@@ -261,9 +264,8 @@ func TestFederationPartition(t *testing.T) {
 	shared := redistest.FromEnv(t)
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
 	u := startFedNode(t, use, use+"-1", shared)
-	join := u.serfAddr()
-	e := startFedNode(t, "eu-west", "eu-1", "", join)
-	p := startFedNode(t, "ap-south", "ap-1", "", join)
+	e := startFedNode(t, "eu-west", "eu-1", "", u.serfAddr())
+	p := startFedNode(t, "ap-south", "ap-1", "", u.serfAddr(), e.serfAddr())
 	call(t, "PUT", e.URL()+"/v1/services/web/instances/e-before", `{"address":"10.1.0.1","port":80}`).want(t, 200)
 	call(t, "PUT", u.URL()+"/v1/services/web/instances/u-before", `{"address":"10.0.0.1","port":80}`).want(t, 200)
 	waitFor(t, 10*time.Second, "the first replication", func() bool {

@@ -48,9 +48,9 @@ func cmdDev(args []string) error {
 		}
 	}()
 	for i, r := range devRegions {
-		var join []string
-		if i > 0 {
-			join = []string{devRegions[0].serf}
+		var join []string // every earlier region, so all know each other at once
+		for _, prev := range devRegions[:i] {
+			join = append(join, prev.serf)
 		}
 		a, err := gateway.StartAgent(gateway.AgentConfig{
 			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join,
