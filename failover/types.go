@@ -89,4 +89,9 @@ type Decision struct {
 	Explanation string `json:"explanation"`
 	// StaleRegions lists the regions whose data was stale, sorted.
 	StaleRegions []string `json:"stale_regions"`
+	// PriorityShares is the fraction of traffic per priority level (index
+	// = Endpoint.Priority); Shares is its sum per region. A driver draws a
+	// level with Level and then picks an endpoint within it, so that a
+	// 0.6% spillover stays 0.6% whatever the picker.
+	PriorityShares []float64 `json:"priority_shares,omitempty"`
 }

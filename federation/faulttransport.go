@@ -17,8 +17,9 @@ import (
 type FaultTransport struct {
 	inner memberlist.NodeAwareTransport
 
-	mu  sync.Mutex
-	cut map[string]bool // host:port
+	mu    sync.Mutex
+	cut   map[string]bool          // host:port
+	delay map[string]time.Duration // host:port -> added one-way delay
 
 	packets  chan *memberlist.Packet
 	done     chan struct{}
@@ -29,7 +30,7 @@ var _ memberlist.NodeAwareTransport = (*FaultTransport)(nil)
 
 // NewFaultTransport wraps inner; nothing is cut until Cut.
 func NewFaultTransport(inner memberlist.NodeAwareTransport) *FaultTransport {
-	t := &FaultTransport{inner: inner, cut: map[string]bool{}, packets: make(chan *memberlist.Packet, 256),
+	t := &FaultTransport{inner: inner, cut: map[string]bool{}, delay: map[string]time.Duration{}, packets: make(chan *memberlist.Packet, 256),
 		done: make(chan struct{})}
 	go t.forward()
 	return t
@@ -45,11 +46,26 @@ func (t *FaultTransport) Cut(addrs ...string) {
 	}
 }
 
-// Heal restores traffic to every address.
+// Heal restores traffic to every address and removes delays.
 func (t *FaultTransport) Heal() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	clear(t.cut)
+	clear(t.delay)
+}
+
+// Delay holds packets to addr for d before sending them (a slow link; Serf
+// learns it as a longer RTT).
+func (t *FaultTransport) Delay(addr string, d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.delay[addr] = d
+}
+
+func (t *FaultTransport) delayOf(addr string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.delay[addr]
 }
 
 func (t *FaultTransport) isCut(addr string) bool {
@@ -89,12 +105,22 @@ func (t *FaultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.isCut(addr) {
 		return time.Now(), nil // lost on the wire
 	}
+	if d := t.delayOf(addr); d > 0 {
+		buf := append([]byte(nil), b...)
+		time.AfterFunc(d, func() { t.inner.WriteTo(buf, addr) })
+		return time.Now(), nil
+	}
 	return t.inner.WriteTo(b, addr)
 }
 
 // WriteToAddress implements memberlist.NodeAwareTransport.
 func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	if t.isCut(a.Addr) {
+		return time.Now(), nil
+	}
+	if d := t.delayOf(a.Addr); d > 0 {
+		buf := append([]byte(nil), b...)
+		time.AfterFunc(d, func() { t.inner.WriteToAddress(buf, a) })
 		return time.Now(), nil
 	}
 	return t.inner.WriteToAddress(b, a)

@@ -46,6 +46,10 @@ type AgentConfig struct {
 	// NewMembership builds the gossip pool; federation.NewSerfMembership
 	// when nil (tests inject in-memory transports through it).
 	NewMembership func(federation.SerfConfig) (federation.Membership, error)
+	// Routing is the per-service routing policy (meridian agent --routing).
+	Routing RoutingConfig
+	// Proxy tunes /v1/proxy.
+	Proxy ProxyConfig
 	// FetchClient carries sync fetches; a default when nil (tests inject
 	// faults through its transport).
 	FetchClient *http.Client
@@ -73,6 +77,9 @@ func (c *AgentConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("join: %q is not host:port: %w", j, err)
 		}
+	}
+	if err := c.Routing.Validate(); err != nil {
+		return fmt.Errorf("routing: %w", err)
 	}
 	if c.RegionReapAfter < 0 {
 		return fmt.Errorf("region-reap-after: must not be negative")
@@ -152,7 +159,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
-		Logger: log.With("component", "http")}
+		Routing: cfg.Routing, Proxy: cfg.Proxy, Logger: log.With("component", "http")}
 	if a.Fed != nil {
 		scfg.Forward = a.checkOwnerAddr
 		a.Fed.OnMembership(a.peersChanged)

@@ -58,18 +58,17 @@ func (s *Server) remoteAnswer(name, service string, f region.Filter, now time.Ti
 	var ans regionAnswer
 	var err error
 	s.cfg.Fed.Read(func(c *federation.Core) {
-		v := c.View(name)
-		if v.Replica == nil {
-			if len(v.Gateways) == 0 {
-				err = errUnknownRegion
-			} else {
-				err = errors.New("no replica of region " + name + " yet")
-			}
-			return
+		rep, stale, known := c.Lookup(name)
+		switch {
+		case !known:
+			err = errUnknownRegion
+		case rep == nil:
+			err = errors.New("no replica of region " + name + " yet")
+		default:
+			ans = regionAnswer{Region: name, Version: rep.Version(), Stale: stale,
+				AgeMS:     max(now.Sub(rep.LastSync), 0).Milliseconds(),
+				Instances: rep.Catalog.Instances(service, f)}
 		}
-		ans = regionAnswer{Region: name, Version: v.Replica.Version(), Stale: v.Stale,
-			AgeMS:     max(now.Sub(v.Replica.LastSync), 0).Milliseconds(),
-			Instances: v.Replica.Catalog.Instances(service, f)}
 	})
 	return ans, err
 }
@@ -157,7 +156,21 @@ func (s *Server) handleRegions(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	var views []federation.RegionView
-	s.cfg.Fed.Read(func(c *federation.Core) { views = c.Regions() })
+	// Replicas change under the federator's lock: copy what is shown
+	// while holding it.
+	type replicaInfo struct {
+		version uint64
+		ageMS   int64
+	}
+	reps := map[string]replicaInfo{}
+	s.cfg.Fed.Read(func(c *federation.Core) {
+		views = c.Regions()
+		for _, v := range views {
+			if v.Replica != nil {
+				reps[v.Name] = replicaInfo{v.Replica.Version(), max(now.Sub(v.Replica.LastSync), 0).Milliseconds()}
+			}
+		}
+	})
 	mem := s.cfg.Fed.Membership()
 	out := make([]regionView, 0, len(views))
 	for _, v := range views {
@@ -182,9 +195,10 @@ func (s *Server) handleRegions(w http.ResponseWriter, r *http.Request) {
 		case v.Local:
 			fr := s.freshness()
 			rv.ReplicaVersion, rv.ReplicaAgeMS, rv.Stale, rv.Reachable = fr.Version, fr.AgeMS, fr.Stale, true
-		case v.Replica != nil:
-			rv.ReplicaVersion = v.Replica.Version()
-			rv.ReplicaAgeMS = max(now.Sub(v.Replica.LastSync), 0).Milliseconds()
+		default:
+			if ri, ok := reps[v.Name]; ok {
+				rv.ReplicaVersion, rv.ReplicaAgeMS = ri.version, ri.ageMS
+			}
 		}
 		out = append(out, rv)
 	}

@@ -30,6 +30,11 @@ type Config struct {
 	// Fed serves cross-region reads and /v1/regions; nil when federation
 	// is off.
 	Fed *federation.Federator
+	// Routing is the per-service routing policy of /v1/lookup, /v1/pick
+	// and /v1/proxy.
+	Routing RoutingConfig
+	// Proxy tunes /v1/proxy.
+	Proxy ProxyConfig
 	// Forward sends a heartbeat to the gateway that owns the instance's
 	// checks; nil (or "" returned) handles it here.
 	Forward func(k region.Key) (addr string)
@@ -50,6 +55,8 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	lookups lookupCache
+	pickers pickers
+	proxy   *proxy
 }
 
 // Default and maximum waits of blocking queries.
@@ -85,6 +92,10 @@ func New(cfg Config) *Server {
 	route("/v1/regions", "regions", s.handleRegions)
 	route("/v1/regions/{region}", "region", s.handleRegion)
 	route(federation.CatalogPath, "federation_catalog", s.handleCatalog)
+	route("/v1/lookup/{service}", "lookup", s.handleLookup)
+	route("/v1/pick/{service}", "pick", s.handlePick)
+	s.proxy = newProxy(s, cfg.Proxy)
+	route("/v1/proxy/{service}/{path...}", "proxy", s.proxy.handle)
 	s.mux.Handle("/metrics", s.metrics.handler())
 	route("/", "unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)

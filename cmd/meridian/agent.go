@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
@@ -31,6 +34,7 @@ func cmdAgent(args []string) error {
 	fs.Var(&join, "join", "gateways to join, host:port[,host:port] (retried with backoff until one answers)")
 	nodeName := fs.String("node-name", "", "unique gateway name in the gossip pool (default: made up from host and region)")
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
+	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
@@ -53,8 +57,21 @@ func cmdAgent(args []string) error {
 	if *regionName == "" {
 		return fmt.Errorf("--region is required (or MERIDIAN_REGION)")
 	}
+	var routing gateway.RoutingConfig
+	if *routingFile != "" {
+		b, err := os.ReadFile(*routingFile)
+		if err != nil {
+			return fmt.Errorf("routing: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&routing); err != nil {
+			return fmt.Errorf("routing file %s: %w", *routingFile, err)
+		}
+	}
 	a, err := gateway.StartAgent(gateway.AgentConfig{
-		Region: *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
+		Routing: routing,
+		Region:  *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,

@@ -1,0 +1,304 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/meridian-sd/meridian/failover"
+)
+
+// ProxyConfig tunes /v1/proxy.
+type ProxyConfig struct {
+	DialTimeout           time.Duration // default 2s
+	ResponseHeaderTimeout time.Duration // default 30s
+	MaxRetries            int           // other endpoints tried after a connection error (default 2)
+	// Outlier ejection (Envoy's outlier_detection): Consecutive 5xx or
+	// connection failures eject an endpoint for BaseEjection x the number of
+	// times it was ejected, at most MaxEjection, and never more than
+	// MaxEjectionPercent of a service's endpoints (at least one).
+	Consecutive        int           // default 5
+	BaseEjection       time.Duration // default 30s
+	MaxEjection        time.Duration // default 300s
+	MaxEjectionPercent float64       // default 50
+}
+
+func (c ProxyConfig) withDefaults() ProxyConfig {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 2 * time.Second
+	}
+	if c.ResponseHeaderTimeout <= 0 {
+		c.ResponseHeaderTimeout = 30 * time.Second
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 2
+	}
+	if c.Consecutive <= 0 {
+		c.Consecutive = 5
+	}
+	if c.BaseEjection <= 0 {
+		c.BaseEjection = 30 * time.Second
+	}
+	if c.MaxEjection <= 0 {
+		c.MaxEjection = 300 * time.Second
+	}
+	if c.MaxEjectionPercent <= 0 {
+		c.MaxEjectionPercent = 50
+	}
+	return c
+}
+
+// maxProxyBody is how much of an idempotent request's body is buffered so
+// it can be sent again to another endpoint.
+const maxProxyBody = 1 << 20
+
+// proxy forwards /v1/proxy/{service}/{path...} to picked endpoints.
+type proxy struct {
+	s        *Server
+	cfg      ProxyConfig
+	base     *http.Transport
+	outliers outliers
+}
+
+func newProxy(s *Server, cfg ProxyConfig) *proxy {
+	cfg = cfg.withDefaults()
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &proxy{s: s, cfg: cfg, outliers: outliers{m: map[string]*outlier{}},
+		base: &http.Transport{DialContext: d.DialContext, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+}
+
+func endpointID(ep failover.Endpoint) string { return ep.Region + "/" + ep.Service + "/" + ep.ID }
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+type proxyCtxKey struct{}
+
+// proxyRequest is what the transport needs to know about one request.
+type proxyRequest struct {
+	service   string
+	endpoints []failover.Endpoint
+	// firstLevel: endpoints[:firstLevel] is the level drawn for this request
+	firstLevel int
+	body       []byte // buffered body of an idempotent request, for retries
+	retryable  bool
+}
+
+func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
+	service := r.PathValue("service")
+	// Routing knobs come from headers, so the backend's query string is
+	// passed on untouched.
+	rq := r.Clone(r.Context())
+	rq.URL.RawQuery = ""
+	if z := r.Header.Get("X-Meridian-Zone"); z != "" {
+		rq.URL.RawQuery = "zone=" + z
+	}
+	if pol := r.Header.Get("X-Meridian-Policy"); pol != "" {
+		if rq.URL.RawQuery != "" {
+			rq.URL.RawQuery += "&"
+		}
+		rq.URL.RawQuery += "policy=" + pol
+	}
+	_, d, err := p.s.route(rq)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if len(d.Endpoints) == 0 {
+		writeError(w, http.StatusServiceUnavailable, "service", "no endpoint of "+service+": "+d.Explanation)
+		return
+	}
+	// The level this request goes to (by the decision's shares) comes
+	// first; the other levels' endpoints are there for retries.
+	first := p.s.pickers.level(d, "p2c", "")
+	eps := append([]failover.Endpoint(nil), first...)
+	for _, ep := range d.Endpoints {
+		if ep.Priority != first[0].Priority {
+			eps = append(eps, ep)
+		}
+	}
+	preq := &proxyRequest{service: service, endpoints: eps, firstLevel: len(first), retryable: idempotent(r)}
+	if preq.retryable && r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxProxyBody+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "body", "reading the request body: "+err.Error())
+			return
+		}
+		if len(b) > maxProxyBody {
+			// Too large to replay: stream it, without retries.
+			preq.retryable = false
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+		} else {
+			preq.body = b
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+	}
+
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = "meridian-endpoint" // chosen per attempt by the transport
+			pr.Out.URL.Path = "/" + r.PathValue("path")
+			pr.Out.URL.RawPath = ""
+			pr.Out.URL.RawQuery = r.URL.RawQuery
+			pr.Out.Host = ""
+			pr.SetXForwarded()
+			// W3C trace context passes through: ReverseProxy copies
+			// traceparent and tracestate like any end-to-end header.
+		},
+		Transport: p,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, "", "proxying to "+service+": "+err.Error())
+		},
+	}
+	rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCtxKey{}, preq)))
+}
+
+// RoundTrip sends one proxied request, trying another endpoint after a
+// connection error when the request may be sent twice.
+func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	preq, _ := req.Context().Value(proxyCtxKey{}).(*proxyRequest)
+	if preq == nil {
+		return nil, errors.New("proxy: request without routing")
+	}
+	pk, err := p.s.pickers.get(preq.service, "p2c")
+	if err != nil {
+		return nil, err
+	}
+	p2c, _ := pk.(*failover.P2C)
+	tried := map[string]bool{}
+	var lastErr error
+	for attempt := 0; attempt <= p.cfg.MaxRetries; attempt++ {
+		now := time.Now()
+		var cands []failover.Endpoint
+		for _, group := range [][]failover.Endpoint{preq.endpoints[:preq.firstLevel], preq.endpoints[preq.firstLevel:]} {
+			for _, ep := range group {
+				id := endpointID(ep)
+				if !tried[id] && !p.outliers.ejected(id, now) {
+					cands = append(cands, ep)
+				}
+			}
+			if len(cands) > 0 {
+				break // the drawn level while it has candidates
+			}
+		}
+		if len(cands) == 0 {
+			for _, ep := range preq.endpoints { // all ejected: better than nothing
+				if !tried[endpointID(ep)] {
+					cands = append(cands, ep)
+				}
+			}
+		}
+		ep, ok := pk.Pick(cands, "")
+		if !ok {
+			break
+		}
+		id := endpointID(ep)
+		tried[id] = true
+		out := req.Clone(req.Context())
+		out.URL.Host = net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port))
+		if preq.body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(preq.body))
+			out.ContentLength = int64(len(preq.body))
+		}
+		if p2c != nil {
+			p2c.Start(id)
+		}
+		start := time.Now()
+		resp, err := p.base.RoundTrip(out)
+		elapsed := time.Since(start)
+		failed := err != nil || resp.StatusCode >= 500
+		if p2c != nil {
+			p2c.Done(id)
+			p2c.Observe(time.Now(), id, elapsed, failed)
+		}
+		if failed {
+			p.outliers.failure(id, preq.service, len(preq.endpoints), time.Now(), p.cfg)
+		} else {
+			p.outliers.success(id)
+		}
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = fmt.Errorf("%s (%s): %w", id, out.URL.Host, err)
+		if !preq.retryable || req.Context().Err() != nil {
+			return nil, lastErr
+		}
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no endpoint left to try")
+	}
+	return nil, lastErr
+}
+
+// outliers is passive outlier detection over proxied responses.
+type outliers struct {
+	mu sync.Mutex
+	m  map[string]*outlier
+}
+
+type outlier struct {
+	service     string
+	consecutive int
+	ejections   int
+	until       time.Time
+}
+
+func (o *outliers) ejected(id string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e := o.m[id]
+	return e != nil && now.Before(e.until)
+}
+
+func (o *outliers) success(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e := o.m[id]; e != nil {
+		e.consecutive = 0
+	}
+}
+
+// failure counts a 5xx or a connection failure and ejects the endpoint
+// after cfg.Consecutive in a row, unless that would eject more than the
+// allowed share of the service's endpoints.
+func (o *outliers) failure(id, service string, endpoints int, now time.Time, cfg ProxyConfig) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e := o.m[id]
+	if e == nil {
+		e = &outlier{service: service}
+		o.m[id] = e
+	}
+	e.consecutive++
+	if e.consecutive < cfg.Consecutive || now.Before(e.until) {
+		return
+	}
+	ejected := 0
+	for _, x := range o.m {
+		if x.service == service && now.Before(x.until) {
+			ejected++
+		}
+	}
+	allowed := max(1, int(float64(endpoints)*cfg.MaxEjectionPercent/100))
+	if ejected >= allowed {
+		return
+	}
+	e.ejections++
+	e.consecutive = 0
+	e.until = now.Add(min(cfg.BaseEjection*time.Duration(e.ejections), cfg.MaxEjection))
+}

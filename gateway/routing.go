@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/region"
+)
+
+// RoutingConfig is the routing policy per service (from the agent's
+// --routing file); queries may override any field.
+type RoutingConfig struct {
+	Default  failover.Policy            `yaml:"default"`
+	Services map[string]failover.Policy `yaml:"services"`
+}
+
+// Validate checks every policy, naming the service.
+func (c *RoutingConfig) Validate() error {
+	if err := c.Default.WithDefaults().Validate(); err != nil {
+		return &region.FieldError{Field: "default", Msg: err.Error()}
+	}
+	for name, p := range c.Services {
+		if err := region.ValidateService(name); err != nil {
+			return &region.FieldError{Field: "services." + name, Msg: err.Error()}
+		}
+		if err := p.WithDefaults().Validate(); err != nil {
+			return &region.FieldError{Field: "services." + name, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// policyFor returns the service's policy with the query's overrides:
+// policy=local|ordered|nearest, regions=a,b, nearest_n=, overprovisioning=,
+// panic_threshold=, staleness_bound=, zone_preference=.
+func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error) {
+	p := s.cfg.Routing.Default
+	if sp, ok := s.cfg.Routing.Services[service]; ok {
+		p = sp
+	}
+	bad := func(field, msg string) error { return &region.FieldError{Field: field, Msg: msg} }
+	if v := q.Get("policy"); v != "" {
+		p.Mode = failover.Mode(v)
+	}
+	if v := q.Get("regions"); v != "" {
+		p.Regions = strings.Split(v, ",")
+	}
+	if v := q.Get("nearest_n"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return p, bad("nearest_n", "must be an integer, got "+strconv.Quote(v))
+		}
+		p.NearestN = n
+	}
+	for _, f := range []struct {
+		name string
+		dst  *float64
+	}{{"overprovisioning", &p.Overprovisioning}, {"panic_threshold", &p.PanicThreshold}} {
+		if v := q.Get(f.name); v != "" {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return p, bad(f.name, "must be a number, got "+strconv.Quote(v))
+			}
+			*f.dst = x
+		}
+	}
+	if v := q.Get("staleness_bound"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return p, bad("staleness_bound", "must be a duration such as 30s, got "+strconv.Quote(v))
+		}
+		p.StalenessBound = d
+	}
+	if v := q.Get("zone_preference"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return p, bad("zone_preference", "must be true or false, got "+strconv.Quote(v))
+		}
+		p.ZonePreference = &b
+	}
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		field := "policy"
+		if fe, ok := err.(*region.FieldError); ok {
+			return p, fe
+		}
+		return p, bad(field, err.Error())
+	}
+	return p, nil
+}
+
+// views builds the router's input for a service: the local region from the
+// cache, the others from their replicas.
+func (s *Server) views(service string) []failover.RegionView {
+	fr := s.cfg.Cache.Freshness()
+	local := failover.RegionView{Name: s.cfg.Region, Version: fr.Version, Stale: fr.Stale, Reachable: true}
+	s.cfg.Cache.Read(func(c *region.Catalog) { local.Instances = c.Instances(service, region.Filter{}) })
+	out := []failover.RegionView{local}
+	if s.cfg.Fed == nil {
+		return out
+	}
+	now := s.cfg.Now()
+	mem := s.cfg.Fed.Membership()
+	var remote []failover.RegionView
+	alive := map[string][]string{}
+	s.cfg.Fed.Read(func(c *federation.Core) {
+		for _, v := range c.Regions() {
+			if v.Local || v.Replica == nil {
+				continue
+			}
+			remote = append(remote, failover.RegionView{
+				Name: v.Name, Instances: v.Replica.Catalog.Instances(service, region.Filter{}),
+				Version: v.Replica.Version(), Stale: v.Stale, Age: max(now.Sub(v.Replica.LastSync), 0),
+				Reachable: v.Reachable,
+			})
+			for _, g := range v.Gateways {
+				if g.Status == federation.StatusAlive {
+					alive[v.Name] = append(alive[v.Name], g.Name)
+				}
+			}
+		}
+	})
+	for i := range remote {
+		for _, n := range alive[remote[i].Name] {
+			if d, ok := mem.RTT(n); ok && (!remote[i].HasRTT || d < remote[i].RTT) {
+				remote[i].RTT, remote[i].HasRTT = d, true
+			}
+		}
+	}
+	return append(out, remote...)
+}
+
+// lookupResponse is the body of GET /v1/lookup/{service}.
+type lookupResponse struct {
+	Service    string `json:"service"`
+	FromRegion string `json:"from_region"`
+	failover.Decision
+}
+
+// route answers the routing decision for a request's service and query.
+func (s *Server) route(r *http.Request) (string, failover.Decision, error) {
+	service := r.PathValue("service")
+	if err := region.ValidateService(service); err != nil {
+		return service, failover.Decision{}, err
+	}
+	q := r.URL.Query()
+	p, err := s.policyFor(service, q)
+	if err != nil {
+		return service, failover.Decision{}, err
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
+			return service, failover.Decision{}, &region.FieldError{Field: "limit", Msg: "must be a non-negative integer, got " + strconv.Quote(v)}
+		}
+	}
+	zone := q.Get("zone")
+	if zone != "" {
+		if err := region.ValidateZone(zone); err != nil {
+			return service, failover.Decision{}, err
+		}
+	}
+	d := failover.Route(s.views(service), failover.Request{
+		Service: service, FromRegion: s.cfg.Region, FromZone: zone, Tags: q["tag"], Policy: p, Limit: limit,
+	})
+	return service, d, nil
+}
+
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	q := r.URL.Query()
+	if q.Has("index") {
+		index, err := strconv.ParseUint(q.Get("index"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "index", "must be a catalog version (an unsigned integer)")
+			return
+		}
+		wait := DefaultWait
+		if v := q.Get("wait"); v != "" {
+			if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+				writeError(w, http.StatusBadRequest, "wait", "must be a duration such as 30s, got "+strconv.Quote(v))
+				return
+			}
+		}
+		wait = min(wait, s.cfg.MaxWait)
+		wait += rand.N(wait/16 + 1)
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		stop := context.AfterFunc(s.drain, cancel)
+		s.cfg.Cache.Wait(ctx, index)
+		stop()
+		cancel()
+	}
+	service, d, err := s.route(r)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	w.Header().Set("X-Meridian-Index", strconv.FormatUint(s.cfg.Cache.Version(), 10))
+	writeJSON(w, http.StatusOK, lookupResponse{Service: service, FromRegion: s.cfg.Region, Decision: d})
+}
+
+// pickers keeps one picker per (service, lb) so round robin and p2c state
+// carry from one request to the next.
+type pickers struct {
+	mu  sync.Mutex
+	m   map[string]failover.Picker
+	rng *rand.Rand
+}
+
+func (p *pickers) get(service, lb string) (failover.Picker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := service + "\x00" + lb
+	if pk, ok := p.m[key]; ok {
+		return pk, nil
+	}
+	if p.m == nil {
+		p.m = map[string]failover.Picker{}
+		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	pk, err := failover.NewPicker(lb, rand.New(rand.NewPCG(p.rng.Uint64(), p.rng.Uint64())))
+	if err != nil {
+		return nil, &region.FieldError{Field: "lb", Msg: err.Error()}
+	}
+	p.m[key] = pk
+	return pk, nil
+}
+
+// level draws the priority level a request goes to, in proportion to the
+// decision's shares (consistent hashing draws it from the key, so a key
+// stays on one level).
+func (p *pickers) level(d failover.Decision, lb, key string) []failover.Endpoint {
+	var u float64
+	if lb == "hash" && key != "" {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		u = float64(h.Sum64()>>11) / (1 << 53)
+	} else {
+		p.mu.Lock()
+		if p.rng == nil {
+			p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		}
+		u = p.rng.Float64()
+		p.mu.Unlock()
+	}
+	return d.Level(u)
+}
+
+type pickResponse struct {
+	Service    string            `json:"service"`
+	FromRegion string            `json:"from_region"`
+	Endpoint   failover.Endpoint `json:"endpoint"`
+	Failover   bool              `json:"failover"`
+}
+
+func (s *Server) handlePick(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	service, d, err := s.route(r)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	lb := r.URL.Query().Get("lb")
+	if lb == "" {
+		lb = "round_robin"
+	}
+	pk, err := s.pickers.get(service, lb)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	key := r.URL.Query().Get("key")
+	ep, ok := pk.Pick(s.pickers.level(d, lb, key), key)
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, "service", "no endpoint of "+service+" to pick: "+d.Explanation)
+		return
+	}
+	writeJSON(w, http.StatusOK, pickResponse{Service: service, FromRegion: s.cfg.Region, Endpoint: ep, Failover: ep.Region != s.cfg.Region})
+}
