@@ -91,6 +91,7 @@ type proxyCtxKey struct{}
 // proxyRequest is what the transport needs to know about one request.
 type proxyRequest struct {
 	service   string
+	lb        string // picker: p2c (default) or X-Meridian-LB
 	endpoints []failover.Endpoint
 	// firstLevel: endpoints[:firstLevel] is the level drawn for this request
 	firstLevel int
@@ -100,8 +101,8 @@ type proxyRequest struct {
 
 func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 	service := r.PathValue("service")
-	// Routing knobs come from headers, so the backend's query string is
-	// passed on untouched.
+	// Routing knobs come from headers (X-Meridian-Zone, X-Meridian-Policy,
+	// X-Meridian-LB), so the backend's query string is passed on untouched.
 	rq := r.Clone(r.Context())
 	rq.URL.RawQuery = ""
 	if z := r.Header.Get("X-Meridian-Zone"); z != "" {
@@ -131,7 +132,15 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 			eps = append(eps, ep)
 		}
 	}
-	preq := &proxyRequest{service: service, endpoints: eps, firstLevel: len(first), retryable: idempotent(r)}
+	lb := r.Header.Get("X-Meridian-LB")
+	if lb == "" {
+		lb = "p2c"
+	}
+	if _, err := p.s.pickers.get(service, lb); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	preq := &proxyRequest{service: service, lb: lb, endpoints: eps, firstLevel: len(first), retryable: idempotent(r)}
 	if preq.retryable && r.Body != nil && r.Body != http.NoBody {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxProxyBody+1))
 		if err != nil {
@@ -175,7 +184,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	if preq == nil {
 		return nil, errors.New("proxy: request without routing")
 	}
-	pk, err := p.s.pickers.get(preq.service, "p2c")
+	pk, err := p.s.pickers.get(preq.service, preq.lb)
 	if err != nil {
 		return nil, err
 	}

@@ -155,3 +155,33 @@ awk -v mr="$m_rps" -v tr="$t_rps" -v mp="$m_p99" -v tp="$t_p99" 'BEGIN {
 	printf "\n%-34s %6.3f  (target >= 0.8)  %s\n", "throughput meridian/trivial", rr, (rr >= 0.8 ? "PASS" : "MISS")
 	printf "%-34s %6.3f  (target <= 2.0)  %s\n", "p99 latency meridian/trivial", pr, (pr <= 2.0 ? "PASS" : "MISS")
 }'
+
+# (c) GET /v1/lookup/web (routing on every request) against a trivial
+# server answering the same bytes. Target: ratio at least 0.7.
+curl -fsS -o "$tmp/lookup.json" "http://$maddr/v1/lookup/web"
+lport="$("$tmp/freeport")"
+laddr="127.0.0.1:$lport"
+"$tmp/benchtarget" --addr "$laddr" --file "$tmp/lookup.json" >"$tmp/benchtarget-lookup.log" 2>&1 &
+pids+=($!)
+wait_ok "http://$laddr/v1/lookup/web" "${pids[-1]}" "$tmp/benchtarget-lookup.log"
+run_wrk lookup "http://$maddr/v1/lookup/web"
+run_wrk trivial-lookup "http://$laddr/v1/lookup/web"
+l_rps="$(rps "$tmp/wrk-lookup.txt")"
+tl_rps="$(rps "$tmp/wrk-trivial-lookup.txt")"
+l_p99="$(p99ms "$tmp/wrk-lookup.txt")"
+tl_p99="$(p99ms "$tmp/wrk-trivial-lookup.txt")"
+echo
+echo "GET /v1/lookup/web, wrk -t$threads -c$conns -d$duration"
+awk -v mr="$l_rps" -v tr="$tl_rps" -v mp="$l_p99" -v tp="$tl_p99" 'BEGIN {
+	printf "%-10s %14s %12s\n", "server", "req/s", "p99 ms"
+	printf "%-10s %14.0f %12.3f\n", "meridian", mr, mp
+	printf "%-10s %14.0f %12.3f\n", "trivial", tr, tp
+	rr = mr / tr
+	printf "\n%-34s %6.3f  (target >= 0.7)  %s\n", "throughput lookup/trivial", rr, (rr >= 0.7 ? "PASS" : "MISS")
+}'
+
+# (d) tail latency through /v1/proxy: 5 backends, one 200ms slower;
+# p2c with peak EWMA against round robin.
+echo
+say "proxy tail latency (go test -bench ProxyTail)"
+go test -run '^$' -bench 'ProxyTail' -benchtime 1x ./gateway/ | grep -E 'Benchmark|ok'
