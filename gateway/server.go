@@ -190,7 +190,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 		return
 	}
 	s.metrics.writes.WithLabelValues("register", "ok").Inc()
-	s.cfg.Cache.Apply(ch)
+	if !s.cfg.Cache.Apply(ch) {
+		// Another gateway wrote in between, or the cache has not loaded
+		// yet: catch up now, so this gateway reads the write it acknowledged.
+		s.cfg.Cache.Sync(ctx)
+	}
 	s.cfg.Logger.Info("registered", "instance", k.String(), "address", in.Address, "port", in.Port, "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
 	writeJSON(w, http.StatusOK, ch.Instance)
@@ -212,7 +216,11 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key
 		return
 	}
 	s.metrics.writes.WithLabelValues("deregister", "ok").Inc()
-	s.cfg.Cache.Apply(ch)
+	if !s.cfg.Cache.Apply(ch) {
+		// Another gateway wrote in between, or the cache has not loaded
+		// yet: catch up now, so this gateway reads the write it acknowledged.
+		s.cfg.Cache.Sync(ctx)
+	}
 	s.cfg.Logger.Info("deregistered", "instance", k.String(), "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
 	writeJSON(w, http.StatusOK, map[string]any{"deregistered": k.ID, "service": k.Service, "version": ch.Version})
