@@ -251,6 +251,14 @@ func Route(views []RegionView, req Request) Decision {
 		}
 	}
 	d.Panic = panicking
+	// Shares are fractions a person reads: drop float noise such as
+	// 0.30000000000000004 (1e-9 is far below any meaningful share).
+	for i := range levels {
+		d.PriorityShares[i] = roundShare(d.PriorityShares[i])
+		if v, ok := d.Shares[levels[i].region]; ok {
+			d.Shares[levels[i].region] = roundShare(v)
+		}
+	}
 
 	if req.Limit > 0 && n > req.Limit {
 		n = req.Limit
@@ -558,6 +566,7 @@ func explain(levels []level, req *Request, p *Policy, panicking bool, norm, frac
 
 	in := 1.0 // traffic reaching level i
 	served := false
+	passedOn := false // the previous level already described this one
 	for i := range levels {
 		if in <= 0 {
 			break
@@ -570,6 +579,7 @@ func explain(levels []level, req *Request, p *Policy, panicking bool, norm, frac
 		if l.share == 0 {
 			if next != "" {
 				say("%s has %d/%d instances healthy: passes %s on to %s.", l.label, l.healthy, len(l.insts), pct(in), next)
+				passedOn = true
 			} else {
 				say("%s has %d/%d instances healthy.", l.label, l.healthy, len(l.insts))
 			}
@@ -591,6 +601,8 @@ func explain(levels []level, req *Request, p *Policy, panicking bool, norm, frac
 					say("%s has %s: all traffic stays local.", l.label, h)
 				case l.local:
 					say("%s has %s: all traffic goes there.", l.label, h)
+				case passedOn:
+					say("%s takes all of it.", l.label)
 				default:
 					say("all traffic goes to %s.", describe(l))
 				}
@@ -645,3 +657,6 @@ func fmtDur(d time.Duration) string {
 	}
 	return d.Round(time.Microsecond).String()
 }
+
+// roundShare rounds a traffic share to nine decimals.
+func roundShare(v float64) float64 { return math.Round(v*1e9) / 1e9 }

@@ -184,7 +184,7 @@ func TestRoute(t *testing.T) {
 			failover:   true,
 			endpoints:  []string{"ap-south/aps-00@1", "ap-south/aps-01@1"},
 			prioShares: []float64{0, 1, 0},
-			explain:    "us-east has 0/2 instances healthy: passes 100% on to ap-south (failover list #3, 2/2 healthy). all traffic goes to ap-south (failover list #3, 2/2 healthy).",
+			explain:    "us-east has 0/2 instances healthy: passes 100% on to ap-south (failover list #3, 2/2 healthy). ap-south takes all of it.",
 		},
 		{
 			name: "nearest 2 by RTT: the third nearest and regions without RTT are not used",
