@@ -1,5 +1,5 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench lint build fuzz
+.PHONY: run test bench lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz
 
 run:
 	go run ./cmd/meridian dev
@@ -22,3 +22,39 @@ build:
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzDecodeRegistration -fuzztime=30s ./region/
+	go test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./scenarios/
+
+# Jaeger v2 for trace analysis (README "Trace analysis in Jaeger"): builds
+# bin/jaeger once (about 10 minutes; its own module in tools/jaeger) and runs
+# it in the foreground on 127.0.0.1 (OTLP 4317/4318, query API 16686).
+jaeger:
+	bash tools/jaeger/run.sh
+
+# End-to-end: a live gateway's and a simulation's traces, read back from a
+# Jaeger started on free 127.0.0.1 ports and stopped afterwards.
+e2e-jaeger:
+	bash tools/jaeger/e2e.sh
+
+# Every built-in scenario run twice with seed 1, comparing the SHA-256 of the
+# event logs and summaries (meridian sim run NAME --check-determinism); fails
+# when a run differs or an expectation or invariant fails. Uses
+# $(MERIDIAN_BIN) when set (scripts/test.sh passes its build), else builds.
+sim-check:
+	@set -u; tmp="$$(mktemp -d "$${TMPDIR:-/tmp}/meridian-sim.XXXXXX")"; trap 'rm -rf "$$tmp"' EXIT; \
+	bin="$(MERIDIAN_BIN)"; \
+	if [ -z "$$bin" ]; then bin="$$tmp/meridian"; go build -o "$$bin" ./cmd/meridian || exit 1; fi; \
+	names="$$("$$bin" sim list | awk '{print $$1}')"; [ -n "$$names" ] || { echo "sim-check: no scenarios listed"; exit 1; }; \
+	fail=0; start=$$(date +%s); \
+	for s in $$names; do \
+		if "$$bin" sim run "$$s" --seed 1 --check-determinism --quiet >"$$tmp/$$s.out" 2>&1; then \
+			echo "sim-check: ok   $$s"; \
+		else \
+			echo "sim-check: FAIL $$s"; cat "$$tmp/$$s.out"; fail=1; \
+		fi; \
+	done; \
+	echo "sim-check: $$(echo $$names | wc -w) scenarios, each run twice, in $$(( $$(date +%s) - start ))s"; \
+	exit $$fail
+
+# Swarm fuzzing of the simulator's invariants on 200 generated scenarios.
+sim-fuzz:
+	go run ./cmd/meridian sim fuzz --seeds 200 --time-budget 10m

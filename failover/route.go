@@ -142,6 +142,7 @@ type level struct {
 	label   string // "us-east zone a", "us-east other zones", "eu-west"
 	local   bool
 	stale   bool   // the region's data is marked stale
+	unreach bool   // no gateway of the region looks alive from here
 	note    string // remote regions: why the region ranks here
 	insts   []*region.Instance
 	healthy int     // passing or warning
@@ -206,11 +207,21 @@ func Route(views []RegionView, req Request) Decision {
 	frac := float64(healthy) / float64(total)
 	panicking := healthy == 0 || frac < p.PanicThreshold
 
+	// Outside panic, an unreachable region gets traffic only when no
+	// reachable region has a healthy instance: the reachable ones take it
+	// all between them (scaled up below) rather than spill into a region
+	// that cannot be reached.
+	reachableHealthy := false
+	for i := range levels {
+		reachableHealthy = reachableHealthy || (!levels[i].unreach && levels[i].healthy > 0)
+	}
 	sumA := 0.0
 	for i := range levels {
 		l := &levels[i]
 		if panicking {
 			l.avail = 1
+		} else if l.unreach && reachableHealthy {
+			l.avail = 0
 		} else {
 			a := float64(l.healthy) * p.Overprovisioning / float64(len(l.insts))
 			if a >= 1-boundaryEps {
@@ -370,7 +381,7 @@ func eligible(v *RegionView, req *Request) []*region.Instance {
 }
 
 func newLevel(v *RegionView, label string, local bool, insts []*region.Instance) level {
-	l := level{region: v.Name, label: label, local: local, stale: v.Stale, insts: insts}
+	l := level{region: v.Name, label: label, local: local, stale: v.Stale, unreach: !local && !v.Reachable, insts: insts}
 	for _, in := range insts {
 		if isHealthy(in) {
 			l.healthy++
@@ -502,10 +513,10 @@ func remoteNote(c candidate, p *Policy) string {
 	case classUnreachable:
 		b.WriteString(", unreachable: ranked last")
 	case classStale:
-		fmt.Fprintf(&b, ", stale %s > %s bound: ranked after fresh regions", fmtDur(c.v.Age), fmtDur(p.StalenessBound))
+		fmt.Fprintf(&b, ", stale %s > %s bound: ranked after fresh regions", FormatAge(c.v.Age), fmtDur(p.StalenessBound))
 	default:
 		if c.v.Stale {
-			fmt.Fprintf(&b, ", stale %s (within the %s bound)", fmtDur(c.v.Age), fmtDur(p.StalenessBound))
+			fmt.Fprintf(&b, ", stale %s (within the %s bound)", FormatAge(c.v.Age), fmtDur(p.StalenessBound))
 		}
 	}
 	return b.String()
@@ -624,6 +635,12 @@ func explain(levels []level, req *Request, p *Policy, panicking bool, norm, frac
 		in = rest
 	}
 
+	for i := range levels {
+		if l := &levels[i]; l.unreach && l.share == 0 && l.healthy > 0 {
+			say("%s gets no traffic: it cannot be reached from here and reachable regions have healthy instances.", describe(l))
+		}
+	}
+
 	var parts []string // per region, in priority order (a region's levels are adjacent)
 	for i := 0; i < len(levels); {
 		j, s := i, 0.0
@@ -660,3 +677,14 @@ func fmtDur(d time.Duration) string {
 
 // roundShare rounds a traffic share to nine decimals.
 func roundShare(v float64) float64 { return math.Round(v*1e9) / 1e9 }
+
+// FormatAge writes a replica's age as the explanation shows it: whole
+// seconds from one second up, milliseconds below. A Decision depends on a
+// stale region's age only through this text and through the staleness
+// bound, which lets callers reuse a decision while both stay the same.
+func FormatAge(d time.Duration) string {
+	if d >= time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
+}

@@ -246,12 +246,24 @@ func TestRoute(t *testing.T) {
 				unreachable(rtt(rv("u", insts("u", "a", 1, 0, 3)), time.Millisecond)),
 				stale(rtt(rv("s", insts("s", "a", 1, 0, 3)), 2*time.Millisecond), time.Minute),
 				rtt(rv("f", insts("f", "a", 1, 0, 3)), 90*time.Millisecond)},
-			req:        web("us-east", "", Policy{PanicThreshold: tiny}),
-			shares:     map[string]float64{"f": 0.35, "s": 0.35, "u": 0.30},
+			req: web("us-east", "", Policy{PanicThreshold: tiny}),
+			// u is never spilled into while f and s have healthy instances:
+			// they take it all between them, scaled up.
+			shares:     map[string]float64{"f": 0.5, "s": 0.5},
 			failover:   true,
-			endpoints:  []string{"f/f-00@1", "s/s-00@2", "u/u-00@3"},
+			endpoints:  []string{"f/f-00@1", "s/s-00@2"},
 			stale:      []string{"s"},
-			explainHas: []string{"u (RTT 1ms, unreachable: ranked last, 1/4 healthy)"},
+			explainHas: []string{"u (RTT 1ms, unreachable: ranked last, 1/4 healthy) gets no traffic"},
+		},
+		{
+			name: "unreachable region takes traffic when no reachable one has healthy instances",
+			views: []RegionView{rv("us-east", insts("use", "a", 0, 0, 2)),
+				unreachable(rtt(rv("u", insts("u", "a", 2, 0, 0)), time.Millisecond)),
+				rtt(rv("f", insts("f", "a", 0, 0, 2)), 90*time.Millisecond)},
+			req:       web("us-east", "", Policy{PanicThreshold: tiny}),
+			shares:    map[string]float64{"u": 1},
+			failover:  true,
+			endpoints: []string{"u/u-00@2", "u/u-01@2"},
 		},
 		{
 			name: "nearest: demotion happens before the N cut",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,14 @@ type CoreConfig struct {
 	// PersistEvery bounds how often one replica is written to the local
 	// store.
 	PersistEvery time.Duration
+	// PersistSyncEvery bounds how often a replica whose contents did not
+	// change is written again only to record its last sync time. Syncs that
+	// change nothing do not make the replica be written at every
+	// anti-entropy period; the persisted last sync time may lag by up to
+	// this much. It matters only after a restart: a restored replica's reap
+	// clock starts from it, so the region may be reaped up to this much
+	// early. 0 means ReapAfter/24 (3h for the 72h default).
+	PersistSyncEvery time.Duration
 }
 
 // DefaultCoreConfig returns the WAN defaults.
@@ -70,8 +79,18 @@ func (c *CoreConfig) Validate() error {
 		return errors.New("ReapAfter: must be positive")
 	case c.PersistEvery < 0:
 		return errors.New("PersistEvery: must not be negative")
+	case c.PersistSyncEvery < 0:
+		return errors.New("PersistSyncEvery: must not be negative")
 	}
 	return nil
+}
+
+// persistSyncEvery is PersistSyncEvery with its default applied.
+func (c *CoreConfig) persistSyncEvery() time.Duration {
+	if c.PersistSyncEvery > 0 {
+		return max(c.PersistSyncEvery, c.PersistEvery)
+	}
+	return max(c.ReapAfter/24, c.PersistEvery)
 }
 
 // EffectKind is the kind of a federation effect.
@@ -80,7 +99,8 @@ type EffectKind int
 // Effects the driver carries out.
 const (
 	// EffectFetch: GET the region's catalog from Gateway (at Addr) since
-	// Since, and report SyncDone or SyncFailed.
+	// Since, and report the outcome with FetchDone or FetchFailed, passing
+	// the effect back (its Seq tells the fetch apart from older ones).
 	EffectFetch EffectKind = iota + 1
 	// EffectPersist: write the region's replica to the local store.
 	EffectPersist
@@ -96,12 +116,18 @@ type Effect struct {
 	Addr    string // EffectFetch: HTTP address
 	Since   uint64 // EffectFetch: 0 asks for a full snapshot
 	Reason  string // why (for logs and traces)
+	// Seq identifies an EffectFetch: it is positive and unique within a
+	// Core (1, 2, 3, ... in the order the fetches were issued). The driver
+	// hands the effect back to FetchDone or FetchFailed; an outcome whose
+	// Seq is not the region's current fetch (it timed out, or the region
+	// was forgotten since) no longer counts: see FetchDone.
+	Seq uint64
 }
 
 func (e Effect) String() string {
 	switch e.Kind {
 	case EffectFetch:
-		return fmt.Sprintf("fetch %s from %s (%s) since v%d: %s", e.Region, e.Gateway, e.Addr, e.Since, e.Reason)
+		return fmt.Sprintf("fetch #%d %s from %s (%s) since v%d: %s", e.Seq, e.Region, e.Gateway, e.Addr, e.Since, e.Reason)
 	case EffectPersist:
 		return fmt.Sprintf("persist %s", e.Region)
 	case EffectDrop:
@@ -118,19 +144,30 @@ func (e Effect) String() string {
 // remote region, a replica plus its sync state. A region's advertised
 // version is the highest version tag among its alive gateways. Tick asks
 // for a fetch when the advertised version is ahead of the replica, when no
-// replica exists yet, or when AntiEntropy passed since the last sync; one
-// fetch per region is in flight at a time. It picks among the region's
-// alive gateways that advertise the highest version, rotating to the next
-// one after each failure, and backs off exponentially (with jitter).
+// replica exists yet, or when AntiEntropy passed since the last fetch; one
+// fetch per region is in flight at a time, and a fetch that has not
+// reported back after FetchTimeout counts as one failure. It picks among
+// the region's alive gateways that advertise the highest version, rotating
+// to the next one after each failure, and backs off exponentially (with
+// jitter). Regions with no alive gateway are not fetched.
+//
+// A replica ahead of the advertised version is current: tags are
+// published after the catalog moves, so they lag what a fetch returns.
+// Only when the advertised version stays below what the replica held for
+// longer than AntiEntropy (the region lost its data and started over) is
+// a full snapshot fetched, once; after that the normal schedule applies.
 //
 // Replicas are never dropped because gateways failed: a partition must not
 // wipe out what a region knows. A replica is dropped only after ReapAfter
-// with no alive gateway of its region, or by Forget.
+// with no alive gateway of its region, or by Forget. Either way the region
+// is forgotten whole (with its gateways that are not alive), until a gateway
+// of it is seen alive again; Tick brings back a region that has one.
 type Core struct {
 	cfg      CoreConfig
 	rng      *rand.Rand
 	gateways map[string]Member // by node name
 	regions  map[string]*regionState
+	seq      uint64 // last fetch Seq issued
 }
 
 type regionState struct {
@@ -138,6 +175,7 @@ type regionState struct {
 	replica   *Replica
 	needFull  bool // a delta did not apply: ask for a snapshot
 	inflight  bool
+	seq       uint64 // Seq of the fetch in flight, or of the last one
 	fetchFrom string
 	fetchAt   time.Time
 	failures  int
@@ -147,8 +185,16 @@ type regionState struct {
 	lastAlive time.Time // last time an alive gateway of the region was known
 	seen      bool      // lastAlive is meaningful
 	persistAt time.Time // last persist effect
-	dirty     bool      // replica changed since the last persist
+	dirty     bool      // replica contents changed since the last persist
+	touched   bool      // only the replica's last sync moved since the last persist
 	lastFetch time.Time // last fetch attempt (for anti-entropy)
+
+	// The advertised version has been below the replica since behindSince,
+	// when the replica was at behindVersion; resetFetched: the full fetch
+	// for a suspected region reset was issued.
+	behindSince   time.Time
+	behindVersion uint64
+	resetFetched  bool
 }
 
 // NewCore returns a core. rng adds jitter to backoffs.
@@ -196,11 +242,37 @@ func (c *Core) Member(now time.Time, ev MemberEvent) {
 		}
 		c.gateways[m.Name] = m
 	}
-	if m.Region != c.cfg.Region {
-		rs := c.state(m.Region)
-		if c.aliveIn(m.Region) {
-			rs.lastAlive, rs.seen = now, true
-		}
+	if m.Region == c.cfg.Region {
+		return
+	}
+	// Only an alive gateway makes a region known: events about the dead
+	// gateways of a reaped or forgotten region (failed, left, Serf's reap)
+	// do not bring it back.
+	alive := c.aliveIn(m.Region)
+	rs := c.regions[m.Region]
+	if rs == nil && !alive {
+		return
+	}
+	rs = c.state(m.Region)
+	if alive {
+		rs.lastAlive, rs.seen = now, true
+	}
+	c.observe(now, rs)
+}
+
+// observe keeps track of how long the advertised version has been below
+// the replica's (see Core's doc: a lagging tag, or a region reset). It runs
+// whenever either may have moved.
+func (c *Core) observe(now time.Time, rs *regionState) {
+	adv, ok := c.advertised(rs.name)
+	if !ok || rs.replica == nil || adv >= rs.replica.Version() {
+		rs.behindSince, rs.behindVersion, rs.resetFetched = time.Time{}, 0, false
+		return
+	}
+	if rs.behindSince.IsZero() || adv >= rs.behindVersion {
+		// Newly behind, or the tag caught up with where the replica was
+		// when this started (it lags, the region moves on): start over.
+		rs.behindSince, rs.behindVersion, rs.resetFetched = now, rs.replica.Version(), false
 	}
 }
 
@@ -223,50 +295,156 @@ func (c *Core) Restore(now time.Time, s ReplicaSnapshot) {
 		// is gone still ages out.
 		rs.lastAlive, rs.seen = s.LastSync, true
 	}
+	c.observe(now, rs)
 }
 
-// SyncDone applies the result of a fetch.
-func (c *Core) SyncDone(now time.Time, regionName, gateway string, r SyncResult) error {
-	rs := c.regions[regionName]
+// FetchDone applies the result of the fetch f (an EffectFetch from Tick,
+// handed back as it was). It returns an error when the result was not
+// applied.
+//
+// Only the region's current fetch counts: a result for an older Seq (the
+// fetch timed out and Tick moved on, or the region was forgotten and
+// started over) changes no schedule, failure count or error. Such a late
+// result is still applied when it moves an existing replica forward, since
+// versions only grow: a snapshot newer than the replica, or changes that
+// continue it; anything else is dropped (and reported as the error).
+func (c *Core) FetchDone(now time.Time, f Effect, r SyncResult) error {
+	rs := c.regions[f.Region]
 	if rs == nil {
-		return fmt.Errorf("sync result for unknown region %s", regionName)
+		return fmt.Errorf("sync result for unknown region %s", f.Region)
+	}
+	if !rs.inflight || f.Seq != rs.seq {
+		return c.late(now, rs, f, r)
 	}
 	rs.inflight = false
 	rs.lastFetch = now
 	var err error
+	changed := false
 	switch {
 	case r.Full:
 		if r.Catalog == nil {
 			err = errors.New("full sync without a catalog")
 			break
 		}
-		if rs.replica != nil && r.Catalog.Version() < rs.replica.Version() && !c.regionReset(regionName, rs) {
+		if rs.replica != nil && r.Catalog.Version() < rs.replica.Version() && !c.regionReset(f.Region, rs) {
 			err = fmt.Errorf("snapshot v%d from %s is older than the replica's v%d; kept the replica",
-				r.Catalog.Version(), gateway, rs.replica.Version())
+				r.Catalog.Version(), f.Gateway, rs.replica.Version())
 			break
 		}
-		rs.replica = &Replica{Region: regionName, Catalog: r.Catalog}
+		changed = rs.replica == nil || !sameCatalog(rs.replica.Catalog, r.Catalog)
+		rs.replica = &Replica{Region: f.Region, Catalog: r.Catalog}
 		rs.needFull = false
 	default:
 		if rs.replica == nil {
-			rs.replica = &Replica{Region: regionName, Catalog: region.NewCatalog()}
+			rs.replica = &Replica{Region: f.Region, Catalog: region.NewCatalog()}
+			changed = true
 		}
 		for _, ch := range r.Changes {
-			if _, aerr := rs.replica.Catalog.Apply(ch); aerr != nil {
-				err = fmt.Errorf("delta from %s: %w", gateway, aerr)
+			applied, aerr := rs.replica.Catalog.Apply(ch)
+			changed = changed || applied
+			if aerr != nil {
+				err = fmt.Errorf("delta from %s: %w", f.Gateway, aerr)
 				rs.needFull = true
 				break
 			}
 		}
 	}
+	if changed {
+		rs.dirty = true
+	}
+	c.observe(now, rs)
 	if err != nil {
 		c.failed(now, rs, err.Error())
 		return err
 	}
-	rs.replica.LastSync, rs.replica.Source, rs.replica.Restored = now, gateway, false
+	rs.replica.LastSync, rs.replica.Source, rs.replica.Restored = now, f.Gateway, false
 	rs.failures, rs.lastErr, rs.nextTry = 0, "", time.Time{}
-	rs.dirty = true
+	rs.touched = true
 	return nil
+}
+
+// late handles the result of a fetch that is no longer current (see
+// FetchDone).
+func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) error {
+	ignored := func(why string) error {
+		return fmt.Errorf("late result of fetch #%d of %s from %s ignored: %s", f.Seq, f.Region, f.Gateway, why)
+	}
+	if rs.replica == nil {
+		return ignored("no replica to move forward")
+	}
+	have := rs.replica.Version()
+	switch {
+	case r.Full:
+		if r.Catalog == nil || r.Catalog.Version() <= have {
+			return ignored(fmt.Sprintf("not newer than the replica's v%d", have))
+		}
+		rs.replica = &Replica{Region: f.Region, Catalog: r.Catalog}
+		rs.needFull = false
+	default:
+		// Apply only changes that continue the replica, on a copy, so a
+		// gap leaves the replica as it was.
+		var next []region.Change
+		for _, ch := range r.Changes {
+			if ch.Version > have {
+				next = append(next, ch)
+			}
+		}
+		if len(next) == 0 {
+			return ignored(fmt.Sprintf("nothing after the replica's v%d", have))
+		}
+		if next[0].Version != have+1 {
+			return ignored(fmt.Sprintf("changes from v%d do not continue the replica's v%d", next[0].Version, have))
+		}
+		cat := region.NewCatalog()
+		cat.Load(rs.replica.Catalog.Snapshot())
+		for _, ch := range next {
+			if _, err := cat.Apply(ch); err != nil {
+				return ignored(err.Error())
+			}
+		}
+		rs.replica = &Replica{Region: f.Region, Catalog: cat}
+	}
+	rs.replica.LastSync, rs.replica.Source = now, f.Gateway
+	rs.dirty = true
+	c.observe(now, rs)
+	return nil
+}
+
+// sameCatalog reports whether two catalogs hold the same version and
+// instances.
+func sameCatalog(a, b *region.Catalog) bool {
+	if a.Version() != b.Version() || a.Len() != b.Len() {
+		return false
+	}
+	for _, x := range a.All() {
+		y, ok := b.Get(x.Key())
+		if !ok || !x.RegisteredAt.Equal(y.RegisteredAt) || !x.UpdatedAt.Equal(y.UpdatedAt) {
+			return false
+		}
+		x.RegisteredAt, x.UpdatedAt, y.RegisteredAt, y.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// SyncDone applies the result of a fetch of regionName from gateway. It is
+// FetchDone for callers that do not keep the fetch's effect: the result
+// counts as the current fetch's when that is in flight to gateway, and as
+// a late one (see FetchDone) otherwise. Prefer FetchDone: it tells a late
+// result from the current one when both come from the same gateway.
+func (c *Core) SyncDone(now time.Time, regionName, gateway string, r SyncResult) error {
+	return c.FetchDone(now, c.legacyFetch(regionName, gateway), r)
+}
+
+// legacyFetch returns the effect a SyncDone or SyncFailed answers.
+func (c *Core) legacyFetch(regionName, gateway string) Effect {
+	f := Effect{Kind: EffectFetch, Region: regionName, Gateway: gateway}
+	if rs := c.regions[regionName]; rs != nil && rs.inflight && rs.fetchFrom == gateway {
+		f.Seq = rs.seq
+	}
+	return f
 }
 
 // regionReset reports whether every alive gateway of the region advertises
@@ -277,15 +455,24 @@ func (c *Core) regionReset(name string, rs *regionState) bool {
 	return ok && rs.replica != nil && adv < rs.replica.Version()
 }
 
-// SyncFailed records a failed fetch.
-func (c *Core) SyncFailed(now time.Time, regionName, gateway string, err error) {
-	rs := c.regions[regionName]
-	if rs == nil {
+// FetchFailed records that the fetch f failed. A failure of a fetch that
+// is not the region's current one is ignored: a fetch that timed out was
+// counted as failed by Tick already.
+func (c *Core) FetchFailed(now time.Time, f Effect, err error) {
+	rs := c.regions[f.Region]
+	if rs == nil || !rs.inflight || f.Seq != rs.seq {
 		return
 	}
 	rs.inflight = false
 	rs.lastFetch = now
-	c.failed(now, rs, fmt.Sprintf("fetch from %s: %v", gateway, err))
+	c.failed(now, rs, fmt.Sprintf("fetch from %s: %v", f.Gateway, err))
+}
+
+// SyncFailed records a failed fetch of regionName from gateway: FetchFailed
+// for callers that do not keep the fetch's effect. It counts only while a
+// fetch is in flight to gateway.
+func (c *Core) SyncFailed(now time.Time, regionName, gateway string, err error) {
+	c.FetchFailed(now, c.legacyFetch(regionName, gateway), err)
 }
 
 func (c *Core) failed(now time.Time, rs *regionState, msg string) {
@@ -298,8 +485,10 @@ func (c *Core) failed(now time.Time, rs *regionState, msg string) {
 	rs.nextTry = now.Add(d)
 }
 
-// Forget drops a region's replica at an operator's request. The region
-// comes back if its gateways are still in the pool.
+// Forget drops a region's replica at an operator's request, with the
+// region's gateways that are not alive. A region whose gateways are still
+// alive comes back at the next Tick, with a fresh full sync; a late result
+// of a fetch issued before the Forget is not applied to it.
 func (c *Core) Forget(regionName string) []Effect {
 	if regionName == c.cfg.Region {
 		return nil
@@ -307,17 +496,29 @@ func (c *Core) Forget(regionName string) []Effect {
 	if _, ok := c.regions[regionName]; !ok {
 		return nil
 	}
+	c.drop(regionName)
+	return []Effect{{Kind: EffectDrop, Region: regionName, Reason: "forgotten by an operator"}}
+}
+
+// drop forgets a region: its state and its gateways that are not alive.
+func (c *Core) drop(regionName string) {
 	delete(c.regions, regionName)
 	for name, m := range c.gateways {
 		if m.Region == regionName && m.Status != StatusAlive {
 			delete(c.gateways, name)
 		}
 	}
-	return []Effect{{Kind: EffectDrop, Region: regionName, Reason: "forgotten by an operator"}}
 }
 
 // Tick returns the effects due at now.
 func (c *Core) Tick(now time.Time) []Effect {
+	// A region with an alive gateway has a state (it may have been
+	// forgotten while its gateways lived on).
+	for _, name := range c.gatewayRegions() {
+		if name != c.cfg.Region && c.regions[name] == nil && c.aliveIn(name) {
+			c.state(name)
+		}
+	}
 	var out []Effect
 	for _, name := range c.regionNames() {
 		rs := c.regions[name]
@@ -325,63 +526,109 @@ func (c *Core) Tick(now time.Time) []Effect {
 		if alive {
 			rs.lastAlive, rs.seen = now, true
 		}
+		c.observe(now, rs)
 		if rs.inflight && now.Sub(rs.fetchAt) >= c.cfg.FetchTimeout {
+			// One failure; the fetch's own report, if it still comes, is
+			// ignored (its Seq is no longer in flight).
 			rs.inflight = false
+			rs.lastFetch = now
 			c.failed(now, rs, fmt.Sprintf("fetch from %s timed out after %s", rs.fetchFrom, c.cfg.FetchTimeout))
 		}
 		if !alive && rs.seen && now.Sub(rs.lastAlive) >= c.cfg.ReapAfter {
-			delete(c.regions, name)
+			c.drop(name)
 			out = append(out, Effect{Kind: EffectDrop, Region: name,
 				Reason: fmt.Sprintf("no alive gateway for %s", c.cfg.ReapAfter)})
 			continue
 		}
-		if f, ok := c.fetchDue(now, rs); ok {
-			out = append(out, f)
+		if p, ok := c.plan(now, rs); ok && !now.Before(p.at) {
+			out = append(out, c.issue(now, rs, p))
 		}
-		if rs.dirty && rs.replica != nil && now.Sub(rs.persistAt) >= c.cfg.PersistEvery {
-			rs.dirty, rs.persistAt = false, now
+		if at, ok := c.persistAt(rs); ok && !now.Before(at) {
+			rs.dirty, rs.touched, rs.persistAt = false, false, now
 			out = append(out, Effect{Kind: EffectPersist, Region: name})
 		}
 	}
 	return out
 }
 
-func (c *Core) fetchDue(now time.Time, rs *regionState) (Effect, bool) {
-	if rs.inflight || now.Before(rs.nextTry) {
-		return Effect{}, false
+// fetchPlan is the next fetch a region needs: at when, since what, why.
+type fetchPlan struct {
+	at     time.Time
+	since  uint64
+	reason string
+	reset  bool // the full fetch for a suspected region reset
+}
+
+// plan returns the region's next fetch, at or after now (when it is due
+// already, at is now or before). ok is false when no fetch is to be
+// planned: one is in flight, or no gateway of the region is alive.
+func (c *Core) plan(now time.Time, rs *regionState) (fetchPlan, bool) {
+	if rs.inflight {
+		return fetchPlan{}, false
 	}
 	adv, ok := c.advertised(rs.name)
 	if !ok {
-		return Effect{}, false // no alive gateway to ask
+		return fetchPlan{}, false // no alive gateway to ask
 	}
-	var have uint64
-	reason := ""
+	var p fetchPlan
 	switch {
 	case rs.replica == nil:
-		reason = "no replica yet"
+		p.reason = "no replica yet"
 	case rs.needFull:
-		reason = "delta did not apply"
+		p.reason = "delta did not apply"
 	case adv > rs.replica.Version():
-		have = rs.replica.Version()
-		reason = fmt.Sprintf("advertised v%d ahead of replica v%d", adv, have)
-	case adv < rs.replica.Version():
-		have = rs.replica.Version()
-		reason = fmt.Sprintf("advertised v%d behind replica v%d (region reset?)", adv, have)
+		p.since = rs.replica.Version()
+		p.reason = fmt.Sprintf("advertised v%d ahead of replica v%d", adv, p.since)
 	case rs.replica.Restored:
-		have = rs.replica.Version()
-		reason = "replica restored from the local store"
-	case now.Sub(rs.lastFetch) >= c.cfg.AntiEntropy:
-		have = rs.replica.Version()
-		reason = "anti-entropy"
+		p.since = rs.replica.Version()
+		p.reason = "replica restored from the local store"
 	default:
-		return Effect{}, false
+		// Current, or ahead of a lagging tag: anti-entropy, unless the tag
+		// has stayed below the replica for so long that the region must
+		// have been reset.
+		p.since = rs.replica.Version()
+		p.reason = "anti-entropy"
+		p.at = rs.lastFetch.Add(c.cfg.AntiEntropy)
+		if !rs.behindSince.IsZero() && !rs.resetFetched {
+			if at := rs.behindSince.Add(c.cfg.AntiEntropy); at.Before(p.at) || !now.Before(at) {
+				p = fetchPlan{at: at, reset: true,
+					reason: fmt.Sprintf("advertised v%d below replica v%d since %s: region reset?", adv,
+						rs.replica.Version(), rs.behindSince.Format(time.RFC3339))}
+			}
+		}
 	}
+	if p.at.Before(rs.nextTry) {
+		p.at = rs.nextTry
+	}
+	return p, true
+}
+
+// issue starts the planned fetch.
+func (c *Core) issue(now time.Time, rs *regionState, p fetchPlan) Effect {
 	if rs.needFull {
-		have = 0
+		p.since = 0
+	}
+	if p.reset {
+		rs.resetFetched = true
 	}
 	gw := c.pick(rs.name, rs.rotate)
-	rs.inflight, rs.fetchFrom, rs.fetchAt = true, gw.Name, now
-	return Effect{Kind: EffectFetch, Region: rs.name, Gateway: gw.Name, Addr: gw.HTTPAddr, Since: have, Reason: reason}, true
+	c.seq++
+	rs.inflight, rs.seq, rs.fetchFrom, rs.fetchAt = true, c.seq, gw.Name, now
+	return Effect{Kind: EffectFetch, Region: rs.name, Gateway: gw.Name, Addr: gw.HTTPAddr, Since: p.since,
+		Reason: p.reason, Seq: c.seq}
+}
+
+// persistAt returns when the region's replica is next to be persisted.
+func (c *Core) persistAt(rs *regionState) (time.Time, bool) {
+	switch {
+	case rs.replica == nil:
+		return time.Time{}, false
+	case rs.dirty:
+		return rs.persistAt.Add(c.cfg.PersistEvery), true
+	case rs.touched:
+		return rs.persistAt.Add(c.cfg.persistSyncEvery()), true
+	}
+	return time.Time{}, false
 }
 
 // pick chooses among the region's alive gateways that advertise its highest
@@ -435,32 +682,61 @@ func (c *Core) regionNames() []string {
 	return names
 }
 
-// NextDeadline returns when Tick next has something to do (zero when
-// nothing is scheduled; the driver also ticks on every event).
+// gatewayRegions returns the regions of the known gateways, sorted.
+func (c *Core) gatewayRegions() []string {
+	var names []string
+	for _, m := range c.gateways {
+		names = append(names, m.Region)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// NextDeadline returns when Tick next has something to do: never before
+// now, and now only while something is due that Tick has not done yet (a
+// fetch that is due is issued by the next Tick, after which its timeout is
+// the deadline). It is zero when nothing is scheduled; the driver also
+// ticks on every event. Regions with no alive gateway have no fetch
+// deadline (a membership event wakes the driver when one comes back).
 func (c *Core) NextDeadline(now time.Time) time.Time {
 	var best time.Time
 	consider := func(t time.Time) {
+		if t.Before(now) {
+			t = now
+		}
 		if best.IsZero() || t.Before(best) {
 			best = t
 		}
 	}
-	for _, rs := range c.regions {
-		switch {
-		case rs.inflight:
+	for _, name := range c.regionNames() {
+		rs := c.regions[name]
+		if rs.inflight {
 			consider(rs.fetchAt.Add(c.cfg.FetchTimeout))
-		case !rs.nextTry.IsZero():
-			consider(rs.nextTry)
-		default:
-			consider(rs.lastFetch.Add(c.cfg.AntiEntropy))
+		} else if p, ok := c.plan(now, rs); ok {
+			consider(p.at)
 		}
-		if rs.dirty {
-			consider(rs.persistAt.Add(c.cfg.PersistEvery))
+		if at, ok := c.persistAt(rs); ok {
+			consider(at)
 		}
-		if rs.seen {
+		if rs.seen && !c.aliveIn(name) {
 			consider(rs.lastAlive.Add(c.cfg.ReapAfter))
 		}
 	}
+	if !c.regionsComplete() {
+		consider(now) // Tick brings back a region with an alive gateway
+	}
 	return best
+}
+
+// regionsComplete reports whether every region with an alive gateway has
+// a state.
+func (c *Core) regionsComplete() bool {
+	for _, m := range c.gateways {
+		if m.Region != c.cfg.Region && m.Status == StatusAlive && c.regions[m.Region] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Replica returns a region's replica (nil when there is none). The caller
@@ -474,16 +750,45 @@ func (c *Core) Replica(regionName string) *Replica {
 
 // Lookup returns what a cross-region read needs, without the allocations
 // of View: the replica (nil when none), whether it is stale, and whether the
-// region is known at all.
+// region is known at all. It agrees with View and Regions: a region is
+// known when Regions lists it.
 func (c *Core) Lookup(name string) (rep *Replica, stale, known bool) {
 	adv, reachable := c.advertised(name)
-	rs := c.regions[name]
-	if rs == nil {
-		return nil, true, reachable
+	if name == c.cfg.Region {
+		return nil, false, true
 	}
-	rep = rs.replica
-	stale = !reachable || rep == nil || rep.Version() < adv || rs.lastErr != "" || rep.Restored
-	return rep, stale, true
+	rs := c.regions[name]
+	known = rs != nil || c.hasGateway(name)
+	if !known {
+		return nil, false, false
+	}
+	return c.replicaOf(rs), c.stale(rs, adv, reachable), true
+}
+
+// hasGateway reports whether any gateway of the region is known.
+func (c *Core) hasGateway(regionName string) bool {
+	for _, m := range c.gateways {
+		if m.Region == regionName {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Core) replicaOf(rs *regionState) *Replica {
+	if rs == nil {
+		return nil
+	}
+	return rs.replica
+}
+
+// stale says whether a remote region's replica reads stale: no replica,
+// no alive gateway, behind the advertised version, restored and not synced
+// since, or the last fetch failed. A replica ahead of the advertised
+// version is not stale: the tag lags.
+func (c *Core) stale(rs *regionState, adv uint64, reachable bool) bool {
+	return rs == nil || rs.replica == nil || !reachable || rs.replica.Version() < adv || rs.lastErr != "" ||
+		rs.replica.Restored
 }
 
 // RegionView is what the core knows of one region.
@@ -494,7 +799,7 @@ type RegionView struct {
 	Advertised uint64   // highest version among alive gateways
 	Reachable  bool     // at least one alive gateway
 	Replica    *Replica // nil for the local region or before the first sync
-	Stale      bool     // unreachable, behind the advertised version, or last fetch failed
+	Stale      bool     // no replica, unreachable, behind the advertised version, restored, or last fetch failed
 	LastError  string
 }
 
@@ -524,10 +829,13 @@ func (c *Core) Regions() []RegionView {
 func (c *Core) View(name string) RegionView {
 	v := RegionView{Name: name, Local: name == c.cfg.Region, Gateways: c.members(name)}
 	v.Advertised, v.Reachable = c.advertised(name)
-	if rs := c.regions[name]; rs != nil && !v.Local {
-		v.Replica = rs.replica
+	if v.Local {
+		return v
+	}
+	rs := c.regions[name]
+	v.Replica, v.Stale = c.replicaOf(rs), c.stale(rs, v.Advertised, v.Reachable)
+	if rs != nil {
 		v.LastError = rs.lastErr
-		v.Stale = !v.Reachable || rs.replica == nil || rs.replica.Version() < v.Advertised || rs.lastErr != "" || rs.replica.Restored
 	}
 	return v
 }

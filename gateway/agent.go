@@ -53,6 +53,10 @@ type AgentConfig struct {
 	// FetchClient carries sync fetches; a default when nil (tests inject
 	// faults through its transport).
 	FetchClient *http.Client
+	// Telemetry says where spans and metrics go (the HTTP API, Redis
+	// commands, sync fetches, health checks); see Telemetry. The meridian
+	// command passes what observability.Setup built.
+	Telemetry Telemetry
 }
 
 // Validate checks the configuration, naming the field.
@@ -117,6 +121,11 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	log := cfg.Logger.With("region", cfg.Region)
 	region.RouteRedisLogs(cfg.Logger)
+	tel, err := cfg.Telemetry.resolve()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Telemetry = tel
 	a := &Agent{cfg: cfg}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
@@ -128,7 +137,8 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		redisURL = "redis://" + m.Addr() + "/0"
 		log.Warn("no --redis given: using an embedded in-memory store (miniredis); data will not survive a restart", "addr", m.Addr())
 	}
-	store, err := region.NewRedisStore(region.RedisOptions{URL: redisURL, Region: cfg.Region, LogMax: cfg.LogMax})
+	store, err := region.NewRedisStore(region.RedisOptions{URL: redisURL, Region: cfg.Region, LogMax: cfg.LogMax,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
 	if err != nil {
 		a.closeStore()
 		return nil, err
@@ -148,6 +158,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 
 	hopt := region.HealthRunnerOptions{
 		Logger: log.With("component", "health"), Rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Region: cfg.Region,
 	}
 	if cfg.SerfBind != "" {
 		if err := a.startFederation(store, ln.Addr().String(), seed, log); err != nil {
@@ -159,8 +170,10 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
-		Routing: cfg.Routing, Proxy: cfg.Proxy, Logger: log.With("component", "http")}
+		Routing: cfg.Routing, Proxy: cfg.Proxy, Logger: log.With("component", "http"),
+		Telemetry: tel, Node: cfg.NodeName}
 	if a.Fed != nil {
+		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
 		a.Fed.OnMembership(a.peersChanged)
 	}
@@ -179,8 +192,14 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		}
 	}()
 	if a.Fed != nil {
+		// Sync fetches report to this gateway's telemetry, tagged with
+		// its region.
+		fctx := federation.WithSyncTelemetry(ctx, &federation.SyncTelemetry{
+			TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+			Propagator: tel.Propagator, Region: cfg.Region,
+		})
 		a.wg.Add(1)
-		go func() { defer a.wg.Done(); a.Fed.Run(ctx) }()
+		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
 	}
 	log.Info("gateway serving", "http", ln.Addr().String(), "store", redactURL(redisURL))
 	return a, nil

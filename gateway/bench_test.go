@@ -22,6 +22,12 @@ var benchNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 // with three instances of "web" registered through the handler itself.
 func newBenchServer(b *testing.B) http.Handler {
 	b.Helper()
+	return newBenchServerWith(b, Telemetry{})
+}
+
+// newBenchServerWith is newBenchServer with the given telemetry.
+func newBenchServerWith(b *testing.B, tel Telemetry) http.Handler {
+	b.Helper()
 	now := func() time.Time { return benchNow }
 	log := slog.New(slog.DiscardHandler)
 	store := region.NewMemStore(0)
@@ -30,7 +36,7 @@ func newBenchServer(b *testing.B) http.Handler {
 		b.Fatalf("loading the cache: %v", err)
 	}
 	health := region.NewHealthRunner(store, cache, region.HealthRunnerOptions{Logger: log, Now: now})
-	h := New(Config{Region: "us-east", Store: store, Cache: cache, Health: health, Logger: log, Now: now}).Handler()
+	h := New(Config{Region: "us-east", Store: store, Cache: cache, Health: health, Logger: log, Now: now, Telemetry: tel}).Handler()
 	for i, tags := range []string{`["v1"]`, `["v2"]`, `["v2","canary"]`} {
 		id := "web-" + strconv.Itoa(i+1)
 		body := `{"address":"10.0.0.` + strconv.Itoa(5+i) + `","port":8080,"zone":"a","tags":` + tags + `}`

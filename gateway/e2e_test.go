@@ -221,10 +221,18 @@ func TestRegisterReplaceDeregister(t *testing.T) {
 		t.Fatalf("after deregister: %v", ids)
 	}
 	m := call(t, "GET", a.URL()+"/metrics", "")
-	for _, want := range []string{`meridian_catalog_version{region="us-east"} 4`, `meridian_instances{region="us-east",service="web",status="passing"} 1`,
-		`meridian_http_requests_total{code="200",method="PUT",route="instance"} 3`} {
-		if !strings.Contains(m.raw, want) {
-			t.Errorf("/metrics lacks %s", want)
+	for _, want := range []struct {
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{"meridian_catalog_version", map[string]string{"region": "us-east"}, 4},
+		{"meridian_instances", map[string]string{"region": "us-east", "service": "web", "status": "passing"}, 1},
+		{"meridian_http_requests_total", map[string]string{"code": "200", "method": "PUT", "route": "instance"}, 3},
+		{"meridian_store_writes_total", map[string]string{"op": "deregister", "result": "not_found"}, 1},
+	} {
+		if got, ok := promValue(m.raw, want.name, want.labels); !ok || got != want.value {
+			t.Errorf("/metrics: %s%v = %v (found %v), want %v", want.name, want.labels, got, ok, want.value)
 		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
@@ -29,9 +32,25 @@ func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	src := federation.CatalogSource{Region: s.cfg.Region, Store: s.cfg.Store, Cache: s.cfg.Cache}
 	resp, err := src.Answer(ctx, since)
+	span := trace.SpanFromContext(r.Context())
 	if err != nil {
+		span.RecordError(err)
 		writeError(w, http.StatusServiceUnavailable, "", "catalog unavailable: "+err.Error())
 		return
+	}
+	if span.IsRecording() {
+		// The fetching gateway's "federation.sync" span is this span's
+		// parent (its traceparent came with the request).
+		attrs := []attribute.KeyValue{attribute.Int64("meridian.sync.version_from", int64(since))}
+		switch a := resp.(type) {
+		case federation.DeltaResponse:
+			attrs = append(attrs, attribute.Int64("meridian.sync.version_to", int64(a.Version)),
+				attribute.Bool("meridian.sync.full", false), attribute.Int("meridian.sync.changes", len(a.Changes)))
+		case federation.FullResponse:
+			attrs = append(attrs, attribute.Int64("meridian.sync.version_to", int64(a.Version)),
+				attribute.Bool("meridian.sync.full", true), attribute.Int("meridian.sync.changes", len(a.Instances)))
+		}
+		span.SetAttributes(attrs...)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -63,6 +63,12 @@ func (n *fedNode) serfAddr() string {
 // fetch client.
 func startFedNode(t *testing.T, regionName, name, redisURL string, join ...string) *fedNode {
 	t.Helper()
+	return startFedNodeWith(t, nil, regionName, name, redisURL, join...)
+}
+
+// startFedNodeWith is startFedNode with a last say on the configuration.
+func startFedNodeWith(t *testing.T, tweak func(*AgentConfig), regionName, name, redisURL string, join ...string) *fedNode {
+	t.Helper()
 	n := &fedNode{region: regionName, http: &cutHTTP{}}
 	n.cfg = AgentConfig{
 		Region: regionName, RedisURL: redisURL, NodeName: name, SerfBind: "127.0.0.1:0",
@@ -77,6 +83,9 @@ func startFedNode(t *testing.T, regionName, name, redisURL string, join ...strin
 			c.AdvertiseAddr = fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort())
 			return federation.NewSerfMembership(c)
 		},
+	}
+	if tweak != nil {
+		tweak(&n.cfg)
 	}
 	n.Agent = startAgent(t, n.cfg)
 	return n

@@ -1,80 +1,209 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
-// metrics are the gateway's Prometheus series.
+// metrics are the gateway's OpenTelemetry instruments. Through the
+// Prometheus reader they read as (every series has a region label, the
+// gateway's region):
+//
+//	meridian_http_requests_total{route,method,code}        requests by route
+//	meridian_http_request_duration_seconds{route}          request latency (blocking queries included)
+//	meridian_store_writes_total{op,result}                  registry writes
+//	meridian_lookups_total{api,result,failover}             lookups: api lookup|pick|proxy|service, result ok|empty|error
+//	meridian_lookup_duration_seconds{api}                   time to answer a lookup (after any blocking wait; proxy: routing only)
+//	meridian_catalog_version, meridian_cache_age_seconds, meridian_store_up
+//	meridian_instances{service,status}                      this region's instances
+//	meridian_registry_instances{catalog_region}             instances per catalog held: this region's and each replica
+//	meridian_replica_staleness_seconds{catalog_region}      time since a replica's last successful sync
+//	meridian_replica_version{catalog_region}, meridian_replica_stale{catalog_region}
+//	meridian_gossip_members{member_region,status}           gateways in the gossip pool by status
+//
+// The federation package adds meridian_sync_* (fetch durations, bytes,
+// changes) and the region package meridian_health_check* (probe results).
 type metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	writes   *prometheus.CounterVec
+	region        attribute.KeyValue
+	requests      metric.Int64Counter
+	latency       metric.Float64Histogram
+	writes        metric.Int64Counter
+	lookups       metric.Int64Counter
+	lookupLatency metric.Float64Histogram
 }
 
-func newMetrics(regionName string, cache *region.Cache) *metrics {
-	reg := prometheus.NewRegistry()
-	m := &metrics{
-		reg: reg,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meridian_http_requests_total",
-			Help: "HTTP requests by route, method and status code.",
-		}, []string{"route", "method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "meridian_http_request_duration_seconds",
-			Help:    "HTTP request latency by route (blocking queries included).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 60, 300},
-		}, []string{"route"}),
-		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meridian_store_writes_total",
-			Help: "Writes to the region's store by operation and result (ok, not_found, unavailable).",
-		}, []string{"op", "result"}),
-	}
-	labels := prometheus.Labels{"region": regionName}
-	reg.MustRegister(m.requests, m.latency, m.writes,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "meridian_catalog_version", Help: "The cached catalog version of this region.", ConstLabels: labels,
-		}, func() float64 { return float64(cache.Version()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "meridian_cache_age_seconds", Help: "Seconds since the cache last read the store.", ConstLabels: labels,
-		}, func() float64 { return cache.Freshness().Age.Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "meridian_store_up", Help: "1 when the last read of the store succeeded.", ConstLabels: labels,
-		}, func() float64 {
-			if cache.StoreErr() != nil {
-				return 0
+// latencyBuckets are the request latency histogram's bounds, in seconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 60, 300}
+
+// newMetrics makes the instruments on mp and registers the gauges, read
+// from the cache and federator at collection time.
+func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
+	m := mp.Meter(instrumentationName)
+	g := &metrics{region: attribute.String("region", cfg.Region)}
+	// Instrument errors come only from invalid names or units, fixed here;
+	// the SDK returns a working instrument alongside them anyway.
+	g.requests, _ = m.Int64Counter("meridian.http.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("HTTP requests by route, method and status code."))
+	g.latency, _ = m.Float64Histogram("meridian.http.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("HTTP request latency by route (blocking queries included)."),
+		metric.WithExplicitBucketBoundaries(latencyBuckets...))
+	g.writes, _ = m.Int64Counter("meridian.store.writes", metric.WithUnit("{write}"),
+		metric.WithDescription("Writes to the region's store by operation and result (ok, not_found, unavailable)."))
+	g.lookups, _ = m.Int64Counter("meridian.lookups", metric.WithUnit("{lookup}"),
+		metric.WithDescription("Lookups by API (lookup, pick, proxy, service), result (ok, empty, error) and whether traffic left the region (failover)."))
+	g.lookupLatency, _ = m.Float64Histogram("meridian.lookup.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to answer a lookup, after any blocking wait (proxy: the routing decision only)."),
+		metric.WithExplicitBucketBoundaries(.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1))
+
+	version, _ := m.Int64ObservableGauge("meridian.catalog.version", metric.WithUnit("{version}"),
+		metric.WithDescription("The cached catalog version of this region."))
+	age, _ := m.Float64ObservableGauge("meridian.cache.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the cache last read the store."))
+	up, _ := m.Int64ObservableGauge("meridian.store.up",
+		metric.WithDescription("1 when the last read of the store succeeded."))
+	instances, _ := m.Int64ObservableGauge("meridian.instances", metric.WithUnit("{instance}"),
+		metric.WithDescription("Registered instances of this region by service and status."))
+	registry, _ := m.Int64ObservableGauge("meridian.registry.instances", metric.WithUnit("{instance}"),
+		metric.WithDescription("Instances per catalog this gateway holds: its own region's and each replica's (catalog_region)."))
+	staleness, _ := m.Float64ObservableGauge("meridian.replica.staleness", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since each replica's last successful sync (0 for this region)."))
+	repVersion, _ := m.Int64ObservableGauge("meridian.replica.version", metric.WithUnit("{version}"),
+		metric.WithDescription("Catalog version of each replica (and of this region)."))
+	repStale, _ := m.Int64ObservableGauge("meridian.replica.stale",
+		metric.WithDescription("1 when a replica may be out of date (unreachable region, behind the advertised version, or failed last fetch)."))
+	members, _ := m.Int64ObservableGauge("meridian.gossip.members", metric.WithUnit("{gateway}"),
+		metric.WithDescription("Gateways in the gossip pool by region and status (alive, suspect, failed, left)."))
+
+	cache, fed, now := cfg.Cache, cfg.Fed, cfg.Now
+	regionOnly := metric.WithAttributeSet(attribute.NewSet(g.region))
+	m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		f := cache.Freshness()
+		o.ObserveInt64(version, int64(f.Version), regionOnly)
+		o.ObserveFloat64(age, f.Age.Seconds(), regionOnly)
+		storeUp := int64(1)
+		if f.StoreErr != nil {
+			storeUp = 0
+		}
+		o.ObserveInt64(up, storeUp, regionOnly)
+		var sums []region.ServiceSummary
+		var local int
+		cache.Read(func(c *region.Catalog) { sums, local = c.Services(), c.Len() })
+		for _, s := range sums {
+			svc := attribute.String("service", s.Name)
+			o.ObserveInt64(instances, int64(s.Passing), metric.WithAttributes(g.region, svc, attribute.String("status", "passing")))
+			o.ObserveInt64(instances, int64(s.Warning), metric.WithAttributes(g.region, svc, attribute.String("status", "warning")))
+			o.ObserveInt64(instances, int64(s.Critical), metric.WithAttributes(g.region, svc, attribute.String("status", "critical")))
+		}
+		own := metric.WithAttributes(g.region, attribute.String("catalog_region", cfg.Region))
+		o.ObserveInt64(registry, int64(local), own)
+		o.ObserveFloat64(staleness, 0, own)
+		o.ObserveInt64(repVersion, int64(f.Version), own)
+		o.ObserveInt64(repStale, boolInt(f.Stale), own)
+		if fed == nil {
+			return nil
+		}
+		type replicaStat struct {
+			name       string
+			size       int
+			age        time.Duration
+			version    uint64
+			stale      bool
+			hasReplica bool
+		}
+		type memberStat struct {
+			region string
+			counts map[federation.MemberStatus]int
+		}
+		var reps []replicaStat
+		var mems []memberStat
+		t := now()
+		fed.Read(func(c *federation.Core) {
+			for _, v := range c.Regions() {
+				ms := memberStat{region: v.Name, counts: map[federation.MemberStatus]int{}}
+				for _, gw := range v.Gateways {
+					ms.counts[gw.Status]++
+				}
+				mems = append(mems, ms)
+				if v.Local {
+					continue
+				}
+				rs := replicaStat{name: v.Name, stale: v.Stale}
+				if v.Replica != nil {
+					rs.hasReplica = true
+					rs.size, rs.version, rs.age = v.Replica.Catalog.Len(), v.Replica.Version(), max(t.Sub(v.Replica.LastSync), 0)
+				}
+				reps = append(reps, rs)
 			}
-			return 1
-		}),
-		&instancesCollector{cache: cache, desc: prometheus.NewDesc("meridian_instances",
-			"Registered instances by service and status.", []string{"service", "status"}, labels)},
-	)
-	return m
+		})
+		for _, r := range reps {
+			at := metric.WithAttributes(g.region, attribute.String("catalog_region", r.name))
+			o.ObserveInt64(repStale, boolInt(r.stale), at)
+			if !r.hasReplica {
+				continue
+			}
+			o.ObserveInt64(registry, int64(r.size), at)
+			o.ObserveFloat64(staleness, r.age.Seconds(), at)
+			o.ObserveInt64(repVersion, int64(r.version), at)
+		}
+		for _, ms := range mems {
+			for _, st := range []federation.MemberStatus{federation.StatusAlive, federation.StatusSuspect, federation.StatusFailed, federation.StatusLeft} {
+				n, seen := ms.counts[st]
+				if !seen && st == federation.StatusSuspect {
+					continue // only models that see suspicion report it
+				}
+				o.ObserveInt64(members, int64(n), metric.WithAttributes(g.region,
+					attribute.String("member_region", ms.region), attribute.String("status", st.String())))
+			}
+		}
+		return nil
+	}, version, age, up, instances, registry, staleness, repVersion, repStale, members)
+	return g
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
-// instrument wraps h, counting requests and timing them under route.
-func (m *metrics) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
-	obs := m.latency.WithLabelValues(route)
+// instrument wraps h (served at pattern, named route in the metrics): a
+// server span per request (Server.serverSpan), counted and timed.
+func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.HandlerFunc {
+	m := s.metrics
+	routeAttrs := metric.WithAttributeSet(attribute.NewSet(m.region, attribute.String("route", route)))
+	routeKV := attribute.String("route", route)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		r, span := s.serverSpan(r, pattern)
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
-		obs.Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+		endServerSpan(span, sw.code)
+		ctx := r.Context()
+		m.latency.Record(ctx, time.Since(start).Seconds(), routeAttrs)
+		m.requests.Add(ctx, 1, metric.WithAttributes(m.region, routeKV,
+			attribute.String("method", spanMethod(r.Method)), attribute.String("code", strconv.Itoa(sw.code))))
 	}
+}
+
+// write counts one store write.
+func (m *metrics) write(ctx context.Context, op, result string) {
+	m.writes.Add(ctx, 1, metric.WithAttributes(m.region, attribute.String("op", op), attribute.String("result", result)))
+}
+
+// lookup counts one lookup and its duration.
+func (m *metrics) lookup(ctx context.Context, api, result string, failover bool, d time.Duration) {
+	apiKV := attribute.String("api", api)
+	m.lookups.Add(ctx, 1, metric.WithAttributes(m.region, apiKV, attribute.String("result", result), attribute.Bool("failover", failover)))
+	m.lookupLatency.Record(ctx, d.Seconds(), metric.WithAttributes(m.region, apiKV))
 }
 
 type statusWriter struct {
@@ -88,21 +217,3 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// instancesCollector reports instance counts from the cache at scrape time.
-type instancesCollector struct {
-	cache *region.Cache
-	desc  *prometheus.Desc
-}
-
-func (c *instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
-	var sums []region.ServiceSummary
-	c.cache.Read(func(cat *region.Catalog) { sums = cat.Services() })
-	for _, s := range sums {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Passing), s.Name, "passing")
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Warning), s.Name, "warning")
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Critical), s.Name, "critical")
-	}
-}

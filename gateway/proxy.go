@@ -13,6 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-sd/meridian/failover"
 )
 
@@ -114,7 +119,9 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		rq.URL.RawQuery += "policy=" + pol
 	}
+	start := time.Now()
 	_, d, err := p.s.route(rq)
+	p.s.metrics.lookup(r.Context(), "proxy", lookupResult(d, err), d.Failover, time.Since(start))
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -166,8 +173,10 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 			pr.Out.URL.RawQuery = r.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
-			// W3C trace context passes through: ReverseProxy copies
-			// traceparent and tracestate like any end-to-end header.
+			// W3C trace context: ReverseProxy copies the caller's
+			// traceparent and tracestate like any end-to-end header;
+			// RoundTrip replaces them with each attempt's span context
+			// when tracing is on.
 		},
 		Transport: p,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -227,9 +236,30 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		if p2c != nil {
 			p2c.Start(id)
 		}
+		ctx, span := p.s.tracer.Start(req.Context(), "proxy.attempt", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(append(p.s.spanAttrs[:len(p.s.spanAttrs):len(p.s.spanAttrs)],
+				attrService.String(preq.service),
+				attribute.String("meridian.proxy.endpoint", id),
+				attribute.String("meridian.proxy.endpoint_region", ep.Region),
+				attribute.Int("meridian.proxy.attempt", attempt),
+				attribute.String("server.address", ep.Address),
+				attribute.Int("server.port", ep.Port),
+				attribute.String("http.request.method", out.Method),
+			)...))
+		p.s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
 		start := time.Now()
 		resp, err := p.base.RoundTrip(out)
 		elapsed := time.Since(start)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+			if resp.StatusCode >= 500 {
+				span.SetStatus(codes.Error, resp.Status)
+			}
+		}
+		span.End()
 		failed := err != nil || resp.StatusCode >= 500
 		if p2c != nil {
 			p2c.Done(id)

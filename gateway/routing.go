@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/failover"
 	"github.com/meridian-sd/meridian/federation"
@@ -100,10 +104,16 @@ func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error
 
 // views builds the router's input for a service: the local region from the
 // cache, the others from their replicas.
-func (s *Server) views(service string) []failover.RegionView {
+// Without instances, it is what routeFingerprint needs and costs no copy.
+func (s *Server) views(service string, instances bool) []failover.RegionView {
 	fr := s.cfg.Cache.Freshness()
 	local := failover.RegionView{Name: s.cfg.Region, Version: fr.Version, Stale: fr.Stale, Reachable: true}
-	s.cfg.Cache.Read(func(c *region.Catalog) { local.Instances = c.Instances(service, region.Filter{}) })
+	if instances {
+		s.cfg.Cache.Read(func(c *region.Catalog) {
+			local.Version = c.Version() // the version these instances are at
+			local.Instances = c.Instances(service, region.Filter{})
+		})
+	}
 	out := []failover.RegionView{local}
 	if s.cfg.Fed == nil {
 		return out
@@ -117,11 +127,14 @@ func (s *Server) views(service string) []failover.RegionView {
 			if v.Local || v.Replica == nil {
 				continue
 			}
-			remote = append(remote, failover.RegionView{
-				Name: v.Name, Instances: v.Replica.Catalog.Instances(service, region.Filter{}),
-				Version: v.Replica.Version(), Stale: v.Stale, Age: max(now.Sub(v.Replica.LastSync), 0),
+			rv := failover.RegionView{
+				Name: v.Name, Version: v.Replica.Version(), Stale: v.Stale, Age: max(now.Sub(v.Replica.LastSync), 0),
 				Reachable: v.Reachable,
-			})
+			}
+			if instances {
+				rv.Instances = v.Replica.Catalog.Instances(service, region.Filter{})
+			}
+			remote = append(remote, rv)
 			for _, g := range v.Gateways {
 				if g.Status == federation.StatusAlive {
 					alive[v.Name] = append(alive[v.Name], g.Name)
@@ -148,31 +161,55 @@ type lookupResponse struct {
 
 // route answers the routing decision for a request's service and query.
 func (s *Server) route(r *http.Request) (string, failover.Decision, error) {
+	service, e, err := s.routeEntry(r)
+	if err != nil {
+		return service, failover.Decision{}, err
+	}
+	return service, e.d, nil
+}
+
+// routeEntry is route with the cache entry, whose encoded lookup body is
+// shared by every lookup the decision answers.
+func (s *Server) routeEntry(r *http.Request) (string, *routeEntry, error) {
 	service := r.PathValue("service")
 	if err := region.ValidateService(service); err != nil {
-		return service, failover.Decision{}, err
+		return service, nil, err
 	}
 	q := r.URL.Query()
 	p, err := s.policyFor(service, q)
 	if err != nil {
-		return service, failover.Decision{}, err
+		return service, nil, err
 	}
 	limit := 0
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
-			return service, failover.Decision{}, &region.FieldError{Field: "limit", Msg: "must be a non-negative integer, got " + strconv.Quote(v)}
+			return service, nil, &region.FieldError{Field: "limit", Msg: "must be a non-negative integer, got " + strconv.Quote(v)}
 		}
 	}
 	zone := q.Get("zone")
 	if zone != "" {
 		if err := region.ValidateZone(zone); err != nil {
-			return service, failover.Decision{}, err
+			return service, nil, err
 		}
 	}
-	d := failover.Route(s.views(service), failover.Request{
-		Service: service, FromRegion: s.cfg.Region, FromZone: zone, Tags: q["tag"], Policy: p, Limit: limit,
-	})
-	return service, d, nil
+	req := failover.Request{Service: service, FromRegion: s.cfg.Region, FromZone: zone, Tags: q["tag"], Policy: p, Limit: limit}
+	e := s.decide(req)
+	views, d := e.views, e.d
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(routeAttributes(views, req, d)...)
+	}
+	return service, e, nil
+}
+
+// lookupResult names a lookup's outcome for meridian.lookups.
+func lookupResult(d failover.Decision, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case len(d.Endpoints) == 0:
+		return "empty"
+	}
+	return "ok"
 }
 
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
@@ -201,13 +238,28 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel()
 	}
-	service, d, err := s.route(r)
+	start := time.Now()
+	service, e, err := s.routeEntry(r)
 	if err != nil {
+		s.metrics.lookup(r.Context(), "lookup", "error", false, time.Since(start))
 		writeStoreError(w, err)
 		return
 	}
-	w.Header().Set("X-Meridian-Index", strconv.FormatUint(s.cfg.Cache.Version(), 10))
-	writeJSON(w, http.StatusOK, lookupResponse{Service: service, FromRegion: s.cfg.Region, Decision: d})
+	d := e.d
+	body, err := e.lookupBody(func() ([]byte, error) {
+		b, err := json.Marshal(lookupResponse{Service: service, FromRegion: s.cfg.Region, Decision: d})
+		return append(b, '\n'), err
+	})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
+		return
+	}
+	h := w.Header()
+	h.Set("X-Meridian-Index", strconv.FormatUint(s.cfg.Cache.Version(), 10))
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, time.Since(start))
 }
 
 // pickers keeps one picker per (service, lb) so round robin and p2c state
@@ -268,8 +320,10 @@ func (s *Server) handlePick(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) {
 		return
 	}
+	start := time.Now()
 	service, d, err := s.route(r)
 	if err != nil {
+		s.metrics.lookup(r.Context(), "pick", "error", false, time.Since(start))
 		writeStoreError(w, err)
 		return
 	}
@@ -279,14 +333,21 @@ func (s *Server) handlePick(w http.ResponseWriter, r *http.Request) {
 	}
 	pk, err := s.pickers.get(service, lb)
 	if err != nil {
+		s.metrics.lookup(r.Context(), "pick", "error", false, time.Since(start))
 		writeStoreError(w, err)
 		return
 	}
 	key := r.URL.Query().Get("key")
 	ep, ok := pk.Pick(s.pickers.level(d, lb, key), key)
 	if !ok {
+		s.metrics.lookup(r.Context(), "pick", "empty", d.Failover, time.Since(start))
 		writeError(w, http.StatusServiceUnavailable, "service", "no endpoint of "+service+" to pick: "+d.Explanation)
 		return
 	}
-	writeJSON(w, http.StatusOK, pickResponse{Service: service, FromRegion: s.cfg.Region, Endpoint: ep, Failover: ep.Region != s.cfg.Region})
+	failover := ep.Region != s.cfg.Region
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attribute.String("meridian.pick.endpoint", endpointID(ep)), attribute.Bool("meridian.pick.failover", failover))
+	}
+	writeJSON(w, http.StatusOK, pickResponse{Service: service, FromRegion: s.cfg.Region, Endpoint: ep, Failover: failover})
+	s.metrics.lookup(r.Context(), "pick", "ok", failover, time.Since(start))
 }

@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
@@ -39,6 +43,12 @@ type Config struct {
 	// checks; nil (or "" returned) handles it here.
 	Forward func(k region.Key) (addr string)
 	Logger  *slog.Logger
+	// Telemetry says where spans and metrics go; see Telemetry.
+	Telemetry Telemetry
+	// Node is this gateway's name, recorded on its spans as meridian.node
+	// (next to meridian.region): in meridian dev several gateways share
+	// one process, and so one OpenTelemetry resource.
+	Node string
 	// Now is the clock for registration times; time.Now when nil.
 	Now func() time.Time
 	// MaxWait caps the wait of a blocking query. Default 10m.
@@ -53,10 +63,16 @@ type Server struct {
 	drain   context.Context // done when the server is shutting down
 	stop    context.CancelFunc
 	metrics *metrics
-	mux     *http.ServeMux
-	lookups lookupCache
-	pickers pickers
-	proxy   *proxy
+	tel     Telemetry
+	// spanAttrs (region, node) go on every span the server starts.
+	spanAttrs []attribute.KeyValue
+	tracer    trace.Tracer
+	fwd       *http.Client // forwards heartbeats to other gateways
+	mux       *http.ServeMux
+	lookups   lookupCache
+	routes    routeCache
+	pickers   pickers
+	proxy     *proxy
 }
 
 // Default and maximum waits of blocking queries.
@@ -79,10 +95,22 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
-	s := &Server{cfg: cfg, metrics: newMetrics(cfg.Region, cfg.Cache), mux: http.NewServeMux()}
+	tel, err := cfg.Telemetry.resolve()
+	if err != nil {
+		cfg.Logger.Error("metrics are off", "err", err)
+		tel.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
+	if cfg.Node != "" {
+		s.spanAttrs = append(s.spanAttrs, attrNode.String(cfg.Node))
+	}
+	s.tracer = tel.TracerProvider.Tracer(instrumentationName)
+	s.fwd = s.tracedClient(http.DefaultTransport, "heartbeat.forward")
+	s.fwd.Timeout = 5 * time.Second
 	s.drain, s.stop = context.WithCancel(context.Background())
 	route := func(pattern, name string, h http.HandlerFunc) {
-		s.mux.HandleFunc(pattern, s.metrics.instrument(name, h))
+		s.mux.HandleFunc(pattern, s.instrument(pattern, name, h))
 	}
 	route("/v1/services", "services", s.handleServices)
 	route("/v1/services/{service}", "service", s.handleService)
@@ -96,7 +124,9 @@ func New(cfg Config) *Server {
 	route("/v1/pick/{service}", "pick", s.handlePick)
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", s.proxy.handle)
-	s.mux.Handle("/metrics", s.metrics.handler())
+	if tel.MetricsHandler != nil {
+		s.mux.Handle("/metrics", tel.MetricsHandler)
+	}
 	route("/", "unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
@@ -184,12 +214,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 	defer cancel()
 	ch, err := s.cfg.Store.Put(ctx, in, region.Cond{})
 	if err != nil {
-		s.metrics.writes.WithLabelValues("register", "unavailable").Inc()
+		s.metrics.write(ctx, "register", "unavailable")
 		s.cfg.Logger.Warn("register failed", "instance", k.String(), "err", err)
 		writeStoreError(w, err)
 		return
 	}
-	s.metrics.writes.WithLabelValues("register", "ok").Inc()
+	s.metrics.write(ctx, "register", "ok")
 	if !s.cfg.Cache.Apply(ch) {
 		// Another gateway wrote in between, or the cache has not loaded
 		// yet: catch up now, so this gateway reads the write it acknowledged.
@@ -205,17 +235,17 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key
 	defer cancel()
 	ch, err := s.cfg.Store.Delete(ctx, k, region.Cond{})
 	if errors.Is(err, region.ErrNotFound) {
-		s.metrics.writes.WithLabelValues("deregister", "not_found").Inc()
+		s.metrics.write(ctx, "deregister", "not_found")
 		writeError(w, http.StatusNotFound, "id", "instance "+k.String()+" is not registered")
 		return
 	}
 	if err != nil {
-		s.metrics.writes.WithLabelValues("deregister", "unavailable").Inc()
+		s.metrics.write(ctx, "deregister", "unavailable")
 		s.cfg.Logger.Warn("deregister failed", "instance", k.String(), "err", err)
 		writeStoreError(w, err)
 		return
 	}
-	s.metrics.writes.WithLabelValues("deregister", "ok").Inc()
+	s.metrics.write(ctx, "deregister", "ok")
 	if !s.cfg.Cache.Apply(ch) {
 		// Another gateway wrote in between, or the cache has not loaded
 		// yet: catch up now, so this gateway reads the write it acknowledged.
@@ -360,7 +390,14 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel()
 	}
-	s.writeServiceAnswer(w, k.Service, f, s.localAnswer(k.Service, f))
+	start := time.Now()
+	ans := s.localAnswer(k.Service, f)
+	s.writeServiceAnswer(w, k.Service, f, ans)
+	result := "ok"
+	if len(ans.Instances) == 0 {
+		result = "empty"
+	}
+	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
 }
 
 // writeServiceAnswer writes {"service","region","version","stale","age_ms",
@@ -435,10 +472,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // region, so it is never forwarded twice.
 const forwardedHeader = "X-Meridian-Forwarded"
 
-var forwardClient = &http.Client{Timeout: 5 * time.Second}
-
 // forward sends a heartbeat to the gateway that owns the instance's checks
-// and relays its answer.
+// and relays its answer. The request carries this request's trace context
+// (a client span "heartbeat.forward"), so the owner's span joins the trace.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, body []byte) {
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
@@ -447,7 +483,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, bo
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(forwardedHeader, s.cfg.Region)
-	resp, err := forwardClient.Do(req)
+	resp, err := s.fwd.Do(req)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "", "the gateway that checks this instance ("+addr+") is unreachable: "+err.Error())
 		return

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNotOwner is returned for a heartbeat of an instance whose checks
@@ -32,6 +35,17 @@ type HealthRunnerOptions struct {
 	// (several gateways in a region shard them). nil: every instance.
 	// When its answer changes, call Resync.
 	Owns func(Key) bool
+
+	// TracerProvider receives a "health.check" span for every probe that
+	// did not pass and for one passing probe in TracePassingEvery (default
+	// DefaultTracePassingEvery, i.e. 1%); see probeTelemetry. nil: no spans.
+	TracerProvider    trace.TracerProvider
+	TracePassingEvery int
+	// MeterProvider receives meridian.health.checks and
+	// meridian.health.check.duration. nil: no metrics.
+	MeterProvider metric.MeterProvider
+	// Region is the "region" attribute of the spans and metrics.
+	Region string
 }
 
 // HealthRunner is the production driver of Health: it feeds it the cache's
@@ -49,6 +63,7 @@ type HealthRunner struct {
 	dirty chan struct{} // the catalog changed since the last Sync
 	kick  chan struct{}
 	sem   chan struct{}
+	tel   *probeTelemetry
 
 	loggedDown atomic.Bool // a write failure was logged; cleared on the next success
 }
@@ -71,7 +86,8 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 		opt.WriteTimeout = 2 * time.Second
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, h: NewHealth(opt.Rand),
-		dirty: make(chan struct{}, 1), kick: make(chan struct{}, 1), sem: make(chan struct{}, opt.MaxProbes)}
+		dirty: make(chan struct{}, 1), kick: make(chan struct{}, 1), sem: make(chan struct{}, opt.MaxProbes),
+		tel: newProbeTelemetry(opt)}
 	cache.OnChange(func([]Change, bool) {
 		select {
 		case r.dirty <- struct{}{}:
@@ -177,11 +193,13 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect, probes *sync.
 				case <-ctx.Done():
 					return
 				}
+				start := r.opt.Now()
 				res := Probe(ctx, r.opt.Client, e.CheckKind, e.Target, e.Timeout)
 				<-r.sem
 				if ctx.Err() != nil {
 					return
 				}
+				r.tel.observe(ctx, e, res, start, r.opt.Now())
 				r.mu.Lock()
 				r.h.Result(r.opt.Now(), e.Key, res)
 				r.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisStore keeps a region's catalog in Redis. All of a region's keys carry
@@ -96,6 +98,11 @@ type RedisOptions struct {
 	URL    string
 	Region string
 	LogMax int // changes kept in the log; DefaultLogMax when 0
+	// TracerProvider, when set, traces Redis commands run under a traced
+	// context (see instrumentRedis); MeterProvider, when set, receives
+	// go-redis's pool and command metrics.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // ParseRedisURL turns a Meridian Redis URL into go-redis UniversalOptions.
@@ -179,7 +186,12 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewRedisStoreClient(redis.NewUniversalClient(uo), o.Region, o.LogMax), nil
+	c := redis.NewUniversalClient(uo)
+	if err := instrumentRedis(c, o.TracerProvider, o.MeterProvider); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return NewRedisStoreClient(c, o.Region, o.LogMax), nil
 }
 
 // NewRedisStoreClient wraps an existing client. The store owns it: Close

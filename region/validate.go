@@ -3,7 +3,7 @@ package region
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -103,7 +103,7 @@ func ValidateAddress(a string) error {
 	if a == "" {
 		return fieldErr("address", "is required")
 	}
-	if net.ParseIP(a) != nil {
+	if _, err := netip.ParseAddr(a); err == nil {
 		return nil
 	}
 	if !isHostname(a) {
@@ -200,8 +200,8 @@ func (c *Check) Validate() error {
 	}
 	if c.TCP != "" {
 		n++
-		host, port, err := net.SplitHostPort(c.TCP)
-		if err != nil || host == "" || port == "" {
+		host, port, ok := splitHostPort(c.TCP)
+		if !ok || host == "" || port == "" {
 			return fieldErr("check.tcp", "must be host:port, got %q", c.TCP)
 		}
 	}
@@ -235,4 +235,22 @@ func (c *Check) Validate() error {
 		return fieldErr("check.deregister_critical_after", "must be at least %s, got %s", MinCheckEvery, c.DeregisterCriticalAfter.Std())
 	}
 	return nil
+}
+
+// splitHostPort splits "host:port" or "[v6]:port" as net.SplitHostPort
+// does, without importing net into the registry's pure code.
+func splitHostPort(s string) (host, port string, ok bool) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 || end+1 >= len(s) || s[end+1] != ':' || strings.ContainsAny(s[end+2:], "[]:") ||
+			strings.ContainsAny(s[1:end], "[]") {
+			return "", "", false
+		}
+		return s[1:end], s[end+2:], true
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || strings.IndexByte(s[:i], ':') >= 0 || strings.ContainsAny(s, "[]") {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
 }

@@ -2,6 +2,7 @@ package region
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +155,14 @@ func FuzzDecodeRegistration(f *testing.F) {
 			t.Fatalf("stored %s/%s, want %s/%s", ch.Instance.Service, ch.Instance.ID, service, id)
 		}
 	})
+}
+
+func TestSplitHostPortMatchesNet(t *testing.T) {
+	for _, s := range []string{"h:80", "10.0.0.5:8080", "[::1]:80", "[fe80::1%eth0]:9", "::1:80", "nohost", "h:", ":80", "[::1]", "[::1]80", "a:b:c", "[x]:1:2", "a]:1", "[a:1", "[a]b]:1"} {
+		h, p, ok := splitHostPort(s)
+		nh, np, err := net.SplitHostPort(s)
+		if ok != (err == nil) || (ok && (h != nh || p != np)) {
+			t.Errorf("splitHostPort(%q) = %q, %q, %v; net.SplitHostPort: %q, %q, %v", s, h, p, ok, nh, np, err)
+		}
+	}
 }

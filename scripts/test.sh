@@ -64,4 +64,11 @@ fi
 
 status=0
 go test -race -count=1 -timeout 20m "${args[@]}" || status=$?
+
+# Scenario simulations: every built-in scenario twice with the determinism
+# check (Makefile sim-check), on full runs only (no package named).
+if [[ -z "$has_pkg" ]]; then
+	go build -o "$tmp/meridian" ./cmd/meridian
+	make --no-print-directory sim-check MERIDIAN_BIN="$tmp/meridian" || status=1
+fi
 exit "$status"

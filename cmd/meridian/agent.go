@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -36,6 +37,7 @@ func cmdAgent(args []string) error {
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
+	tf := addTelemetryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
 		fs.PrintDefaults()
@@ -57,6 +59,16 @@ func cmdAgent(args []string) error {
 	if *regionName == "" {
 		return fmt.Errorf("--region is required (or MERIDIAN_REGION)")
 	}
+	tcfg := tf.config()
+	tcfg.Region, tcfg.NodeName = *regionName, *nodeName
+	tel, err := observability.Setup(context.Background(), tcfg)
+	if err != nil {
+		return err
+	}
+	// Flushes the last spans (the file exporter writes them here) on
+	// every way out, graceful shutdown included.
+	defer shutdownTelemetry(log, tel)
+	logTelemetry(log, tel, tcfg)
 	var routing gateway.RoutingConfig
 	if *routingFile != "" {
 		b, err := os.ReadFile(*routingFile)
@@ -75,6 +87,7 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
+		Telemetry: gatewayTelemetry(tel),
 	})
 	if err != nil {
 		return err
@@ -90,4 +103,62 @@ func cmdAgent(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// telemetryFlags are the tracing and metrics flags of agent and dev.
+type telemetryFlags struct {
+	exporter, file, endpoint *string
+	sampleRate               *float64
+	metricsOTLP              *bool
+}
+
+func addTelemetryFlags(fs *flag.FlagSet) telemetryFlags {
+	return telemetryFlags{
+		exporter: fs.String("trace-exporter", "", "where spans go: otlp, file or none (default: otlp when an OTLP endpoint is set here or in OTEL_EXPORTER_OTLP_ENDPOINT, else file when --trace-file is set, else none)"),
+		file:     fs.String("trace-file", "", "append spans to this file as OTLP JSON lines (one batch a line; the last batch is written on graceful shutdown)"),
+		endpoint: fs.String("otlp-endpoint", "", "OTLP receiver base URL for traces and metrics, e.g. http://127.0.0.1:4318 (Jaeger reads OTLP directly); OTEL_EXPORTER_OTLP_* also apply"),
+		sampleRate: fs.Float64("trace-sample-rate", -1, "fraction of new traces sampled, 0 to 1; a caller's traceparent decision is followed (parent-based). "+
+			"Negative: OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG, else every trace"),
+		metricsOTLP: fs.Bool("metrics-otlp", false, "push metrics over OTLP too (on anyway when an OTLP endpoint is set); /metrics always serves them"),
+	}
+}
+
+func (f telemetryFlags) config() observability.Config {
+	c := observability.DefaultConfig()
+	c.TraceExporter, c.TraceFile, c.OTLPEndpoint = *f.exporter, *f.file, *f.endpoint
+	c.SampleRate, c.MetricsOTLP = *f.sampleRate, *f.metricsOTLP
+	return c
+}
+
+func gatewayTelemetry(t *observability.Telemetry) gateway.Telemetry {
+	return gateway.Telemetry{TracerProvider: t.TracerProvider, MeterProvider: t.MeterProvider,
+		Propagator: t.Propagator, MetricsHandler: t.MetricsHandler}
+}
+
+func logTelemetry(log *slog.Logger, t *observability.Telemetry, c observability.Config) {
+	args := []any{"trace_exporter", t.TraceExporter, "metrics", "/metrics"}
+	switch t.TraceExporter {
+	case observability.ExporterFile:
+		args = append(args, "trace_file", c.TraceFile)
+	case observability.ExporterOTLP:
+		args = append(args, "otlp_endpoint", c.OTLPEndpoint)
+	}
+	if t.TraceExporter != observability.ExporterNone {
+		rate := "from OTEL_TRACES_SAMPLER (default all)"
+		if c.SampleRate >= 0 {
+			rate = strconv.FormatFloat(c.SampleRate, 'g', -1, 64)
+		}
+		args = append(args, "sample_rate", rate)
+	}
+	log.Info("telemetry", args...)
+}
+
+// shutdownTelemetry flushes and closes the exporters, with its own
+// deadline so that a slow HTTP drain does not eat the flush's time.
+func shutdownTelemetry(log *slog.Logger, t *observability.Telemetry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("flushing telemetry", "err", err)
+	}
 }

@@ -32,6 +32,7 @@ var devRegions = []devRegion{
 func cmdDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	tf := addTelemetryFlags(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +40,17 @@ func cmdDev(args []string) error {
 	if err != nil {
 		return err
 	}
+	// One process, one OpenTelemetry setup (service.name meridian): the
+	// three gateways share its providers and tell themselves apart by the
+	// meridian.region and meridian.node attributes of their spans and the
+	// region label of their metrics; each /metrics lists all three.
+	tcfg := tf.config()
+	tel, err := observability.Setup(context.Background(), tcfg)
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(log, tel)
+	logTelemetry(log, tel, tcfg)
 	var agents []*gateway.Agent
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -55,6 +67,7 @@ func cmdDev(args []string) error {
 		a, err := gateway.StartAgent(gateway.AgentConfig{
 			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join,
 			NodeName: r.name + "-1", GossipProfile: "local", Logger: log,
+			Telemetry: gatewayTelemetry(tel),
 		})
 		if err != nil {
 			return fmt.Errorf("starting region %s: %w (is another meridian dev running?)", r.name, err)

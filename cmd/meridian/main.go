@@ -7,6 +7,7 @@
 //	meridian services
 //	meridian instances web --passing
 //	meridian deregister web web-1
+//	meridian sim run region-cutoff --seed 1 --report report.html
 //	meridian version
 package main
 
@@ -32,6 +33,7 @@ Usage:
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
+  meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
   meridian version     print the version
 
 Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR).
@@ -52,6 +54,7 @@ func main() {
 		"heartbeat":  withEnv(cmdHeartbeat),
 		"services":   withEnv(cmdServices),
 		"instances":  withEnv(cmdInstances),
+		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
 	name := os.Args[1]

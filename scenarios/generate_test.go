@@ -1,0 +1,73 @@
+package scenarios
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestGenerateValidAndDeterministic(t *testing.T) {
+	kinds := map[string]int{}
+	for seed := uint64(0); seed < 500; seed++ {
+		sc := Generate(seed)
+		if err := sc.Validate(); err != nil {
+			t.Fatalf("seed %d: generated scenario invalid: %v", seed, err)
+		}
+		if again := Generate(seed); !reflect.DeepEqual(sc, again) {
+			t.Fatalf("seed %d: two calls differ", seed)
+		}
+		if n := len(sc.Topology.Regions); n < 2 || n > 5 {
+			t.Errorf("seed %d: %d regions, want 2-5", seed, n)
+		}
+		for _, r := range sc.Topology.Regions {
+			if r.Gateways < 1 || r.Gateways > 2 {
+				t.Errorf("seed %d: %d gateways", seed, r.Gateways)
+			}
+		}
+		if d := sc.Duration.D(); d < 5*time.Minute || d > 15*time.Minute {
+			t.Errorf("seed %d: duration %s", seed, d)
+		}
+		if len(sc.Expect) != 0 {
+			t.Errorf("seed %d: generated scenarios check invariants only", seed)
+		}
+		// Ends with a heal, after which the settle time stays quiet.
+		heal := -1
+		for i, f := range sc.Timeline {
+			kinds[f.Kind]++
+			if f.Kind == FaultHeal {
+				heal = i
+			}
+		}
+		if heal < 0 {
+			t.Fatalf("seed %d: no final heal", seed)
+		}
+		healAt := sc.Timeline[heal].At
+		for _, f := range sc.Timeline {
+			end := f.At + f.For + f.Over
+			if f.Kind == FaultRollingRestart {
+				gws := 0
+				for _, r := range sc.Topology.Regions {
+					if f.Region == "" || r.Name == f.Region {
+						gws += r.Gateways
+					}
+				}
+				end = f.At + Duration(gws-1)*f.Every + f.Down
+			}
+			if end > healAt {
+				t.Errorf("seed %d: %s at %s ends after the final heal at %s", seed, f.Kind, f.At.D(), healAt.D())
+			}
+		}
+		if sc.Duration-healAt < sc.Settle {
+			t.Errorf("seed %d: heal at %s leaves less than settle %s", seed, healAt.D(), sc.Settle.D())
+		}
+	}
+	// Swarm: every kind appears somewhere in 500 seeds.
+	for _, k := range SwarmKinds {
+		if kinds[k] == 0 {
+			t.Errorf("fault kind %s never generated", k)
+		}
+	}
+	if reflect.DeepEqual(Generate(1), Generate(2)) {
+		t.Error("seeds 1 and 2 give the same scenario")
+	}
+}

@@ -1,0 +1,82 @@
+// Package gossip is a pure model of Serf/memberlist failure detection and
+// gossip spread, for the simulator. Given a profile's timing (the same
+// settings federation.NewSerfMembership uses: ProfileByName) and the pool
+// size, it samples from a passed *rand.Rand how long a crash or a cut
+// takes to be detected, a broadcast to spread, and a healed or restarted
+// member to be seen alive again. It never reads the clock, starts
+// goroutines or touches the network; the same seed gives the same samples.
+//
+// # Which method for which event
+//
+//	a member crashes (or freezes)         DetectFailure(rng, n)
+//	a cut: observer's side of size s      DetectCut(rng, n, s)     (s = n-1: one member cut off)
+//	a tag change, join, graceful leave    Spread(rng, n)
+//	a cut of length d heals               RejoinCut(rng, n, s, d)  (Rejoin: s = n-1, a long cut)
+//	a crashed member restarts and joins   Restart(rng, n)
+//
+// Each call samples one observer's view of one member; draw once per
+// (observer, member) pair.
+//
+// # Formulas and their sources
+//
+// From hashicorp/memberlist v0.7.0 (and serf v0.11.0 where said):
+//
+//   - Probing (state.go probe, probeNode): each ProbeInterval a member
+//     probes the next of its n-1 others in a shuffled round-robin list,
+//     reshuffled each round (resetNodes), so the first probe of a crashed
+//     member after the crash comes after a uniform phase plus 0..2(n-1)-1
+//     intervals. A probe of an unreachable member (ping, ProbeTimeout,
+//     IndirectChecks indirect pings and a TCP fallback) ends, failed, a
+//     full probe interval after it started: the member is then suspected.
+//   - Lifeguard awareness (awareness.go, probeNode): a failed probe whose
+//     indirect helpers sent no nack raises the prober's score by one per
+//     silent helper (by one with no helper), a successful probe lowers it
+//     by one, capped at AwarenessMaxMultiplier-1; probes last
+//     ProbeInterval × (score+1). It slows a cut-off member's probing of the
+//     other side up to 8×.
+//   - Suspicion (util.go suspicionTimeout; state.go suspectNode;
+//     suspicion.go): min = SuspicionMult × max(1, log10 n) × ProbeInterval,
+//     max = SuspicionMaxTimeoutMult × min, k = SuspicionMult-2 expected
+//     confirmations, k = 0 when n-2 < k. The timer starts at max (at min
+//     when k is 0) with the first suspect message and, after c ≤ k
+//     confirmations (independent suspicions from other members, each
+//     reaching the observer by gossip), is max - log(c+1)/log(k+1) ×
+//     (max-min) from the start, at least min. When it fires the member is
+//     dead, and the dead message spreads by gossip: an observer marks the
+//     member failed at its own timeout or on the first member's dead
+//     message, whichever is first. A member cut off from everyone gets no
+//     confirmations and waits max (min when k is 0).
+//   - Gossip (state.go schedule, gossip; util.go retransmitLimit;
+//     queue.go): each GossipInterval, at a random phase per member, a
+//     member sends its queued broadcasts to GossipNodes random others; a
+//     broadcast goes out RetransmitMult × ceil(log10(n+1)) times from each
+//     member that has it. If it dies out before reaching a member, push/pull
+//     (state.go pushPullTrigger, util.go pushPullScale: every
+//     PushPullInterval × (ceil(log2 n - log2 32) + 1) above 32 members,
+//     with one random member) carries it.
+//   - Rejoin (serf.go handleReconnect, reconnect): memberlist alone never
+//     crosses a cut after both sides marked each other dead (it probes and
+//     pushes/pulls only with members it holds alive). Every
+//     ReconnectInterval each member with failed members joins one of them
+//     at random, with probability failed/alive; a join into the cut blocks
+//     the loop for TCPTimeout. In the first join after the heal both ends
+//     see the whole other side alive; the news spreads by gossip.
+//   - Restart: a restarted member's join shows it its own death; it
+//     refutes with a higher incarnation (state.go refute) and gossips that
+//     from its first gossip tick, one GossipInterval after it starts.
+//
+// # Simplifications
+//
+// Broadcasts piggybacked on probes and acks are ignored (they only speed
+// spread up slightly). A cut-off prober's skipping of members it already
+// marked dead is ignored (it makes an isolated member's detection of the
+// last members in a big pool slower than real). Network latency is zero
+// (the simulator's network adds its own). A heal right after detection,
+// while dead messages are still being gossiped, can make real Serf flap
+// (report a member of its own side failed, then alive); the model does not.
+//
+// modelcheck_test.go runs real Serf (federation.SerfMembership on a
+// federation.MemNetwork, in testing/synctest virtual time) through these
+// events for the local and lan profiles and checks the model against the
+// measurements; run it with -v for the table.
+package gossip

@@ -1,0 +1,134 @@
+package sim
+
+import (
+	"github.com/meridian-sd/meridian/federation"
+)
+
+// memberView is what one gateway's membership layer believes of another:
+// the status fed to its federation core, the status the truth is heading
+// to (a transition is pending while they differ) and the last version tag.
+type memberView struct {
+	status  federation.MemberStatus // as fed to the core; 0: never heard of
+	target  federation.MemberStatus
+	gen     int
+	version uint64
+}
+
+// pathOK reports whether gossip gets between regions a and b: directly, or
+// through a running gateway of a third region that reaches both
+// (memberlist's indirect probes and gossip relays).
+func (w *world) pathOK(a, b int) bool {
+	if a == b || w.net.reachable(a, b) {
+		return true
+	}
+	for _, rs := range w.regions {
+		c := rs.idx
+		if c == a || c == b || !w.net.reachable(a, c) || !w.net.reachable(c, b) {
+			continue
+		}
+		for _, g := range rs.gateways {
+			if g.running {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wantStatus is the status observer o should converge to for subject s.
+func (w *world) wantStatus(o, s *gateway) federation.MemberStatus {
+	switch {
+	case s.left:
+		return federation.StatusLeft
+	case s.running && w.pathOK(o.rs.idx, s.rs.idx):
+		return federation.StatusAlive
+	}
+	return federation.StatusFailed
+}
+
+// recomputeMembership starts, for every pair whose truth changed, the
+// transition the gossip model says takes: failure detection after a crash
+// or cut (DetectFailure), rejoin after a heal or restart (Rejoin), and a
+// leave broadcast (Spread). A pending transition the truth undoes is
+// cancelled.
+func (w *world) recomputeMembership() {
+	n := len(w.gateways)
+	for _, o := range w.gateways {
+		if !o.running {
+			continue
+		}
+		for _, s := range w.gateways {
+			if s == o {
+				continue
+			}
+			want := w.wantStatus(o, s)
+			vw := &o.view[s.idx]
+			if vw.target == want {
+				continue
+			}
+			vw.target = want
+			vw.gen++
+			if want == vw.status {
+				continue // back to what the core believes: nothing to deliver
+			}
+			var d = w.profile.Spread(w.memRng, n)
+			switch {
+			case want == federation.StatusAlive:
+				d = w.profile.Rejoin(w.memRng, n)
+			case want == federation.StatusFailed && vw.status == 0:
+				d = w.profile.Rejoin(w.memRng, n) // learned with the member list at join
+			case want == federation.StatusFailed:
+				d = w.profile.DetectFailure(w.memRng, n)
+			}
+			gen, inc := vw.gen, o.inc
+			w.after(d, func() {
+				if !o.running || o.inc != inc || o.view[s.idx].gen != gen {
+					return
+				}
+				w.applyMember(o, s, want)
+			})
+		}
+	}
+}
+
+// applyMember delivers a status change of s to o's federation core.
+func (w *world) applyMember(o, s *gateway, st federation.MemberStatus) {
+	vw := &o.view[s.idx]
+	kind := federation.EventJoin
+	switch st {
+	case federation.StatusFailed:
+		kind = federation.EventFailed
+	case federation.StatusLeft:
+		kind = federation.EventLeave
+	default:
+		vw.version = s.pubVer
+	}
+	vw.status = st
+	w.log.event(w.now, "member", kv("observer", o.name), kv("subject", s.name), kv("status", st.String()),
+		kvInt("version", int64(vw.version)))
+	o.memberEvent(kind, s, vw.version)
+}
+
+// spreadVersion gossips s's new version tag to every observer that sees it
+// alive, each after a sampled broadcast delay.
+func (w *world) spreadVersion(s *gateway, v uint64) {
+	n := len(w.gateways)
+	for _, o := range w.gateways {
+		if o == s || !o.running || o.view[s.idx].target != federation.StatusAlive {
+			continue
+		}
+		d := w.profile.Spread(w.memRng, n)
+		inc := o.inc
+		w.after(d, func() {
+			if !o.running || o.inc != inc {
+				return
+			}
+			vw := &o.view[s.idx]
+			if vw.status != federation.StatusAlive || v <= vw.version {
+				return
+			}
+			vw.version = v
+			o.memberEvent(federation.EventUpdate, s, v)
+		})
+	}
+}
