@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -32,6 +33,7 @@ import (
 // The federation package adds meridian_sync_* (fetch durations, bytes,
 // changes) and the region package meridian_health_check* (probe results).
 type metrics struct {
+	opts          optCache
 	region        attribute.KeyValue
 	requests      metric.Int64Counter
 	latency       metric.Float64Histogram
@@ -189,21 +191,76 @@ func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.Hand
 		endServerSpan(span, sw.code)
 		ctx := r.Context()
 		m.latency.Record(ctx, time.Since(start).Seconds(), routeAttrs)
-		m.requests.Add(ctx, 1, metric.WithAttributes(m.region, routeKV,
-			attribute.String("method", spanMethod(r.Method)), attribute.String("code", strconv.Itoa(sw.code))))
+		method := spanMethod(r.Method)
+		k := optKey{a: "request", b: route, c: method, n: sw.code}
+		o, ok := m.opts.load(k)
+		if !ok {
+			o = m.opts.store(k, m.region, routeKV, attribute.String("method", method), attribute.String("code", strconv.Itoa(sw.code)))
+		}
+		m.requests.Add(ctx, 1, o)
 	}
 }
 
 // write counts one store write.
 func (m *metrics) write(ctx context.Context, op, result string) {
-	m.writes.Add(ctx, 1, metric.WithAttributes(m.region, attribute.String("op", op), attribute.String("result", result)))
+	k := optKey{a: "write", b: op, c: result}
+	o, ok := m.opts.load(k)
+	if !ok {
+		o = m.opts.store(k, m.region, attribute.String("op", op), attribute.String("result", result))
+	}
+	m.writes.Add(ctx, 1, o)
 }
 
 // lookup counts one lookup and its duration.
 func (m *metrics) lookup(ctx context.Context, api, result string, failover bool, d time.Duration) {
-	apiKV := attribute.String("api", api)
-	m.lookups.Add(ctx, 1, metric.WithAttributes(m.region, apiKV, attribute.String("result", result), attribute.Bool("failover", failover)))
-	m.lookupLatency.Record(ctx, d.Seconds(), metric.WithAttributes(m.region, apiKV))
+	k := optKey{a: "lookup", b: api, c: result, flag: failover}
+	o, ok := m.opts.load(k)
+	if !ok {
+		o = m.opts.store(k, m.region, attribute.String("api", api), attribute.String("result", result), attribute.Bool("failover", failover))
+	}
+	m.lookups.Add(ctx, 1, o)
+	k = optKey{a: "lookup-latency", b: api}
+	if o, ok = m.opts.load(k); !ok {
+		o = m.opts.store(k, m.region, attribute.String("api", api))
+	}
+	m.lookupLatency.Record(ctx, d.Seconds(), o)
+}
+
+// optKey names one combination of attribute values of a measurement.
+type optKey struct {
+	a, b, c string
+	n       int
+	flag    bool
+}
+
+// optCache keeps the attribute sets of measurements made on every request,
+// built once: building a set sorts and hashes its attributes, which would
+// otherwise cost more than the handler it measures. The combinations are
+// few (routes x methods x codes, APIs x results), and the cache is bounded
+// anyway.
+type optCache struct {
+	mu sync.RWMutex
+	m  map[optKey]metric.MeasurementOption
+}
+
+const optCacheMax = 4096
+
+func (c *optCache) load(k optKey) (metric.MeasurementOption, bool) {
+	c.mu.RLock()
+	o, ok := c.m[k]
+	c.mu.RUnlock()
+	return o, ok
+}
+
+func (c *optCache) store(k optKey, kvs ...attribute.KeyValue) metric.MeasurementOption {
+	o := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= optCacheMax {
+		c.m = make(map[optKey]metric.MeasurementOption)
+	}
+	c.m[k] = o
+	c.mu.Unlock()
+	return o
 }
 
 type statusWriter struct {

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
@@ -67,6 +68,7 @@ type Server struct {
 	// spanAttrs (region, node) go on every span the server starts.
 	spanAttrs []attribute.KeyValue
 	tracer    trace.Tracer
+	tracesOff bool         // a no-op tracer provider: spans only carry a caller's context
 	fwd       *http.Client // forwards heartbeats to other gateways
 	mux       *http.ServeMux
 	lookups   lookupCache
@@ -106,6 +108,7 @@ func New(cfg Config) *Server {
 		s.spanAttrs = append(s.spanAttrs, attrNode.String(cfg.Node))
 	}
 	s.tracer = tel.TracerProvider.Tracer(instrumentationName)
+	_, s.tracesOff = tel.TracerProvider.(tracenoop.TracerProvider)
 	s.fwd = s.tracedClient(http.DefaultTransport, "heartbeat.forward")
 	s.fwd.Timeout = 5 * time.Second
 	s.drain, s.stop = context.WithCancel(context.Background())
