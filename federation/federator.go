@@ -150,10 +150,10 @@ func (f *Federator) Run(ctx context.Context) {
 			f.mu.Lock()
 			var err error
 			if r.err != nil {
-				f.core.SyncFailed(now, r.eff.Region, r.eff.Gateway, r.err)
+				f.core.FetchFailed(now, r.eff, r.err)
 				err = r.err
 			} else {
-				err = f.core.SyncDone(now, r.eff.Region, r.eff.Gateway, r.res)
+				err = f.core.FetchDone(now, r.eff, r.res)
 			}
 			f.mu.Unlock()
 			if err != nil {

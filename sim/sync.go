@@ -174,7 +174,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 		before = rep.Version()
 	}
 	if err != nil {
-		g.core.SyncFailed(now, e.Region, e.Gateway, fmt.Errorf("HTTP 503: %w", err))
+		g.core.FetchFailed(now, e, fmt.Errorf("HTTP 503: %w", err))
 		w.m.syncFailed++
 		w.trc.endFetch(rec.span, w.now, err.Error(), nil)
 	} else {
@@ -183,7 +183,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 		if res.Full {
 			w.m.fullSyncs++
 		}
-		if serr := g.core.SyncDone(now, e.Region, e.Gateway, res); serr != nil {
+		if serr := g.core.FetchDone(now, e, res); serr != nil {
 			w.m.syncFailed++
 			err = serr
 		}
