@@ -69,6 +69,12 @@ type response struct {
 
 func call(t *testing.T, method, url, body string) response {
 	t.Helper()
+	return callWithHeader(t, method, url, body)
+}
+
+// callWithHeader is call with request headers, given as name, value pairs.
+func callWithHeader(t *testing.T, method, url, body string, header ...string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -76,6 +82,9 @@ func call(t *testing.T, method, url, body string) response {
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

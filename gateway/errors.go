@@ -13,6 +13,10 @@ import (
 type apiError struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Outcome is "unknown" on a 503 after which a write may or may not
+	// have been applied: read it back (or repeat it with the same
+	// Idempotency-Key) to learn which.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // retryAfter is the Retry-After value, in seconds, on 503 responses.
@@ -55,8 +59,14 @@ func writeStoreError(w http.ResponseWriter, err error) {
 		// Only internal writes are conditional; a client never sees this
 		// unless a health write raced it. Asking to retry is right.
 		writeError(w, http.StatusServiceUnavailable, "", "instance changed concurrently; retry: "+err.Error())
+	case errors.Is(err, region.ErrOutcomeUnknown):
+		// The store's own error names its address: it goes to the log
+		// (the caller logs it), never to the client.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Outcome: "unknown",
+			Error: "registry store did not answer: the write may or may not have been applied; read it back, or repeat it with the same Idempotency-Key header"})
 	default:
-		writeError(w, http.StatusServiceUnavailable, "", "registry store unavailable, nothing was written; retry later: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, "", "registry store unavailable, nothing was written; retry later")
 	}
 }
 

@@ -213,9 +213,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 		writeStoreError(w, err)
 		return
 	}
+	id, err := writeID(r, "put", k)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
-	ch, err := s.cfg.Store.Put(ctx, in, region.Cond{})
+	ch, err := storeWrite(ctx, id, func(ctx context.Context, c region.Cond) (region.Change, error) {
+		return s.cfg.Store.Put(ctx, in, c)
+	})
 	if err != nil {
 		s.metrics.write(ctx, "register", "unavailable")
 		s.cfg.Logger.Warn("register failed", "instance", k.String(), "err", err)
@@ -234,9 +241,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 }
 
 func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key) {
+	id, err := writeID(r, "delete", k)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
-	ch, err := s.cfg.Store.Delete(ctx, k, region.Cond{})
+	ch, err := storeWrite(ctx, id, func(ctx context.Context, c region.Cond) (region.Change, error) {
+		return s.cfg.Store.Delete(ctx, k, c)
+	})
 	if errors.Is(err, region.ErrNotFound) {
 		s.metrics.write(ctx, "deregister", "not_found")
 		writeError(w, http.StatusNotFound, "id", "instance "+k.String()+" is not registered")

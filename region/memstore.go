@@ -14,6 +14,43 @@ type MemStore struct {
 	log    []Change // oldest first, at most logMax
 	logMax int
 	subs   map[chan uint64]struct{}
+	// writes remembers the results of writes with a Cond.WriteID, the
+	// newest memWrites of them (RedisStore keeps them WriteIDTTL instead).
+	writes     map[string]memWrite
+	writeOrder []string
+}
+
+type memWrite struct {
+	ch  Change
+	err error
+}
+
+// memWrites bounds how many write results a MemStore remembers.
+const memWrites = 10000
+
+// idempotent runs apply once per c.WriteID (every time without one). The
+// caller holds s.mu.
+func (s *MemStore) idempotent(c Cond, apply func() (Change, error)) (Change, error) {
+	if c.WriteID == "" {
+		return apply()
+	}
+	if err := ValidateWriteID(c.WriteID); err != nil {
+		return Change{}, err
+	}
+	if w, ok := s.writes[c.WriteID]; ok {
+		return w.ch, w.err
+	}
+	ch, err := apply()
+	if s.writes == nil {
+		s.writes = map[string]memWrite{}
+	}
+	if len(s.writeOrder) >= memWrites {
+		delete(s.writes, s.writeOrder[0])
+		s.writeOrder = s.writeOrder[1:]
+	}
+	s.writes[c.WriteID] = memWrite{ch, err}
+	s.writeOrder = append(s.writeOrder, c.WriteID)
+	return ch, err
 }
 
 var _ Store = (*MemStore)(nil)
@@ -42,6 +79,10 @@ func (s *MemStore) check(k Key, c Cond) (*Instance, error) {
 func (s *MemStore) Put(_ context.Context, in Instance, c Cond) (Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.idempotent(c, func() (Change, error) { return s.put(in, c) })
+}
+
+func (s *MemStore) put(in Instance, c Cond) (Change, error) {
 	cur, err := s.check(in.Key(), c)
 	if err != nil {
 		return Change{}, err
@@ -57,6 +98,10 @@ func (s *MemStore) Put(_ context.Context, in Instance, c Cond) (Change, error) {
 func (s *MemStore) Delete(_ context.Context, k Key, c Cond) (Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.idempotent(c, func() (Change, error) { return s.delete(k, c) })
+}
+
+func (s *MemStore) delete(k Key, c Cond) (Change, error) {
 	c.MustExist = true
 	if _, err := s.check(k, c); err != nil {
 		return Change{}, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,30 +26,48 @@ import (
 //	meridian:{R}:version    string catalog version (INCR)
 //	meridian:{R}:log        stream, entry id "<version>-1", trimmed to LogMax
 //	meridian:{R}:changes    pub/sub channel carrying new versions
+//	meridian:{R}:write:ID   hash  result of the write with Cond.WriteID ID,
+//	                              kept WriteIDTTL
 type RedisStore struct {
 	c      redis.UniversalClient
 	region string
 	logMax int
 
-	kInstances, kIndex, kVersion, kLog, channel string
+	kInstances, kIndex, kVersion, kLog, kWrites, channel string
 }
 
 var _ Store = (*RedisStore)(nil)
 
 // applyScript applies one change atomically: condition check, write,
-// version INCR, change-log XADD (trimmed), PUBLISH.
+// version INCR, change-log XADD (trimmed), PUBLISH. With a write id (KEYS[5])
+// it first looks for that write's recorded result and returns it unchanged;
+// otherwise it records its own result there for ARGV[8] seconds, so a
+// repeated write (go-redis retrying after a timeout, or the gateway asking
+// what became of a write whose answer was lost) is applied at most once.
 //
-// KEYS: instances, index, version, log.
-// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel.
+// KEYS: instances, index, version, log[, write result].
+// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel[, ttl].
 // Returns {version, data} or {0, "notfound"|"conflict"}.
 var applyScript = redis.NewScript(`
+local wk = KEYS[5]
+if wk then
+  local prev = redis.call('HMGET', wk, 'v', 'd')
+  if prev[1] then return {tonumber(prev[1]), prev[2]} end
+end
+local function done(v, d)
+  if wk then
+    redis.call('HSET', wk, 'v', v, 'd', d)
+    redis.call('EXPIRE', wk, ARGV[8])
+  end
+  return {v, d}
+end
 local field = ARGV[2]
 local cur = redis.call('HGET', KEYS[1], field)
 local ifidx = ARGV[4]
-if (ARGV[5] == '1' or ifidx ~= '0') and not cur then return {0, 'notfound'} end
+if (ARGV[5] == '1' or ifidx ~= '0') and not cur then return done(0, 'notfound') end
 if ifidx ~= '0' then
   local ci = redis.call('HGET', KEYS[2], field)
-  if ci ~= ifidx then return {0, 'conflict'} end
+  if ci ~= ifidx then return done(0, 'conflict') end
 end
 local v = redis.call('INCR', KEYS[3])
 local data = ''
@@ -67,7 +86,7 @@ else
 end
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], v .. '-1', 'op', ARGV[1], 'key', field, 'data', data)
 redis.call('PUBLISH', ARGV[7], v)
-return {v, data}
+return done(v, data)
 `)
 
 // changesScript reads the log after a version, atomically with the
@@ -204,7 +223,7 @@ func NewRedisStoreClient(c redis.UniversalClient, region string, logMax int) *Re
 	return &RedisStore{
 		c: c, region: region, logMax: logMax,
 		kInstances: p + "instances", kIndex: p + "index", kVersion: p + "version",
-		kLog: p + "log", channel: p + "changes",
+		kLog: p + "log", kWrites: p + "write:", channel: p + "changes",
 	}
 }
 
@@ -226,12 +245,18 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 	if c.MustExist {
 		must = "1"
 	}
-	res, err := applyScript.Run(ctx, s.c,
-		[]string{s.kInstances, s.kIndex, s.kVersion, s.kLog},
-		string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel,
-	).Slice()
+	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog}
+	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel}
+	if c.WriteID != "" {
+		if err := ValidateWriteID(c.WriteID); err != nil {
+			return Change{}, err
+		}
+		keys = append(keys, s.kWrites+c.WriteID)
+		args = append(args, int(WriteIDTTL/time.Second))
+	}
+	res, err := applyScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return Change{}, fmt.Errorf("redis %s %s: %w", op, k, err)
+		return Change{}, fmt.Errorf("redis %s %s: %w", op, k, writeOutcome(err))
 	}
 	if len(res) != 2 {
 		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
@@ -248,6 +273,22 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
 	}
 	return decodeChange(uint64(v), op, k, str)
+}
+
+// writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
+// script never ran: the connection could not be opened or taken from the
+// pool, or Redis answered with an error (a script error happens before any
+// write: every condition is checked first).
+func writeOutcome(err error) error {
+	var rerr redis.Error
+	var op *net.OpError
+	switch {
+	case errors.As(err, &rerr),
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted), errors.Is(err, redis.ErrClosed),
+		errors.As(err, &op) && op.Op == "dial":
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 }
 
 func decodeChange(v uint64, op Op, k Key, data string) (Change, error) {

@@ -3,6 +3,7 @@ package region
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Errors a Store returns for conditions, as opposed to failures to reach it.
@@ -18,14 +19,32 @@ type Cond struct {
 	IfIndex uint64
 	// MustExist fails the write with ErrNotFound if the instance is absent.
 	MustExist bool
+	// WriteID, when not empty, makes the write idempotent: the store keeps
+	// the write's result (its change, or ErrNotFound/ErrConflict) for
+	// WriteIDTTL, and a repeat of the same WriteID returns that first result
+	// without applying anything again. A writer that lost the answer to a
+	// write (a timeout, a dropped connection) repeats it with the same id to
+	// learn what happened. At most 128 bytes of [A-Za-z0-9._:-].
+	WriteID string
 }
+
+// WriteIDTTL is how long a store remembers the result of a write with a
+// WriteID.
+const WriteIDTTL = 10 * time.Minute
+
+// ErrOutcomeUnknown wraps a store failure after which the write may or may
+// not have been applied (the request reached the store but its answer was
+// lost). Repeating the write with the same Cond.WriteID tells which.
+// Failures that do not wrap it are known to have written nothing.
+var ErrOutcomeUnknown = errors.New("the write may or may not have been applied")
 
 // Store is where a region's catalog lives. Each change is atomic: it writes
 // the instance, increments the catalog version by one, appends the change to
 // a bounded change log, and notifies the region's other gateways. Errors
 // other than ErrNotFound and ErrConflict mean the store could not be reached
-// or failed; the change may or may not have been applied, and the caller
-// learns which from the change log.
+// or failed: ErrOutcomeUnknown when the change may have been applied (repeat
+// it with the same Cond.WriteID to learn which), otherwise nothing was
+// written.
 type Store interface {
 	// Put registers or replaces an instance and returns the change it made
 	// (the stored instance, with RegisteredAt kept from an earlier

@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -153,4 +154,43 @@ func freeLocalPort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRedisStoreWriteStalled: Redis stalls longer than the read timeout.
+// The write's error must say that its outcome is unknown (not that nothing
+// was written), and repeating it with its write id, once Redis answers
+// again, must leave exactly one change whichever way the first copy went.
+func TestRedisStoreWriteStalled(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := NewRedisStore(RedisOptions{URL: srv.URL() + "?read_timeout=150ms&write_timeout=150ms", Region: uniqueRegion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	_, err = s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "stall-1"})
+	srv.Resume(t)
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("write during a stall: got %v, want ErrOutcomeUnknown", err)
+	}
+	for i := range 2 {
+		again, err := s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "stall-1"})
+		if err != nil || again.Version != 1 {
+			t.Fatalf("repeat %d with the write id: got %+v, %v; want v1", i, again, err)
+		}
+	}
+	chs, _, err := s.ChangesSince(ctx, 0, 100)
+	if err != nil || len(chs) != 1 {
+		t.Fatalf("change log: %d entries (%v), want exactly 1", len(chs), err)
+	}
+	// A refused connection is known to have written nothing.
+	srv.Stop(t)
+	_, err = s.Put(ctx, testInstance("web", "b", 1), Cond{WriteID: "down-1"})
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("write to a stopped server: got %v, want a known failure (nothing written)", err)
+	}
 }

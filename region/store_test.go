@@ -95,6 +95,45 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T, logMax int) Sto
 		}
 	})
 
+	t.Run("idempotent writes", func(t *testing.T) {
+		s := newStore(t, 100)
+		first, err := s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "w1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Something else moves the instance on; repeating w1 must return
+		// w1's own result and apply nothing.
+		if _, err := s.Put(ctx, testInstance("web", "a", 2), Cond{}); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "w1"})
+		if err != nil || again.Version != first.Version || again.Instance.Port != 1 {
+			t.Fatalf("repeated put: got %+v, %v; want the first result v%d", again, err, first.Version)
+		}
+		del, err := s.Delete(ctx, Key{"web", "a"}, Cond{WriteID: "d1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A repeated delete that succeeded the first time answers the
+		// delete, not ErrNotFound.
+		if again, err := s.Delete(ctx, Key{"web", "a"}, Cond{WriteID: "d1"}); err != nil || again.Version != del.Version || again.Op != OpDelete {
+			t.Fatalf("repeated delete: got %+v, %v; want the first result v%d", again, err, del.Version)
+		}
+		if _, err := s.Delete(ctx, Key{"web", "zz"}, Cond{WriteID: "d2"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("delete of absent: got %v, want ErrNotFound", err)
+		}
+		if _, err := s.Delete(ctx, Key{"web", "zz"}, Cond{WriteID: "d2"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("repeated delete of absent: got %v, want ErrNotFound again", err)
+		}
+		chs, ok, err := s.ChangesSince(ctx, 0, 100)
+		if err != nil || !ok || len(chs) != 3 {
+			t.Fatalf("change log: got %d changes (ok %v, %v), want 3: repeats must not be logged", len(chs), ok, err)
+		}
+		if _, err := s.Put(ctx, testInstance("web", "b", 1), Cond{WriteID: "bad id/x"}); FieldOf(err) != "idempotency_key" {
+			t.Fatalf("bad write id: got %v, want a field error", err)
+		}
+	})
+
 	t.Run("change log and trimming", func(t *testing.T) {
 		s := newStore(t, 5)
 		for i := 1; i <= 8; i++ {

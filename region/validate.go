@@ -87,6 +87,24 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// MaxWriteIDLen bounds Cond.WriteID.
+const MaxWriteIDLen = 128
+
+// ValidateWriteID checks a write id (Cond.WriteID, the Idempotency-Key
+// header): 1-128 bytes of A-Z, a-z, 0-9, '.', '_', ':' and '-'.
+func ValidateWriteID(id string) error {
+	if id == "" || len(id) > MaxWriteIDLen {
+		return fieldErr("idempotency_key", "must be 1-%d bytes, got %d", MaxWriteIDLen, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return fieldErr("idempotency_key", "only A-Z, a-z, 0-9, '.', '_', ':' and '-' are allowed")
+		}
+	}
+	return nil
+}
+
 // ValidateZone checks an optional zone name (a DNS label, or empty).
 func ValidateZone(z string) error {
 	if z == "" {

@@ -200,6 +200,32 @@ func (s *Server) Kill(t testing.TB) {
 	}
 }
 
+// Pause stops the server's process (SIGSTOP) without closing its
+// connections, as a stalled server would look: commands are accepted by the
+// kernel and run only after Resume. Stop, Kill and the test's cleanup resume
+// a paused server first.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		t.Fatalf("redistest: redis-server on %s is not running", s.Addr())
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("redistest: send %v to redis-server on %s: %v", sig, s.Addr(), err)
+	}
+}
+
 // Restart starts the server again on the same port and in the same
 // directory, stopping it first if it is running, and waits until it answers
 // PING (which it does only once it has loaded its data).
@@ -238,6 +264,7 @@ func (s *Server) stop(sig syscall.Signal, timeout time.Duration) error {
 	}
 	s.proc = nil
 	defer p.console.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // in case it was paused
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("send %v to pid %d: %w", sig, p.cmd.Process.Pid, err)
 	}

@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/meridian-sd/meridian/region"
+)
+
+// idempotencyHeader carries a client's write id: a repeat of a write with
+// the same key within region.WriteIDTTL returns the first write's result
+// instead of applying it again, so a client that lost an answer can repeat
+// its request safely, even through another gateway of the region.
+const idempotencyHeader = "Idempotency-Key"
+
+// writeID returns the store write id of a request: derived from its
+// Idempotency-Key (scoped to the operation and instance, so the same key on
+// another instance is another write), or a new random id.
+func writeID(r *http.Request, op string, k region.Key) (string, error) {
+	if key := r.Header.Get(idempotencyHeader); key != "" {
+		if err := region.ValidateWriteID(key); err != nil {
+			return "", err
+		}
+		h := sha256.Sum256([]byte(key + "\x00" + op + "\x00" + k.Service + "\x00" + k.ID))
+		return "c:" + hex.EncodeToString(h[:16]), nil
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	return "g:" + hex.EncodeToString(b[:]), nil
+}
+
+// storeWrite runs one store write under a write id. When the store cannot
+// tell whether the write was applied (its answer was lost), it asks again
+// with the same id, which returns the first write's result without
+// applying it twice, for as long as ctx allows. An error that still wraps
+// region.ErrOutcomeUnknown means the outcome is unknown.
+func storeWrite(ctx context.Context, id string, write func(ctx context.Context, c region.Cond) (region.Change, error)) (region.Change, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		ch, err := write(ctx, region.Cond{WriteID: id})
+		if err == nil || !errors.Is(err, region.ErrOutcomeUnknown) {
+			return ch, err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < backoff+100*time.Millisecond {
+			return ch, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ch, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
