@@ -361,20 +361,25 @@ func TestTwoGatewaysShareRedis(t *testing.T) {
 	}
 }
 
-func TestHealthEndpointUnhealthyBeforeLoad(t *testing.T) {
-	// A gateway whose Redis never answers has nothing to serve.
+// TestNotLoadedAnswers503: a gateway whose Redis never answered has not
+// loaded its catalog: it says "loading" and answers reads 503 with
+// Retry-After, never 200 with an empty list at version 0 (a client polling
+// with X-Meridian-Index would see the version go backwards).
+func TestNotLoadedAnswers503(t *testing.T) {
 	a, err := StartAgent(AgentConfig{Region: "us-east", HTTPAddr: "127.0.0.1:0", RedisURL: "redis://127.0.0.1:1/0", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Shutdown(context.Background())
 	r := call(t, "GET", a.URL()+"/v1/health", "").want(t, 503)
-	if r.body["status"] != "unhealthy" || r.header.Get("Retry-After") == "" {
+	if r.body["status"] != "loading" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("health with no store: %s", r.raw)
 	}
-	r = call(t, "GET", a.URL()+"/v1/services/web", "").want(t, 200)
-	if r.body["stale"] != true {
-		t.Fatalf("read before any load must say stale: %s", r.raw)
+	for _, path := range []string{"/v1/services", "/v1/services/web", "/v1/services/web/instances/x", "/v1/lookup/web", "/v1/pick/web", "/v1/proxy/web/"} {
+		r = call(t, "GET", a.URL()+path, "").want(t, 503)
+		if r.header.Get("Retry-After") == "" || r.header.Get("X-Meridian-Index") != "" || !strings.Contains(r.raw, "loading") {
+			t.Fatalf("GET %s before the catalog loaded: %v %s", path, r.header, r.raw)
+		}
 	}
 	call(t, "PUT", a.URL()+"/v1/services/web/instances/x", `{"address":"10.0.0.5","port":80}`).want(t, 503)
 }

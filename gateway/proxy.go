@@ -105,6 +105,9 @@ type proxyRequest struct {
 }
 
 func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
+	if p.s.loading(w) {
+		return
+	}
 	service := r.PathValue("service")
 	// Routing knobs come from headers (X-Meridian-Zone, X-Meridian-Policy,
 	// X-Meridian-LB), so the backend's query string is passed on untouched.

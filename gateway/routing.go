@@ -213,7 +213,7 @@ func lookupResult(d failover.Decision, err error) string {
 }
 
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet) || s.loading(w) {
 		return
 	}
 	q := r.URL.Query()
@@ -317,7 +317,7 @@ type pickResponse struct {
 }
 
 func (s *Server) handlePick(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet) || s.loading(w) {
 		return
 	}
 	start := time.Now()

@@ -187,6 +187,9 @@ func (s *Server) handleInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if s.loading(w) {
+			return
+		}
 		var in region.Instance
 		var ok bool
 		s.cfg.Cache.Read(func(c *region.Catalog) { in, ok = c.Get(k) })
@@ -331,7 +334,7 @@ type servicesResponse struct {
 }
 
 func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet) || s.loading(w) {
 		return
 	}
 	resp := servicesResponse{freshness: s.freshness()}
@@ -376,7 +379,7 @@ func (s *Server) parseQuery(q url.Values) (f region.Filter, index uint64, wait t
 }
 
 func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet) || s.loading(w) {
 		return
 	}
 	k, err := pathKey(r)
@@ -457,7 +460,7 @@ type healthResponse struct {
 
 // handleHealth reports the gateway's own health: healthy (store reachable,
 // cache current), degraded (store unreachable but reads served from the
-// cache), unhealthy (nothing to serve: the store was never read).
+// cache), loading (nothing to serve yet: the store was never read).
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) {
 		return
@@ -473,7 +476,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !f.Loaded:
 		cache["status"] = "fail"
-		resp.Status = "unhealthy"
+		resp.Status = "loading"
 		code = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	case f.Stale || f.StoreErr != nil:

@@ -59,3 +59,15 @@ func storeWrite(ctx context.Context, id string, write func(ctx context.Context, 
 		backoff = min(2*backoff, time.Second)
 	}
 }
+
+// loading answers 503 with Retry-After while the gateway has not loaded its
+// region's catalog: an empty answer then would be wrong (and its version,
+// 0, would go backwards for a client that polled another gateway).
+func (s *Server) loading(w http.ResponseWriter) bool {
+	if s.cfg.Cache.Loaded() {
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the gateway is still loading its region's catalog from the store; retry shortly"})
+	return true
+}

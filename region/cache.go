@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,7 @@ type Cache struct {
 	mu       sync.RWMutex
 	cat      *Catalog
 	loaded   bool
+	isLoaded atomic.Bool // loaded, readable without the lock
 	synced   time.Time // last successful read of the store
 	storeErr error     // last error reading the store, nil when it answered
 	changed  chan struct{}
@@ -172,6 +174,7 @@ func (c *Cache) load(s Snapshot) {
 	c.mu.Lock()
 	c.cat.Load(s)
 	c.loaded = true
+	c.isLoaded.Store(true)
 	c.synced = c.opt.Now()
 	c.storeErr = nil
 	c.notifyLocked()
@@ -242,6 +245,10 @@ func (c *Cache) Read(fn func(*Catalog)) {
 	defer c.mu.RUnlock()
 	fn(c.cat)
 }
+
+// Loaded reports whether the cache has read a snapshot of the store: until
+// then it holds nothing, and answers from it would be wrong, not empty.
+func (c *Cache) Loaded() bool { return c.isLoaded.Load() }
 
 // Freshness says how current the cache is.
 type Freshness struct {
