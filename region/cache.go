@@ -56,8 +56,8 @@ type Cache struct {
 	cat      *Catalog
 	loaded   bool
 	isLoaded atomic.Bool // loaded, readable without the lock
-	synced   time.Time // last successful read of the store
-	storeErr error     // last error reading the store, nil when it answered
+	synced   time.Time   // last successful read of the store
+	storeErr error       // last error reading the store, nil when it answered
 	changed  chan struct{}
 	kick     chan struct{}
 	onChange []func([]Change, bool)
