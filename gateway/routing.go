@@ -262,6 +262,9 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, time.Since(start))
 }
 
+// maxPickers bounds the pickers kept (services x load balancers in use).
+const maxPickers = 4096
+
 // pickers keeps one picker per (service, lb) so round robin and p2c state
 // carry from one request to the next.
 type pickers struct {
@@ -277,8 +280,12 @@ func (p *pickers) get(service, lb string) (failover.Picker, error) {
 	if pk, ok := p.m[key]; ok {
 		return pk, nil
 	}
-	if p.m == nil {
+	if p.m == nil || len(p.m) >= maxPickers {
+		// Past the cap, start over: a picker holds only balancing state
+		// (a round-robin position, load estimates) that rebuilds itself.
 		p.m = map[string]failover.Picker{}
+	}
+	if p.rng == nil {
 		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	pk, err := failover.NewPicker(lb, rand.New(rand.NewPCG(p.rng.Uint64(), p.rng.Uint64())))
@@ -330,6 +337,13 @@ func (s *Server) handlePick(w http.ResponseWriter, r *http.Request) {
 	lb := r.URL.Query().Get("lb")
 	if lb == "" {
 		lb = "round_robin"
+	}
+	if len(d.Endpoints) == 0 {
+		// No picker state for a service with nothing to pick: a client
+		// asking for unique names must not grow the gateway's memory.
+		s.metrics.lookup(r.Context(), "pick", "empty", d.Failover, time.Since(start))
+		writeError(w, http.StatusServiceUnavailable, "service", "no endpoint of "+service+" to pick: "+d.Explanation)
+		return
 	}
 	pk, err := s.pickers.get(service, lb)
 	if err != nil {
