@@ -1,7 +1,6 @@
 package client
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -221,8 +220,12 @@ func (s *fakeState) serve(t *testing.T) *fakeGateway {
 			return
 		}
 		k := key(r)
+		weight := region.DefaultWeight
+		if reg.Weight != nil {
+			weight = *reg.Weight
+		}
 		in := region.Instance{Service: k.Service, ID: k.ID, Address: reg.Address, Port: reg.Port, Zone: reg.Zone,
-			Tags: reg.Tags, Meta: reg.Meta, Weight: cmp.Or(reg.Weight, 100), Status: reg.Status, Check: reg.Check}
+			Tags: reg.Tags, Meta: reg.Meta, Weight: weight, Status: reg.Status, Check: reg.Check}
 		s.mu.Lock()
 		s.calls["register"]++
 		s.insts[k] = in

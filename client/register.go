@@ -29,6 +29,9 @@ type Registration struct {
 	Tags    []string
 	Meta    map[string]string
 	Weight  int // 1-1000; the gateway's default (100) when 0
+	// Drained registers the instance with weight 0: listed, but never
+	// picked, proxied to or given a share of traffic (Weight is ignored).
+	Drained bool
 	// TTL is the instance's TTL check (default 10s, at least 1s):
 	// heartbeats are sent every TTL/3 ± 10%.
 	TTL time.Duration
@@ -136,8 +139,15 @@ func (r *Registration) path() string {
 // put registers (or registers again) the instance.
 func (r *Registration) put(ctx context.Context) error {
 	c := r.st.c
+	var weight *int
+	switch {
+	case r.Drained:
+		weight = new(int)
+	case r.Weight != 0:
+		weight = &r.Weight
+	}
 	body, err := json.Marshal(region.Registration{
-		Address: r.Address, Port: r.Port, Zone: r.Zone, Tags: r.Tags, Meta: r.Meta, Weight: r.Weight,
+		Address: r.Address, Port: r.Port, Zone: r.Zone, Tags: r.Tags, Meta: r.Meta, Weight: weight,
 		Status: region.StatusPassing, Check: &region.Check{TTL: region.Duration(r.TTL)},
 	})
 	if err != nil {

@@ -359,11 +359,17 @@ func compareInstances(a, b *region.Instance) int {
 
 // eligible returns the view's instances of the service that carry every
 // required tag, in the view's order (Route sorts only the levels it uses).
+// Drained instances (weight 0) are left out: they take no traffic and do
+// not count towards a region's health, so draining one never triggers
+// spillover or panic.
 func eligible(v *RegionView, req *Request) []*region.Instance {
 	out := make([]*region.Instance, 0, len(v.Instances))
 	for i := range v.Instances {
 		in := &v.Instances[i]
 		if req.Service != "" && in.Service != "" && in.Service != req.Service {
+			continue
+		}
+		if in.Weight == 0 {
 			continue
 		}
 		ok := true

@@ -31,10 +31,26 @@ func insts(prefix, zone string, passing, warning, critical int, tags ...string) 
 }
 
 // rv is a reachable, fresh region view without an RTT estimate.
+// rv builds a reachable region's view; instances written without a weight
+// get region.DefaultWeight (weight 0 is drained: build those with drained).
 func rv(name string, groups ...[]region.Instance) RegionView {
 	v := RegionView{Name: name, Reachable: true}
 	for _, g := range groups {
-		v.Instances = append(v.Instances, g...)
+		for _, in := range g {
+			if in.Weight == 0 {
+				in.Weight = region.DefaultWeight
+			}
+			v.Instances = append(v.Instances, in)
+		}
+	}
+	return v
+}
+
+// drained adds instances with weight 0 to a view.
+func drained(v RegionView, ins ...region.Instance) RegionView {
+	for _, in := range ins {
+		in.Weight = 0
+		v.Instances = append(v.Instances, in)
 	}
 	return v
 }
@@ -318,6 +334,13 @@ func TestRoute(t *testing.T) {
 			req:       web("us-east", "", Policy{}),
 			shares:    map[string]float64{"us-east": 1},
 			endpoints: []string{"us-east/b@0", "us-east/a@0"},
+		},
+		{
+			name:      "drained instances take no traffic and do not count towards health",
+			views:     []RegionView{drained(rv("us-east", []region.Instance{{ID: "a", Status: region.StatusPassing}}), region.Instance{ID: "d1", Status: region.StatusPassing}, region.Instance{ID: "d2", Status: region.StatusCritical})},
+			req:       web("us-east", "", Policy{}),
+			shares:    map[string]float64{"us-east": 1},
+			endpoints: []string{"us-east/a@0"},
 		},
 		{
 			name:      "other services' instances are ignored",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,30 @@ func TestPickUniqueNamesKeepNoState(t *testing.T) {
 	}
 	if n := len(a.Server.pickers.m); n > maxPickers {
 		t.Fatalf("%d pickers, want at most %d", n, maxPickers)
+	}
+}
+
+// TestDrainedInstance: weight 0 drains an instance: it stays registered and
+// listed, but is never picked or routed to ("weight": 0 used to become 100).
+func TestDrainedInstance(t *testing.T) {
+	a := startAgent(t, AgentConfig{})
+	u := a.URL()
+	call(t, "PUT", u+"/v1/services/web/instances/live", `{"address":"10.0.0.5","port":80}`).want(t, 200)
+	r := call(t, "PUT", u+"/v1/services/web/instances/drained", `{"address":"10.0.0.6","port":80,"weight":0}`).want(t, 200)
+	if w, ok := r.body["weight"].(float64); !ok || w != 0 {
+		t.Fatalf("registered weight: %s, want 0", r.raw)
+	}
+	if ids := instanceIDs(call(t, "GET", u+"/v1/services/web", "").want(t, 200)); len(ids) != 2 {
+		t.Fatalf("listed: %v, want both instances", ids)
+	}
+	for range 20 {
+		p := call(t, "GET", u+"/v1/pick/web?lb=weighted", "").want(t, 200)
+		if ep, _ := p.body["endpoint"].(map[string]any); ep["id"] != "live" {
+			t.Fatalf("picked %s, want only the live instance", p.raw)
+		}
+	}
+	l := call(t, "GET", u+"/v1/lookup/web", "").want(t, 200)
+	if strings.Contains(l.raw, `"drained"`) {
+		t.Fatalf("lookup routes to the drained instance: %s", l.raw)
 	}
 }

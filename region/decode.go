@@ -17,7 +17,10 @@ type Registration struct {
 	Zone    string            `json:"zone,omitempty"`
 	Tags    []string          `json:"tags,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
-	Weight  int               `json:"weight,omitempty"`
+	// Weight is 1-1000, DefaultWeight when absent; 0 drains the instance:
+	// it stays registered and listed but is never picked, proxied to or
+	// given a share of traffic.
+	Weight  *int              `json:"weight,omitempty"`
 	Status  Status            `json:"status,omitempty"`
 	Check   *Check            `json:"check,omitempty"`
 }
@@ -52,15 +55,15 @@ func DecodeRegistration(body []byte, service, id string, now time.Time) (Instanc
 	in := Instance{
 		ID: id, Service: service,
 		Address: r.Address, Port: r.Port, Zone: r.Zone,
-		Tags: r.Tags, Meta: r.Meta, Weight: r.Weight, Status: r.Status,
+		Tags: r.Tags, Meta: r.Meta, Weight: DefaultWeight, Status: r.Status,
 		RegisteredAt: now, UpdatedAt: now,
+	}
+	if r.Weight != nil {
+		in.Weight = *r.Weight
 	}
 	if r.Check != nil {
 		c := r.Check.withDefaults()
 		in.Check = &c
-	}
-	if in.Weight == 0 {
-		in.Weight = DefaultWeight
 	}
 	if in.Status == "" {
 		in.Status = InitialStatus(in.Check)
@@ -106,10 +109,13 @@ func DecodeHeartbeat(body []byte) (Heartbeat, error) {
 	return h, nil
 }
 
-// decodeStrict decodes one JSON object, rejecting unknown fields and
-// trailing data, and turns encoding/json's errors into FieldErrors where a
-// field is known.
+// decodeStrict decodes one JSON object, rejecting unknown fields, duplicate
+// keys and trailing data, and turns encoding/json's errors into FieldErrors
+// where a field is known.
 func decodeStrict(body []byte, v any) error {
+	if err := CheckDuplicateKeys(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -119,6 +125,75 @@ func decodeStrict(body []byte, v any) error {
 		return &FieldError{Field: "body", Msg: "unexpected data after the JSON object"}
 	}
 	return nil
+}
+
+// maxJSONDepth bounds the nesting of a request body.
+const maxJSONDepth = 32
+
+// CheckDuplicateKeys rejects a JSON document in which an object repeats a
+// key, or, in an object that decodes into a struct (the top level and
+// "check"; encoding/json matches those names case-insensitively), has two
+// keys differing only in case ("port":80,"PORT":81): encoding/json would
+// silently keep the last one. Map objects such as "meta" may hold keys that
+// differ in case. Syntax errors are left to the decoder, which names them.
+func CheckDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var value func(path string, depth int) error
+	value = func(path string, depth int) error {
+		if depth > maxJSONDepth {
+			return fieldErr("body", "JSON nested deeper than %d levels", maxJSONDepth)
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		switch d {
+		case '{':
+			exact := map[string]bool{}
+			folded := map[string]string{}
+			structLike := path == "" || path == "check"
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				k, _ := kt.(string)
+				field := k
+				if path != "" {
+					field = path + "." + k
+				}
+				if exact[k] {
+					return fieldErr(field, "duplicate key %q", k)
+				}
+				exact[k] = true
+				if structLike {
+					lk := strings.ToLower(k)
+					if prev, ok := folded[lk]; ok {
+						return fieldErr(field, "duplicate key: %q and %q differ only in case", prev, k)
+					}
+					folded[lk] = k
+				}
+				if err := value(field, depth+1); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		case '[':
+			for i := 0; dec.More(); i++ {
+				if err := value(fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+					return err
+				}
+			}
+			dec.Token()
+		}
+		return nil
+	}
+	return value("", 0)
 }
 
 func jsonError(err error) error {

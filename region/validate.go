@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -68,10 +69,14 @@ func ValidateService(s string) error {
 	return nil
 }
 
-// ValidateID checks that id is 1-128 printable characters without '/'.
+// ValidateID checks that id is 1-128 printable characters without '/',
+// and not "." or ".." (a URL path cannot name those).
 func ValidateID(id string) error {
 	if id == "" || len(id) > MaxIDLen {
 		return fieldErr("id", "must be 1-%d bytes, got %d", MaxIDLen, len(id))
+	}
+	if id == "." || id == ".." {
+		return fieldErr("id", "%q cannot be used: a URL path cannot address it", id)
 	}
 	if !utf8.ValidString(id) {
 		return fieldErr("id", "must be valid UTF-8")
@@ -103,6 +108,31 @@ func ValidateWriteID(id string) error {
 		}
 	}
 	return nil
+}
+
+// printable rejects invalid UTF-8 and characters that are not printable:
+// control characters (NUL, CR, LF, ESC...) and format characters such as
+// bidi overrides, which would corrupt or disguise what a terminal or a log
+// shows. Spaces are allowed.
+func printable(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("must be valid UTF-8")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("must not contain control or format characters, got %q", r)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // ValidateZone checks an optional zone name (a DNS label, or empty).
@@ -174,23 +204,30 @@ func (in *Instance) Validate() error {
 		if t == "" || len(t) > MaxTagLen {
 			return fieldErr(fmt.Sprintf("tags[%d]", i), "must be 1-%d bytes, got %d", MaxTagLen, len(t))
 		}
-		if !utf8.ValidString(t) {
-			return fieldErr(fmt.Sprintf("tags[%d]", i), "must be valid UTF-8")
+		if err := printable(t); err != nil {
+			return fieldErr(fmt.Sprintf("tags[%d]", i), "%v", err)
 		}
 	}
 	if len(in.Meta) > MaxMeta {
 		return fieldErr("meta", "at most %d keys, got %d", MaxMeta, len(in.Meta))
 	}
-	for k, v := range in.Meta {
-		if k == "" || len(k) > MaxMetaKeyLen || !utf8.ValidString(k) {
-			return fieldErr("meta", "keys must be 1-%d bytes of UTF-8, got %q", MaxMetaKeyLen, k)
+	for _, k := range sortedKeys(in.Meta) {
+		v := in.Meta[k]
+		if k == "" || len(k) > MaxMetaKeyLen {
+			return fieldErr("meta", "keys must be 1-%d bytes, got %q", MaxMetaKeyLen, k)
 		}
-		if len(v) > MaxMetaValLen || !utf8.ValidString(v) {
-			return fieldErr("meta."+k, "must be at most %d bytes of UTF-8", MaxMetaValLen)
+		if err := printable(k); err != nil {
+			return fieldErr("meta", "key %q: %v", k, err)
+		}
+		if len(v) > MaxMetaValLen {
+			return fieldErr("meta."+k, "must be at most %d bytes", MaxMetaValLen)
+		}
+		if err := printable(v); err != nil {
+			return fieldErr("meta."+k, "%v", err)
 		}
 	}
-	if in.Weight < 1 || in.Weight > MaxWeight {
-		return fieldErr("weight", "must be 1-%d, got %d", MaxWeight, in.Weight)
+	if in.Weight < 0 || in.Weight > MaxWeight {
+		return fieldErr("weight", "must be 0 (drained) to %d, got %d", MaxWeight, in.Weight)
 	}
 	if _, err := ParseStatus(string(in.Status)); err != nil {
 		return fieldErr("status", "%v", err)

@@ -49,7 +49,19 @@ func TestDecodeRegistration(t *testing.T) {
 		{"port string", "web", "w", `{"address":"10.0.0.5","port":"80"}`, "port"},
 		{"address missing", "web", "w", `{"port":80}`, "address"},
 		{"address bad", "web", "w", `{"address":"not an address!","port":80}`, "address"},
-		{"weight 0 means default", "web", "w", `{"address":"10.0.0.5","port":80,"weight":0}`, ""},
+		{"weight 0 drains", "web", "w", `{"address":"10.0.0.5","port":80,"weight":0}`, ""},
+		{"duplicate key", "web", "w", `{"address":"10.0.0.5","port":80,"port":81}`, "port"},
+		{"keys differing in case", "web", "w", `{"address":"10.0.0.5","port":80,"PORT":81}`, "PORT"},
+		{"duplicate check key", "web", "w", `{"address":"10.0.0.5","port":80,"check":{"ttl":"30s","TTL":"9s"}}`, "check.TTL"},
+		{"duplicate meta key", "web", "w", `{"address":"10.0.0.5","port":80,"meta":{"a":"1","a":"2"}}`, "meta.a"},
+		{"tag with newline", "web", "w", `{"address":"10.0.0.5","port":80,"tags":["a\nb"]}`, "tags[0]"},
+		{"tag with NUL", "web", "w", `{"address":"10.0.0.5","port":80,"tags":["a\u0000"]}`, "tags[0]"},
+		{"tag with ESC", "web", "w", `{"address":"10.0.0.5","port":80,"tags":["\u001b[31mred"]}`, "tags[0]"},
+		{"meta value with CR", "web", "w", `{"address":"10.0.0.5","port":80,"meta":{"k":"a\rb"}}`, "meta.k"},
+		{"meta key with bidi override", "web", "w", `{"address":"10.0.0.5","port":80,"meta":{"\u202ek":"v"}}`, "meta"},
+		{"id dot", "web", ".", `{"address":"10.0.0.5","port":80}`, "id"},
+		{"id dot dot", "web", "..", `{"address":"10.0.0.5","port":80}`, "id"},
+		{"id with ESC", "web", "a\x1bb", `{"address":"10.0.0.5","port":80}`, "id"},
 		{"weight 1001", "web", "w", `{"address":"10.0.0.5","port":80,"weight":1001}`, "weight"},
 		{"weight negative", "web", "w", `{"address":"10.0.0.5","port":80,"weight":-1}`, "weight"},
 		{"65 tags", "web", "w", `{"address":"10.0.0.5","port":80,"tags":` + manyTags + `}`, "tags"},
@@ -80,7 +92,7 @@ func TestDecodeRegistration(t *testing.T) {
 				t.Fatalf("field: got %q (err %v), want %q", got, err, tc.wantField)
 			}
 			if err == nil {
-				if in.Weight < 1 || in.Status == "" || !in.RegisteredAt.Equal(t0) {
+				if (in.Weight < 1 && tc.name != "weight 0 drains") || in.Status == "" || !in.RegisteredAt.Equal(t0) {
 					t.Fatalf("defaults not filled: %+v", in)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -117,10 +118,11 @@ func cmdRegister(args []string) error {
 	addr, asJSON := clientFlags(fs)
 	service := fs.String("service", "", "service name")
 	id := fs.String("id", "", "instance id")
-	address := fs.String("address", "127.0.0.1", "instance address (IP or hostname)")
+	address := fs.String("address", "", "instance address, IP or hostname (required unless --address-from-interface)")
+	iface := fs.String("address-from-interface", "", "use the first IPv4 address of this network interface (e.g. lo, eth0) as --address")
 	port := fs.Int("port", 0, "instance port")
 	zone := fs.String("zone", "", "zone")
-	weight := fs.Int("weight", 0, "weight 1-1000 (default 100)")
+	weight := fs.Int("weight", -1, "weight 1-1000 (default 100); 0 drains the instance: listed, never picked or proxied to")
 	status := fs.String("status", "", "initial status: passing, warning or critical")
 	var tags, meta listFlag
 	fs.Var(&tags, "tag", "tag (repeatable)")
@@ -140,6 +142,18 @@ func cmdRegister(args []string) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case *address != "" && *iface != "":
+		return fmt.Errorf("give --address or --address-from-interface, not both")
+	case *iface != "":
+		a, err := interfaceAddr(*iface)
+		if err != nil {
+			return err
+		}
+		*address = a
+	case *address == "":
+		return fmt.Errorf("--address is required (the address other services reach this instance at), or --address-from-interface NAME")
+	}
 	body := map[string]any{"address": *address, "port": *port}
 	if *zone != "" {
 		body["zone"] = *zone
@@ -158,7 +172,7 @@ func cmdRegister(args []string) error {
 		}
 		body["meta"] = m
 	}
-	if *weight != 0 {
+	if *weight >= 0 {
 		body["weight"] = *weight
 	}
 	if *status != "" {
@@ -189,7 +203,7 @@ func cmdRegister(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Printf("registered %s/%s at %v:%v (status %v, version %v)\n", svc, iid, in["address"], in["port"], in["status"], in["modify_index"])
+	fmt.Fprintf(termOut, "registered %s/%s at %v:%v (status %v, version %v)\n", svc, iid, in["address"], in["port"], in["status"], in["modify_index"])
 	return nil
 }
 
@@ -213,7 +227,7 @@ func cmdDeregister(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Printf("deregistered %s/%s\n", svc, iid)
+	fmt.Fprintf(termOut, "deregistered %s/%s\n", svc, iid)
 	return nil
 }
 
@@ -241,7 +255,7 @@ func cmdHeartbeat(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Printf("heartbeat %s/%s: %v\n", svc, iid, in["status"])
+	fmt.Fprintf(termOut, "heartbeat %s/%s: %v\n", svc, iid, in["status"])
 	return nil
 }
 
@@ -269,8 +283,8 @@ func cmdServices(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Printf("region %s, catalog version %d%s\n", resp.Region, resp.Version, staleNote(resp.Stale))
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(termOut, "region %s, catalog version %d%s\n", resp.Region, resp.Version, staleNote(resp.Stale))
+	tw := tabwriter.NewWriter(termOut, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCES\tPASSING\tWARNING\tCRITICAL\tALL REGIONS (passing/instances)")
 	for _, s := range resp.Services {
 		names := make([]string, 0, len(s.Regions))
@@ -345,8 +359,8 @@ func cmdInstances(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Printf("%s in region %s, catalog version %d%s\n", resp.Service, resp.Region, resp.Version, staleNote(resp.Stale))
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(termOut, "%s in region %s, catalog version %d%s\n", resp.Service, resp.Region, resp.Version, staleNote(resp.Stale))
+	tw := tabwriter.NewWriter(termOut, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tZONE\tWEIGHT\tSTATUS\tTAGS\tOUTPUT")
 	for _, in := range resp.Instances {
 		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%d\t%s\t%s\t%s\n", in.ID, in.Address, in.Port, in.Zone, in.Weight,
@@ -404,7 +418,7 @@ func cmdRegions(args []string) error {
 			os.Stdout.Write(raw)
 			return nil
 		}
-		fmt.Printf("region %s forgotten: every gateway drops its replica (it comes back if its gateways are still alive)\n", fs.Arg(1))
+		fmt.Fprintf(termOut, "region %s forgotten: every gateway drops its replica (it comes back if its gateways are still alive)\n", fs.Arg(1))
 		return nil
 	}
 	var resp struct {
@@ -428,7 +442,7 @@ func cmdRegions(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(termOut, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REGION\tREACHABLE\tADVERTISED\tREPLICA\tAGE\tRTT\tGATEWAYS")
 	for _, r := range resp.Regions {
 		name := r.Name
@@ -447,4 +461,34 @@ func cmdRegions(args []string) error {
 			(time.Duration(r.ReplicaAgeMS) * time.Millisecond).String(), rtt, strings.Join(gws, " "))
 	}
 	return tw.Flush()
+}
+
+// interfaceAddr returns the first IPv4 address of a network interface (the
+// first IPv6 one when it has none), for register --address-from-interface.
+func interfaceAddr(name string) (string, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("--address-from-interface %q: %w", name, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("--address-from-interface %q: %w", name, err)
+	}
+	var v6 string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if ip4 := ipn.IP.To4(); ip4 != nil {
+			return ip4.String(), nil
+		}
+		if v6 == "" && !ipn.IP.IsLinkLocalUnicast() {
+			v6 = ipn.IP.String()
+		}
+	}
+	if v6 == "" {
+		return "", fmt.Errorf("--address-from-interface %q: the interface has no usable address", name)
+	}
+	return v6, nil
 }

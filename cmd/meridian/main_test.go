@@ -161,9 +161,23 @@ func TestCLIErrors(t *testing.T) {
 	bin := buildBinary(t)
 	addr := freeAddr(t)
 	startAgentProc(t, bin, addr, nil, "--region", "us-east")
-	out, err := exec.Command(bin, "register", "Bad_Name!", "x", "--port", "80", "--addr", addr).CombinedOutput()
+	out, err := exec.Command(bin, "register", "Bad_Name!", "x", "--address", "10.0.0.5", "--port", "80", "--addr", addr).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "field service") || !strings.Contains(string(out), "HTTP 400") {
 		t.Fatalf("register with a bad name: %v\n%s", err, out)
+	}
+	// Without --address nothing is registered (it used to register
+	// 127.0.0.1 and print success).
+	out, err = exec.Command(bin, "register", "web", "x", "--port", "80", "--addr", addr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--address is required") {
+		t.Fatalf("register without --address: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "register", "web", "lo-1", "--address-from-interface", "lo", "--port", "80", "--weight", "0", "--addr", addr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "at 127.0.0.1:80") {
+		t.Fatalf("register --address-from-interface lo --weight 0: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "instances", "web", "--addr", addr, "--json").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"weight":0`) {
+		t.Fatalf("a drained instance is listed with weight 0: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "deregister", "web", "nobody", "--addr", addr).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "HTTP 404") {
