@@ -20,9 +20,9 @@ type Registration struct {
 	// Weight is 1-1000, DefaultWeight when absent; 0 drains the instance:
 	// it stays registered and listed but is never picked, proxied to or
 	// given a share of traffic.
-	Weight  *int              `json:"weight,omitempty"`
-	Status  Status            `json:"status,omitempty"`
-	Check   *Check            `json:"check,omitempty"`
+	Weight *int   `json:"weight,omitempty"`
+	Status Status `json:"status,omitempty"`
+	Check  *Check `json:"check,omitempty"`
 }
 
 // ErrBodyTooLarge is returned for request bodies over MaxBodyBytes.
