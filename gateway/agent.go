@@ -50,6 +50,8 @@ type AgentConfig struct {
 	Routing RoutingConfig
 	// Proxy tunes /v1/proxy.
 	Proxy ProxyConfig
+	// Limits bounds connections, deadlines and write rates per client.
+	Limits Limits
 	// FetchClient carries sync fetches; a default when nil (tests inject
 	// faults through its transport).
 	FetchClient *http.Client
@@ -87,6 +89,9 @@ func (c *AgentConfig) Validate() error {
 	}
 	if c.RegionReapAfter < 0 {
 		return fmt.Errorf("region-reap-after: must not be negative")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -170,7 +175,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
-		Routing: cfg.Routing, Proxy: cfg.Proxy, Logger: log.With("component", "http"),
+		Routing: cfg.Routing, Proxy: cfg.Proxy, Limits: cfg.Limits, Logger: log.With("component", "http"),
 		Telemetry: tel, Node: cfg.NodeName}
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
@@ -178,7 +183,11 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		a.Fed.OnMembership(a.peersChanged)
 	}
 	a.Server = New(scfg)
-	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The connection caps sit under everything else on the listener, so
+	// an excess connection costs one accept and one close.
+	ln = a.Server.limitListener(ln)
+	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel

@@ -29,6 +29,7 @@ import (
 //	meridian_replica_staleness_seconds{catalog_region}      time since a replica's last successful sync
 //	meridian_replica_version{catalog_region}, meridian_replica_stale{catalog_region}
 //	meridian_gossip_members{member_region,status}           gateways in the gossip pool by status
+//	meridian_http_refused_total{reason}                     connections and requests refused by a limit
 //
 // The federation package adds meridian_sync_* (fetch durations, bytes,
 // changes) and the region package meridian_health_check* (probe results).
@@ -40,6 +41,7 @@ type metrics struct {
 	writes        metric.Int64Counter
 	lookups       metric.Int64Counter
 	lookupLatency metric.Float64Histogram
+	refusals      metric.Int64Counter
 }
 
 // latencyBuckets are the request latency histogram's bounds, in seconds.
@@ -64,6 +66,9 @@ func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
 	g.lookupLatency, _ = m.Float64Histogram("meridian.lookup.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to answer a lookup, after any blocking wait (proxy: the routing decision only)."),
 		metric.WithExplicitBucketBoundaries(.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1))
+
+	g.refusals, _ = m.Int64Counter("meridian.http.refused", metric.WithUnit("{refusal}"),
+		metric.WithDescription("Connections and requests refused by a limit (max_connections, max_connections_per_client, write_rate)."))
 
 	version, _ := m.Int64ObservableGauge("meridian.catalog.version", metric.WithUnit("{version}"),
 		metric.WithDescription("The cached catalog version of this region."))
@@ -199,6 +204,16 @@ func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.Hand
 		}
 		m.requests.Add(ctx, 1, o)
 	}
+}
+
+// refused counts one connection or request refused by a limit.
+func (m *metrics) refused(ctx context.Context, reason string) {
+	k := optKey{a: "refused", b: reason}
+	o, ok := m.opts.load(k)
+	if !ok {
+		o = m.opts.store(k, m.region, attribute.String("reason", reason))
+	}
+	m.refusals.Add(ctx, 1, o)
 }
 
 // write counts one store write.

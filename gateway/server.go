@@ -56,6 +56,8 @@ type Config struct {
 	MaxWait time.Duration
 	// WriteTimeout bounds one write to the store. Default 5s.
 	WriteTimeout time.Duration
+	// Limits bounds connections, deadlines and write rates per client.
+	Limits Limits
 }
 
 // Server is the HTTP API of one region's gateway.
@@ -71,6 +73,7 @@ type Server struct {
 	tracesOff bool         // a no-op tracer provider: spans only carry a caller's context
 	fwd       *http.Client // forwards heartbeats to other gateways
 	mux       *http.ServeMux
+	handler   http.Handler // mux behind the per-request limits
 	lookups   lookupCache
 	routes    routeCache
 	pickers   pickers
@@ -97,6 +100,7 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
+	cfg.Limits.fill()
 	tel, err := cfg.Telemetry.resolve()
 	if err != nil {
 		cfg.Logger.Error("metrics are off", "err", err)
@@ -133,6 +137,7 @@ func New(cfg Config) *Server {
 	route("/", "unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
+	s.handler = s.withLimits(s.mux)
 	return s
 }
 
@@ -141,7 +146,7 @@ func New(cfg Config) *Server {
 func (s *Server) Drain() { s.stop() }
 
 // Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Mux returns the server's mux, for later packages to add routes to.
 func (s *Server) Mux() *http.ServeMux { return s.mux }

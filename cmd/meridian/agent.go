@@ -37,6 +37,9 @@ func cmdAgent(args []string) error {
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
+	maxConns := fs.Int("max-connections", 0, "cap on open HTTP connections, excess closed at once (default: 80% of the file-descriptor limit; -1: no cap)")
+	maxConnsClient := fs.Int("max-connections-per-client", 200, "cap on open HTTP connections from one client IP (-1: no cap)")
+	writeRate := fs.Float64("write-rate", 500, "writes (register, deregister, heartbeat...) per second one client (ACL token, else IP) may make; past it 429 with Retry-After (-1: no limit)")
 	tf := addTelemetryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
@@ -87,6 +90,7 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
+		Limits: gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
 		Telemetry: gatewayTelemetry(tel),
 	})
 	if err != nil {

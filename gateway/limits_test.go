@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dialFrom opens a TCP connection to addr from a given loopback source IP
+// (127.0.0.0/8 is all loopback on Linux), to act as several clients.
+func dialFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// served sends one GET over c and reports whether an HTTP answer came back.
+func served(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return true
+}
+
+// TestConnectionCaps: one client IP cannot hold more than
+// MaxConnectionsPerClient connections (the excess is closed at once), and
+// other clients are still served while it holds them.
+func TestConnectionCaps(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{MaxConnectionsPerClient: 5}})
+	var held []net.Conn
+	for range 5 {
+		c := dialFrom(t, "127.0.0.2", a.Addr())
+		if !served(c) {
+			t.Fatal("a connection under the cap was not served")
+		}
+		held = append(held, c)
+	}
+	if served(dialFrom(t, "127.0.0.2", a.Addr())) {
+		t.Fatal("the 6th connection of one client was served; want it closed at once")
+	}
+	if !served(dialFrom(t, "127.0.0.3", a.Addr())) {
+		t.Fatal("another client was refused while the first one held its cap")
+	}
+	held[0].Close()
+	time.Sleep(50 * time.Millisecond)
+	if !served(dialFrom(t, "127.0.0.2", a.Addr())) {
+		t.Fatal("a connection was refused after the client closed one of its own")
+	}
+}
+
+// TestSlowBodyIsCut: a client sending its body one byte at a time is cut
+// off after the read timeout instead of holding a connection for ever.
+func TestSlowBodyIsCut(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{ReadTimeout: 500 * time.Millisecond}})
+	c := dialFrom(t, "127.0.0.2", a.Addr())
+	fmt.Fprintf(c, "PUT /v1/services/web/instances/w1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n{")
+	start := time.Now()
+	var err error
+	for i := 0; i < 60 && err == nil; i++ { // at most 6s
+		time.Sleep(100 * time.Millisecond)
+		_, err = c.Write([]byte(" "))
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			var b [512]byte
+			if n, rerr := c.Read(b[:]); n > 0 || (rerr != nil && !isTimeout(rerr)) {
+				err = fmt.Errorf("answered or closed: %q %v", b[:n], rerr)
+			}
+		}
+	}
+	if err == nil {
+		t.Fatal("a 1-byte-per-100ms body kept its connection for 6s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("slow body cut after %v, want about the 500ms read timeout", d)
+	}
+	if !served(dialFrom(t, "127.0.0.3", a.Addr())) {
+		t.Fatal("another client not served")
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestWriteRateLimit: past its write rate a client gets 429 with
+// Retry-After; another client (token) is not affected; reads are not
+// counted.
+func TestWriteRateLimit(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{WriteRate: 1, WriteBurst: 5}})
+	u := a.URL()
+	for i := range 5 {
+		callWithHeader(t, "PUT", fmt.Sprintf("%s/v1/services/web/instances/w%d", u, i), `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "alice").want(t, 200)
+	}
+	r := callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "alice").want(t, 429)
+	if r.header.Get("Retry-After") == "" || !strings.Contains(r.raw, "--write-rate") || strings.Contains(r.raw, "alice") {
+		t.Fatalf("429: %v %s", r.header, r.raw)
+	}
+	callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "bob").want(t, 200)
+	for range 10 {
+		call(t, "GET", u+"/v1/services/web", "").want(t, 200)
+	}
+}
+
+// TestBlockingQueryOutlivesWriteTimeout: the write deadline of a blocking
+// query covers its wait.
+func TestBlockingQueryOutlivesWriteTimeout(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{WriteTimeout: 300 * time.Millisecond}})
+	u := a.URL()
+	r := call(t, "GET", u+"/v1/services/web", "").want(t, 200)
+	start := time.Now()
+	call(t, "GET", u+"/v1/services/web?index="+r.header.Get("X-Meridian-Index")+"&wait=1s", "").want(t, 200)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("blocking query returned after %v, want its 1s wait", d)
+	}
+}
