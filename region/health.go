@@ -64,7 +64,9 @@ import (
 // new status or output, then re-emitted at most once a second for as long
 // as the store does not show it (the driver may have failed to write; the
 // re-emission is its retry). The machine is the authority for checked
-// instances: a status written by anyone else is overwritten.
+// instances: a status written by anyone else is overwritten, but never
+// sooner than one check interval (a second for TTL checks) after the
+// machine's own last write, so two machines that disagree cannot livelock.
 //
 // Deregistration: when a check has DeregisterCriticalAfter D and the
 // machine's status has been critical continuously since T, Tick emits
@@ -428,7 +430,12 @@ func (h *Health) Tick(now time.Time) []Effect {
 	return out
 }
 
-// setDue returns when a SetStatus is next due, if one is needed.
+// setDue returns when a SetStatus is next due, if one is needed. A status
+// is written at most once per write gap (the check interval; a second for
+// TTL checks), whoever disagrees: when two gateways both run an instance's
+// check (while membership is moving) and reach different verdicts, each
+// rewrites the other's status at most once per gap, instead of right after
+// every write of the other (a livelock of thousands of writes a second).
 func (st *healthState) setDue() (time.Time, bool) {
 	if st.synced() {
 		return time.Time{}, false
@@ -436,7 +443,18 @@ func (st *healthState) setDue() (time.Time, bool) {
 	if st.setSent && st.setStatus == st.status && st.setOutput == st.output {
 		return st.setAt.Add(time.Second), true
 	}
-	return st.changedAt, true
+	if st.setAt.IsZero() {
+		return st.changedAt, true
+	}
+	return healthLater(st.changedAt, st.setAt.Add(st.writeGap())), true
+}
+
+// writeGap is the least time between two status writes of one instance.
+func (st *healthState) writeGap() time.Duration {
+	if st.kind == "ttl" {
+		return time.Second
+	}
+	return max(st.check.Interval.Std(), time.Second)
 }
 
 // deregDue returns when a Deregister is next due, if one is needed.

@@ -109,8 +109,10 @@
 // # expect
 //
 // Each bounds one metric, for one region and/or service when given:
-// availability and dead_share (shares in [0, 1]), lookups, sync_bytes and
-// unreachable_sent take min and/or max; failover_time, convergence_p50
+// availability and dead_share (shares in [0, 1]), lookups, sync_bytes,
+// status_writes (health status writes that reached the store: the bound
+// that keeps two gateways that disagree on a check from rewriting its status
+// in a loop) and unreachable_sent take min and/or max; failover_time, convergence_p50
 // and convergence_p99 are times and take max_duration. A run fails when a
 // bound does not hold or an invariant of the simulator is violated.
 //

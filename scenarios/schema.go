@@ -157,6 +157,7 @@ const (
 	MetricConvergenceP50 = "convergence_p50"  // registration visible in every region, p50
 	MetricConvergenceP99 = "convergence_p99"  // same, p99
 	MetricSyncBytes      = "sync_bytes"       // bytes moved by federation syncs
+	MetricStatusWrites   = "status_writes"    // health status writes that reached the store (all regions, or one region's)
 	MetricLookups        = "lookups"          // number of lookups judged
 	MetricUnreachable    = "unreachable_sent" // lookups sent to an unreachable region while a reachable healthy one existed
 )

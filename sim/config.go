@@ -472,7 +472,7 @@ func (c *config) gateway(name string) (reg, n int, err error) {
 
 var knownMetrics = []string{scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricFailoverTime,
 	scenarios.MetricConvergenceP50, scenarios.MetricConvergenceP99, scenarios.MetricSyncBytes, scenarios.MetricLookups,
-	scenarios.MetricUnreachable}
+	scenarios.MetricUnreachable, scenarios.MetricStatusWrites}
 
 func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if !slices.Contains(knownMetrics, e.Metric) {

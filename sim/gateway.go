@@ -329,6 +329,7 @@ func (g *gateway) write(e region.Effect) {
 		switch {
 		case err == nil:
 			w.m.statusWrites++
+			w.m.statusWritesBy[g.rs.idx]++
 			w.committed(g.rs, ch, true)
 			if !g.cache.Apply(ch) {
 				g.syncCache()

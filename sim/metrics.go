@@ -29,6 +29,7 @@ type metricsState struct {
 	convergence []convSample
 
 	syncBytes                    []int64 // per fetching region
+	statusWritesBy               []int64 // per region
 	syncs, fullSyncs, syncFailed int64
 	statusWrites, writeFailed    int64
 	registrations, registerFail  int64
@@ -62,7 +63,7 @@ type violAcc struct {
 func newMetricsState(w *world) *metricsState {
 	c := w.cfg
 	m := &metricsState{w: w, perStream: make([]streamAcc, len(c.traffic)), viol: map[string]*violAcc{},
-		syncBytes: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
+		syncBytes: make([]int64, len(c.regions)), statusWritesBy: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
 	m.step = timelineStep(c.duration)
 	nb := int((c.duration + m.step - 1) / m.step)
 	m.buckets = make([][]bucketAcc, len(c.regions))
@@ -409,6 +410,12 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			p = 0.99
 		}
 		v = percentile(ds, p).Seconds()
+	case scenarios.MetricStatusWrites:
+		if e.Region != "" {
+			v = float64(m.statusWritesBy[c.regionIdx[e.Region]])
+		} else {
+			v = float64(r.Metrics.StatusWrites)
+		}
 	case scenarios.MetricSyncBytes:
 		if e.Region != "" {
 			v = float64(m.syncBytes[c.regionIdx[e.Region]])
