@@ -1,0 +1,315 @@
+package meridiantls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is a gateway's TLS configuration (meridian agent --tls-*). The
+// zero value is off: the gateway serves plain HTTP.
+type Config struct {
+	CertFile string // --tls-cert: the gateway's certificate (PEM)
+	KeyFile  string // --tls-key: its private key (PEM)
+	CAFile   string // --tls-ca: the CA that signs gateways and clients
+	// VerifyIncoming (--tls-verify-incoming) requires a client certificate
+	// signed by the CA on every API request. Without it a certificate is
+	// still asked for (and verified when given), so that gateways
+	// authenticate each other.
+	VerifyIncoming bool
+	Domain         string // the domain of certificate names; DefaultDomain when empty
+}
+
+// Enabled reports whether TLS is configured.
+func (c Config) Enabled() bool {
+	return c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" || c.VerifyIncoming
+}
+
+// Validate checks the configuration, naming the flag.
+func (c Config) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	switch {
+	case c.CertFile == "":
+		return errors.New("tls-cert: required with the other --tls-* flags")
+	case c.KeyFile == "":
+		return errors.New("tls-key: required with --tls-cert")
+	case c.CAFile == "":
+		return errors.New("tls-ca: required with --tls-cert (gateways verify each other's certificates with it)")
+	}
+	for _, f := range []struct{ flag, path string }{{"tls-cert", c.CertFile}, {"tls-key", c.KeyFile}, {"tls-ca", c.CAFile}} {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+		fh.Close()
+	}
+	return nil
+}
+
+func (c Config) domain() string {
+	if c.Domain == "" {
+		return DefaultDomain
+	}
+	return c.Domain
+}
+
+// Gateway is a loaded gateway TLS configuration: its own certificate and
+// the CA's pool. It builds the listener's and the gateway-to-gateway
+// client's tls.Config and checks peers.
+type Gateway struct {
+	cert           tls.Certificate
+	leaf           *x509.Certificate
+	roots          *x509.CertPool
+	verifyIncoming bool
+	domain         string
+}
+
+// Load validates c and reads its files.
+func (c Config) Load() (*Gateway, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if !c.Enabled() {
+		return nil, errors.New("tls: not configured")
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls-cert/tls-key: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("tls-cert: %w", err)
+	}
+	cert.Leaf = leaf
+	roots, err := LoadPool(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls-ca: %w", err)
+	}
+	g := &Gateway{cert: cert, leaf: leaf, roots: roots, verifyIncoming: c.VerifyIncoming, domain: c.domain()}
+	var chain []*x509.Certificate
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			chain = append(chain, c)
+		}
+	}
+	if _, err := g.verify(leaf, chain, x509.ExtKeyUsageServerAuth); err != nil {
+		return nil, fmt.Errorf("tls-cert: not a server certificate of the CA in --tls-ca: %w", err)
+	}
+	return g, nil
+}
+
+// LoadPool reads a PEM file of CA certificates.
+func LoadPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// Names returns the DNS names of the gateway's own certificate.
+func (g *Gateway) Names() []string { return g.leaf.DNSNames }
+
+// NotAfter is when the gateway's certificate expires.
+func (g *Gateway) NotAfter() time.Time { return g.leaf.NotAfter }
+
+// NamesRegion reports whether the gateway's own certificate names region.
+func (g *Gateway) NamesRegion(region string) bool {
+	return hasName(g.leaf, GatewayName(region, g.domain))
+}
+
+// ServerConfig is the listener's configuration: TLS 1.2+, the gateway's
+// certificate, and client certificates verified against the CA: required
+// with VerifyIncoming, else verified when given.
+func (g *Gateway) ServerConfig() *tls.Config {
+	auth := tls.VerifyClientCertIfGiven
+	if g.verifyIncoming {
+		auth = tls.RequireAndVerifyClientCert
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{g.cert},
+		ClientCAs:    g.roots,
+		ClientAuth:   auth,
+	}
+}
+
+// PeerConfig is the client configuration of gateway-to-gateway requests:
+// it presents the gateway's certificate and accepts only a peer whose
+// certificate the CA signed for a gateway (some gateway.<region>.<domain>).
+// Host names are not checked (gateways are reached at whatever address
+// they gossip); which region the peer may serve is checked per request
+// with CheckPeer.
+func (g *Gateway) PeerConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		Certificates:       []tls.Certificate{g.cert},
+		RootCAs:            g.roots,
+		InsecureSkipVerify: true, // replaced by VerifyConnection: chain, EKU, a gateway name
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the peer sent no certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			if _, err := g.verify(leaf, cs.PeerCertificates[1:], x509.ExtKeyUsageServerAuth); err != nil {
+				return fmt.Errorf("peer certificate: %w", err)
+			}
+			if _, ok := g.gatewayRegion(leaf); !ok {
+				return fmt.Errorf("peer certificate names no gateway (%s): %s", GatewayName("<region>", g.domain), strings.Join(leaf.DNSNames, ", "))
+			}
+			return nil
+		},
+	}
+}
+
+// PeerTransport is an HTTP transport for gateway-to-gateway requests with
+// PeerConfig.
+func (g *Gateway) PeerTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = g.PeerConfig()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}
+
+// PeerError says that a peer's certificate does not let it serve a region.
+type PeerError struct {
+	Addr, Region string
+	Msg          string
+}
+
+func (e *PeerError) Error() string {
+	return "gateway " + e.Addr + ": " + e.Msg
+}
+
+// CheckPeer verifies, for one response, that the connection it came on
+// was TLS with a CA-signed certificate naming gateway.<region>.<domain>:
+// only such a peer may serve region's catalog (or, for a forwarded
+// heartbeat, act for region's gateways).
+func (g *Gateway) CheckPeer(addr, region string, cs *tls.ConnectionState) error {
+	want := GatewayName(region, g.domain)
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return &PeerError{Addr: addr, Region: region, Msg: "answered without TLS; want a certificate naming " + want}
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := g.verify(leaf, cs.PeerCertificates[1:], x509.ExtKeyUsageServerAuth); err != nil {
+		return &PeerError{Addr: addr, Region: region, Msg: "certificate not signed by the CA: " + err.Error()}
+	}
+	if !hasName(leaf, want) {
+		return &PeerError{Addr: addr, Region: region,
+			Msg: fmt.Sprintf("certificate does not name %s (%s); it names %s", region, want, strings.Join(leaf.DNSNames, ", "))}
+	}
+	return nil
+}
+
+// GatewayClient returns the region named by the verified client
+// certificate of an incoming connection, when it is a gateway's
+// (gateway.<region>.<domain>); ok is false for no certificate, a client
+// certificate, or one the CA did not sign.
+func (g *Gateway) GatewayClient(cs *tls.ConnectionState) (region string, ok bool) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return "", false
+	}
+	return g.gatewayRegion(cs.PeerCertificates[0])
+}
+
+// gatewayRegion returns the region of the first gateway.<region>.<domain>
+// name of cert.
+func (g *Gateway) gatewayRegion(cert *x509.Certificate) (string, bool) {
+	suffix := "." + g.domain
+	for _, n := range cert.DNSNames {
+		n = strings.ToLower(n)
+		if !strings.HasPrefix(n, "gateway.") || !strings.HasSuffix(n, suffix) {
+			continue
+		}
+		r := strings.TrimSuffix(strings.TrimPrefix(n, "gateway."), suffix)
+		if isLabel(r) {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+func (g *Gateway) verify(leaf *x509.Certificate, rest []*x509.Certificate, usage x509.ExtKeyUsage) ([][]*x509.Certificate, error) {
+	inter := x509.NewCertPool()
+	for _, c := range rest {
+		inter.AddCert(c)
+	}
+	return leaf.Verify(x509.VerifyOptions{Roots: g.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+}
+
+func hasName(cert *x509.Certificate, name string) bool {
+	for _, n := range cert.DNSNames {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientConfig builds the TLS configuration of an API client (the
+// meridian client subcommands' --ca-file, --client-cert, --client-key; the
+// Go client's Config.TLS): the gateway's certificate is verified against
+// caFile (the system roots when empty) and the host name; certFile and
+// keyFile, both or neither, are presented to a gateway that verifies
+// incoming connections.
+func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := LoadPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca-file: %w", err)
+		}
+		c.RootCAs = pool
+	}
+	switch {
+	case certFile != "" && keyFile == "":
+		return nil, errors.New("client-key: required with --client-cert")
+	case certFile == "" && keyFile != "":
+		return nil, errors.New("client-cert: required with --client-key")
+	case certFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client-cert/client-key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// PEMCertificates decodes the certificates of a PEM bundle (for tests and
+// tools).
+func PEMCertificates(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
+	return out, nil
+}
