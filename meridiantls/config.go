@@ -313,3 +313,7 @@ func PEMCertificates(b []byte) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// PeerRefused marks the error for the federator, which logs each refused
+// peer once.
+func (e *PeerError) PeerRefused() bool { return true }
