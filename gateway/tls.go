@@ -46,9 +46,9 @@ func (s *Server) requireGateway(w http.ResponseWriter, r *http.Request, want, wh
 	if ok && (want == "" || reg == want) {
 		return true
 	}
-	name := meridiantls.GatewayName("<region>", "")
+	name := meridiantls.GatewayName("REGION", s.cfg.TLS.Domain())
 	if want != "" {
-		name = meridiantls.GatewayName(want, "")
+		name = meridiantls.GatewayName(want, s.cfg.TLS.Domain())
 	}
 	writeError(w, http.StatusForbidden, "", what+" needs a gateway certificate signed by the CA naming "+name)
 	return false

@@ -120,6 +120,9 @@ func LoadPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// Domain is the domain of certificate names.
+func (g *Gateway) Domain() string { return g.domain }
+
 // Names returns the DNS names of the gateway's own certificate.
 func (g *Gateway) Names() []string { return g.leaf.DNSNames }
 

@@ -38,6 +38,7 @@ func cmdAgent(args []string) error {
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
 	tf := addTelemetryFlags(fs)
+	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
 		fs.PrintDefaults()
@@ -88,6 +89,7 @@ func cmdAgent(args []string) error {
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 		Telemetry: gatewayTelemetry(tel),
+		TLS:       tlsf.config(),
 	})
 	if err != nil {
 		return err
