@@ -300,3 +300,35 @@ func TestTLSFederationRogueRegion(t *testing.T) {
 		t.Errorf("the refused peer was logged %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+// TestTLSHeartbeatForwarding: a heartbeat sent to the gateway that does
+// not own the instance's check is forwarded to the owner over mutual TLS.
+func TestTLSHeartbeatForwarding(t *testing.T) {
+	p := newTestPKI(t)
+	shared := redistest.FromEnv(t)
+	reg := fmt.Sprintf("hbt-%06x", rand.Uint32()&0xffffff)
+	withTLS := func(c *AgentConfig) { c.TLS = p.gateway(reg, false); c.FetchClient = nil }
+	g1 := startFedNodeWith(t, withTLS, reg, reg+"-1", shared)
+	g2 := startFedNodeWith(t, withTLS, reg, reg+"-2", shared, g1.serfAddr())
+	anon := p.client(false, "")
+	for i := range 10 {
+		mustCall(t, anon, "PUT", fmt.Sprintf("%s/v1/services/svc/instances/i%d", g1.URL(), i), `{"address":"10.0.0.9","port":80,"check":{"ttl":"30s"}}`).want(t, 200)
+	}
+	waitFor(t, 10*time.Second, "both gateways to see each other", func() bool {
+		return len(g1.Fed.LocalGateways()) == 2 && len(g2.Fed.LocalGateways()) == 2
+	})
+	for i := range 10 {
+		k := regionKey("svc", fmt.Sprint("i", i))
+		if g1.Health.Owns(k) == g2.Health.Owns(k) {
+			t.Fatalf("i%d: owned by both gateways or by neither", i)
+		}
+		via := g1 // always the gateway that does not own the check
+		if g1.Health.Owns(k) {
+			via = g2
+		}
+		r := mustCall(t, anon, "PUT", fmt.Sprintf("%s/v1/services/svc/instances/i%d/heartbeat", via.URL(), i), "")
+		if r.code != 200 || r.body["status"] != "passing" {
+			t.Fatalf("heartbeat i%d via %s: HTTP %d %s", i, via.cfg.NodeName, r.code, r.raw)
+		}
+	}
+}
