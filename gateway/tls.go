@@ -106,3 +106,18 @@ func (a *Agent) fetchClient(timeout time.Duration) (*http.Client, federation.Fet
 	}
 	return c, federation.FetchOptions{Scheme: "https", CheckPeer: a.tls.CheckPeer}
 }
+
+// ReloadTLS re-reads the TLS certificate, key and CA files (meridian agent
+// does so on SIGHUP); new connections use them. It is a no-op without TLS;
+// on an error the loaded files stay in use.
+func (a *Agent) ReloadTLS() error {
+	if a.tls == nil {
+		return nil
+	}
+	if err := a.tls.Reload(); err != nil {
+		return err
+	}
+	a.cfg.Logger.Info("TLS files reloaded", "region", a.cfg.Region, "names", strings.Join(a.tls.Names(), ","),
+		"expires", a.tls.NotAfter().UTC().Format(time.RFC3339))
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,12 +67,20 @@ func (c Config) domain() string {
 // the CA's pool. It builds the listener's and the gateway-to-gateway
 // client's tls.Config and checks peers.
 type Gateway struct {
-	cert           tls.Certificate
-	leaf           *x509.Certificate
-	roots          *x509.CertPool
+	cfg            Config
+	state          atomic.Pointer[gatewayState] // swapped by Reload
 	verifyIncoming bool
 	domain         string
 }
+
+// gatewayState is what Reload re-reads.
+type gatewayState struct {
+	cert  tls.Certificate
+	leaf  *x509.Certificate
+	roots *x509.CertPool
+}
+
+func (g *Gateway) st() *gatewayState { return g.state.Load() }
 
 // Load validates c and reads its files.
 func (c Config) Load() (*Gateway, error) {
@@ -81,30 +90,45 @@ func (c Config) Load() (*Gateway, error) {
 	if !c.Enabled() {
 		return nil, errors.New("tls: not configured")
 	}
+	g := &Gateway{cfg: c, verifyIncoming: c.VerifyIncoming, domain: c.domain()}
+	if err := g.Reload(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Reload re-reads the certificate, key and CA files (on SIGHUP): new
+// connections use them; on an error the old ones stay.
+func (g *Gateway) Reload() error {
+	c := g.cfg
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls-cert/tls-key: %w", err)
+		return fmt.Errorf("tls-cert/tls-key: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
-		return nil, fmt.Errorf("tls-cert: %w", err)
+		return fmt.Errorf("tls-cert: %w", err)
 	}
 	cert.Leaf = leaf
 	roots, err := LoadPool(c.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls-ca: %w", err)
+		return fmt.Errorf("tls-ca: %w", err)
 	}
-	g := &Gateway{cert: cert, leaf: leaf, roots: roots, verifyIncoming: c.VerifyIncoming, domain: c.domain()}
 	var chain []*x509.Certificate
 	for _, der := range cert.Certificate[1:] {
 		if c, err := x509.ParseCertificate(der); err == nil {
 			chain = append(chain, c)
 		}
 	}
-	if _, err := g.verify(leaf, chain, x509.ExtKeyUsageServerAuth); err != nil {
-		return nil, fmt.Errorf("tls-cert: not a server certificate of the CA in --tls-ca: %w", err)
+	st := &gatewayState{cert: cert, leaf: leaf, roots: roots}
+	if _, err := verifyWith(st.roots, leaf, chain, x509.ExtKeyUsageServerAuth); err != nil {
+		return fmt.Errorf("tls-cert: not a server certificate of the CA in --tls-ca: %w", err)
 	}
-	return g, nil
+	g.state.Store(st)
+	return nil
 }
 
 // LoadPool reads a PEM file of CA certificates.
@@ -124,14 +148,14 @@ func LoadPool(file string) (*x509.CertPool, error) {
 func (g *Gateway) Domain() string { return g.domain }
 
 // Names returns the DNS names of the gateway's own certificate.
-func (g *Gateway) Names() []string { return g.leaf.DNSNames }
+func (g *Gateway) Names() []string { return g.st().leaf.DNSNames }
 
 // NotAfter is when the gateway's certificate expires.
-func (g *Gateway) NotAfter() time.Time { return g.leaf.NotAfter }
+func (g *Gateway) NotAfter() time.Time { return g.st().leaf.NotAfter }
 
 // NamesRegion reports whether the gateway's own certificate names region.
 func (g *Gateway) NamesRegion(region string) bool {
-	return hasName(g.leaf, GatewayName(region, g.domain))
+	return hasName(g.st().leaf, GatewayName(region, g.domain))
 }
 
 // ServerConfig is the listener's configuration: TLS 1.2+, the gateway's
@@ -142,12 +166,17 @@ func (g *Gateway) ServerConfig() *tls.Config {
 	if g.verifyIncoming {
 		auth = tls.RequireAndVerifyClientCert
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{g.cert},
-		ClientCAs:    g.roots,
-		ClientAuth:   auth,
+	base := &tls.Config{MinVersion: tls.VersionTLS12, ClientAuth: auth, NextProtos: []string{"h2", "http/1.1"}}
+	// Each handshake takes the files Reload read last.
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		st := g.st()
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		c.Certificates = []tls.Certificate{st.cert}
+		c.ClientCAs = st.roots
+		return c, nil
 	}
+	return base
 }
 
 // PeerConfig is the client configuration of gateway-to-gateway requests:
@@ -158,9 +187,10 @@ func (g *Gateway) ServerConfig() *tls.Config {
 // with CheckPeer.
 func (g *Gateway) PeerConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		Certificates:       []tls.Certificate{g.cert},
-		RootCAs:            g.roots,
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &g.st().cert, nil
+		},
 		InsecureSkipVerify: true, // replaced by VerifyConnection: chain, EKU, a gateway name
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
@@ -246,11 +276,15 @@ func (g *Gateway) gatewayRegion(cert *x509.Certificate) (string, bool) {
 }
 
 func (g *Gateway) verify(leaf *x509.Certificate, rest []*x509.Certificate, usage x509.ExtKeyUsage) ([][]*x509.Certificate, error) {
+	return verifyWith(g.st().roots, leaf, rest, usage)
+}
+
+func verifyWith(roots *x509.CertPool, leaf *x509.Certificate, rest []*x509.Certificate, usage x509.ExtKeyUsage) ([][]*x509.Certificate, error) {
 	inter := x509.NewCertPool()
 	for _, c := range rest {
 		inter.AddCert(c)
 	}
-	return leaf.Verify(x509.VerifyOptions{Roots: g.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
 }
 
 func hasName(cert *x509.Certificate, name string) bool {

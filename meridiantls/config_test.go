@@ -215,3 +215,59 @@ func TestVerifyIncomingAndClientConfig(t *testing.T) {
 		t.Error("junk CA file accepted")
 	}
 }
+
+func TestReload(t *testing.T) {
+	p := newPKI(t)
+	cf, kf := p.cert(CertOptions{Region: "us-east"})
+	g, err := Config{CertFile: cf, KeyFile: kf, CAFile: p.caFile}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, g)
+	serial := func() string {
+		t.Helper()
+		tc, err := ClientConfig(p.caFile, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}}
+		resp, err := c.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Errorf("protocol %s, want HTTP/2", resp.Proto)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	// New files under the same names, as a certificate rotation writes them.
+	next, err := p.ca.Sign(CertOptions{Region: "us-east", DNSNames: []string{"rotated.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cf, next.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kf, next.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	after := serial()
+	if after == before || after != next.Cert.SerialNumber.String() {
+		t.Errorf("after Reload the gateway serves serial %s, want %s (was %s)", after, next.Cert.SerialNumber, before)
+	}
+	// A broken file keeps the loaded certificate.
+	if err := os.WriteFile(kf, []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err == nil {
+		t.Error("Reload of a broken key succeeded")
+	}
+	if got := serial(); got != after {
+		t.Errorf("after a failed Reload the gateway serves %s, want %s", got, after)
+	}
+}

@@ -95,8 +95,13 @@ func cmdAgent(args []string) error {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		if err := a.ReloadTLS(); err != nil {
+			log.Error("reloading TLS files on SIGHUP; keeping the loaded ones", "err", err)
+		}
+	}
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), *shutdown)
 	defer cancel()
