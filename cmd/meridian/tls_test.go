@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestTLSFromScratch(t *testing.T) {
 	}
 
 	usHTTP, euHTTP, usSerf := freeAddr(t), freeAddr(t), freeAddr(t)
-	startTLSAgent(t, bin, ca, usHTTP, []string{
+	us := startTLSAgent(t, bin, ca, usHTTP, []string{
 		"MERIDIAN_TLS_CERT=" + cert("us-east-gateway-meridian-0.pem"),
 		"MERIDIAN_TLS_KEY=" + cert("us-east-gateway-meridian-0-key.pem"),
 		"MERIDIAN_TLS_CA=" + ca, "MERIDIAN_TLS_VERIFY_INCOMING=true",
@@ -85,11 +86,26 @@ func TestTLSFromScratch(t *testing.T) {
 	if out, err := run(nil, "services", "--addr", "https://"+usHTTP, "--ca-file", ca, "--client-cert", cert("client-meridian-0.pem")); err == nil || !strings.Contains(out, "client-key") {
 		t.Fatalf("--client-cert without --client-key: %v\n%s", err, out)
 	}
+
+	// SIGHUP re-reads the TLS files; the gateway keeps serving.
+	if err := us.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(us.logText(), "TLS files reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload after SIGHUP; log:\n%s", us.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, err := run(clientEnv, "services", "--addr", "https://"+usHTTP); err != nil {
+		t.Fatalf("services after SIGHUP: %v\n%s", err, out)
+	}
 }
 
 // startTLSAgent starts an agent process and waits until it answers over
 // HTTPS.
-func startTLSAgent(t *testing.T, bin, ca, addr string, env []string, args ...string) {
+func startTLSAgent(t *testing.T, bin, ca, addr string, env []string, args ...string) *agentProc {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "agent-*.log")
 	if err != nil {
@@ -118,10 +134,10 @@ func startTLSAgent(t *testing.T, bin, ca, addr string, env []string, args ...str
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return &agentProc{cmd: cmd, addr: addr, log: logf}
 			}
 		} else if strings.Contains(err.Error(), "certificate required") {
-			return
+			return &agentProc{cmd: cmd, addr: addr, log: logf}
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(logf.Name())
