@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ type Client struct {
 	ownHTTP  bool     // http was made here: Close closes its idle connections
 	gateways []string // base URLs
 	cur      atomic.Int64
+
+	gwHTTP *http.Client // requests to gateways: http, or a TLS client of Config.TLS
 
 	rngMu sync.Mutex
 	rng   *rand.Rand // jitter, backoff, priority levels
@@ -69,6 +72,10 @@ func New(cfg Config) (*Client, error) {
 		t.MaxIdleConnsPerHost = 32
 		c.http = &http.Client{Transport: t}
 		c.ownHTTP = true
+	}
+	c.gwHTTP = c.http
+	if cfg.TLS != nil {
+		c.gwHTTP = gatewayTLSClient(cfg.TLS)
 	}
 	seed := cfg.Rand
 	if seed == nil {
@@ -116,6 +123,9 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	if c.ownHTTP {
 		c.http.CloseIdleConnections()
+	}
+	if c.gwHTTP != c.http {
+		c.gwHTTP.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
 }
@@ -227,6 +237,15 @@ func permanent(err error) bool {
 	return errors.As(err, &ae) && !errors.As(err, &ue) && ae.StatusCode < 500
 }
 
+// gatewayTLSClient is the HTTP client of requests to gateways under TLS.
+func gatewayTLSClient(tc *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConnsPerHost = 32
+	t.TLSClientConfig = tc.Clone()
+	return &http.Client{Transport: t}
+}
+
 // sendGateway sends one request to one gateway. The attempt's timeout
 // lasts until the response body is closed.
 func (c *Client) sendGateway(ctx context.Context, gw, method, pathQuery string, body []byte, timeout time.Duration) (*http.Response, error) {
@@ -245,7 +264,7 @@ func (c *Client) sendGateway(ctx context.Context, gw, method, pathQuery string, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "meridian-go-client")
-	resp, err := c.http.Do(req)
+	resp, err := c.gwHTTP.Do(req)
 	if err != nil {
 		cancel()
 		return nil, err

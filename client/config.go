@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,13 @@ type Config struct {
 	// WatchWait, so a client given here needs a Timeout above it, or
 	// none); Close closes the default's idle connections.
 	HTTPClient *http.Client
+	// TLS configures HTTPS to the gateways (https:// addresses): the CA
+	// that signed their certificates and, for a gateway started with
+	// --tls-verify-incoming, a client certificate. Build one from files
+	// with meridiantls.ClientConfig(caFile, certFile, keyFile). Requests
+	// to gateways then go through a transport of their own; requests to
+	// endpoints (Do) keep HTTPClient.
+	TLS *tls.Config
 	// Logger receives one line per event (gateway switched, heartbeat
 	// failing, re-registered, breaker state changes). slog.Default() when
 	// nil.

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -22,6 +23,10 @@ type FederatorConfig struct {
 	Logger     *slog.Logger
 	Now        func() time.Time // time.Now when nil
 	Rand       *rand.Rand
+
+	// Fetch says how fetches reach a gateway (HTTPS and the check that
+	// a peer's certificate names the region it serves).
+	Fetch FetchOptions
 }
 
 // Federator is the production driver of Core: it feeds it Serf events, the
@@ -37,6 +42,11 @@ type Federator struct {
 
 	cbMu      sync.Mutex
 	onMembers []func()
+
+	// refused remembers the (region, gateway) pairs whose peer check
+	// failed, so each is logged once.
+	refusedMu sync.Mutex
+	refused   map[string]bool
 }
 
 type fetchResult struct {
@@ -182,6 +192,27 @@ func (f *Federator) Run(ctx context.Context) {
 	}
 }
 
+// logRefused logs, once per region and gateway, a fetch refused because
+// the peer may not serve the region (FetchOptions.CheckPeer).
+func (f *Federator) logRefused(e Effect, err error) {
+	var pe interface{ PeerRefused() bool }
+	if !errors.As(err, &pe) || !pe.PeerRefused() {
+		return
+	}
+	key := e.Region + "\x00" + e.Gateway + "\x00" + e.Addr
+	f.refusedMu.Lock()
+	if f.refused == nil || len(f.refused) >= 4096 {
+		f.refused = map[string]bool{}
+	}
+	seen := f.refused[key]
+	f.refused[key] = true
+	f.refusedMu.Unlock()
+	if !seen {
+		f.cfg.Logger.Warn("refusing a gateway's catalog: its certificate does not let it serve the region",
+			"region", e.Region, "gateway", e.Gateway, "addr", e.Addr, "err", err)
+	}
+}
+
 func (f *Federator) membersChanged() {
 	f.cbMu.Lock()
 	fns := append([]func(){}, f.onMembers...)
@@ -200,8 +231,11 @@ func (f *Federator) execute(ctx context.Context, effs []Effect, fetches *sync.Wa
 			go func() {
 				defer fetches.Done()
 				fctx, cancel := context.WithTimeout(ctx, f.cfg.Core.FetchTimeout)
-				res, err := Fetch(fctx, f.cfg.Client, e.Addr, e.Region, e.Since)
+				res, err := FetchWith(fctx, f.cfg.Client, f.cfg.Fetch, e.Addr, e.Region, e.Since)
 				cancel()
+				if err != nil {
+					f.logRefused(e, err)
+				}
 				select {
 				case f.results <- fetchResult{eff: e, res: res, err: err}:
 				case <-ctx.Done():

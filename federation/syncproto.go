@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -107,6 +108,22 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 // where the SyncTelemetry attached to ctx says (WithSyncTelemetry), else to
 // the OpenTelemetry globals.
 func Fetch(ctx context.Context, c *http.Client, addr, regionName string, since uint64) (res SyncResult, err error) {
+	return FetchWith(ctx, c, FetchOptions{}, addr, regionName, since)
+}
+
+// FetchOptions say how sync fetches reach a gateway.
+type FetchOptions struct {
+	// Scheme is "http" (when empty) or "https".
+	Scheme string
+	// CheckPeer, when set, vets every answer before it is read: the
+	// connection state of the response (nil over plain HTTP) must show a
+	// gateway allowed to serve regionName's catalog. An error fails the
+	// fetch.
+	CheckPeer func(addr, regionName string, cs *tls.ConnectionState) error
+}
+
+// FetchWith is Fetch with options (HTTPS, the per-region peer check).
+func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64) (res SyncResult, err error) {
 	tel := syncTelemetryFrom(ctx)
 	ins := tel.instruments()
 	start := time.Now()
@@ -154,7 +171,11 @@ func Fetch(ctx context.Context, c *http.Client, addr, regionName string, since u
 		ins.changes.Add(ctx, int64(changes), attrs)
 	}()
 
-	u := (&url.URL{Scheme: "http", Host: addr, Path: CatalogPath, RawQuery: "since=" + strconv.FormatUint(since, 10)}).String()
+	scheme := o.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	u := (&url.URL{Scheme: scheme, Host: addr, Path: CatalogPath, RawQuery: "since=" + strconv.FormatUint(since, 10)}).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return SyncResult{}, err
@@ -166,6 +187,11 @@ func Fetch(ctx context.Context, c *http.Client, addr, regionName string, since u
 	}
 	defer resp.Body.Close()
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if o.CheckPeer != nil {
+		if err := o.CheckPeer(addr, regionName, resp.TLS); err != nil {
+			return SyncResult{}, err
+		}
+	}
 	body.r = resp.Body
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(&body, 512))

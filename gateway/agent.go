@@ -18,6 +18,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/meridiantls"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -59,6 +60,9 @@ type AgentConfig struct {
 	// commands, sync fetches, health checks); see Telemetry. The meridian
 	// command passes what observability.Setup built.
 	Telemetry Telemetry
+	// TLS turns on HTTPS for the API and mutual TLS between gateways
+	// (--tls-cert, --tls-key, --tls-ca, --tls-verify-incoming).
+	TLS meridiantls.Config
 }
 
 // Validate checks the configuration, naming the field.
@@ -93,7 +97,7 @@ func (c *AgentConfig) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.TLS.Validate()
 }
 
 // Agent is a running region gateway: store, cache, health checks, the HTTP
@@ -112,6 +116,7 @@ type Agent struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	peers    atomic.Pointer[[]federation.Member] // this region's alive gateways
+	tls      *meridiantls.Gateway                // nil: plain HTTP
 }
 
 // StartAgent opens the store, starts following it, starts health checks,
@@ -132,6 +137,9 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	cfg.Telemetry = tel
 	a := &Agent{cfg: cfg}
+	if a.tls, err = loadTLS(cfg, log); err != nil {
+		return nil, err
+	}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		m, err := miniredis.Run()
@@ -176,7 +184,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
 		Routing: cfg.Routing, Proxy: cfg.Proxy, Limits: cfg.Limits, Logger: log.With("component", "http"),
-		Telemetry: tel, Node: cfg.NodeName}
+		Telemetry: tel, Node: cfg.NodeName, TLS: a.tls}
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
@@ -196,7 +204,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	go func() { defer a.wg.Done(); a.Health.Run(ctx) }()
 	go func() {
 		defer a.wg.Done()
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -210,7 +218,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
 	}
-	log.Info("gateway serving", "http", ln.Addr().String(), "store", redactURL(redisURL))
+	log.Info("gateway serving", "http", ln.Addr().String(), "tls", a.tls != nil, "store", redactURL(redisURL))
 	return a, nil
 }
 
@@ -237,8 +245,9 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 	if cfg.RegionReapAfter > 0 {
 		core.ReapAfter = cfg.RegionReapAfter
 	}
+	fetchClient, fetchOpts := a.fetchClient(core.FetchTimeout)
 	fed, err := federation.NewFederator(federation.FederatorConfig{
-		Core: core, Membership: mem, Client: cfg.FetchClient,
+		Core: core, Membership: mem, Client: fetchClient, Fetch: fetchOpts,
 		Replicas: federation.NewRedisReplicaStore(store.Client(), cfg.Region),
 		Logger:   log.With("component", "federation"),
 		Rand:     rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed)),
@@ -305,8 +314,13 @@ func (a *Agent) checkOwnerAddr(k region.Key) string {
 // Addr returns the HTTP listen address.
 func (a *Agent) Addr() string { return a.listener.Addr().String() }
 
-// URL returns the HTTP base URL.
-func (a *Agent) URL() string { return "http://" + a.Addr() }
+// URL returns the API's base URL (https:// when TLS is on).
+func (a *Agent) URL() string {
+	if a.tls != nil {
+		return "https://" + a.Addr()
+	}
+	return "http://" + a.Addr()
+}
 
 // Shutdown leaves the gossip pool, stops accepting requests, waits for
 // in-flight ones (blocking queries end early) up to ctx's deadline, then

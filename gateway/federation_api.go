@@ -17,7 +17,7 @@ import (
 
 // handleCatalog serves the sync protocol (federation.CatalogPath).
 func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet) || !s.requireGateway(w, r, "", "the sync endpoint") {
 		return
 	}
 	var since uint64

@@ -18,6 +18,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/meridiantls"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Limits bounds connections, deadlines and write rates per client.
 	Limits Limits
+	// TLS, when set, makes gateway-to-gateway calls mutual TLS: see
+	// tls.go.
+	TLS *meridiantls.Gateway
 }
 
 // Server is the HTTP API of one region's gateway.
@@ -113,7 +117,7 @@ func New(cfg Config) *Server {
 	}
 	s.tracer = tel.TracerProvider.Tracer(instrumentationName)
 	_, s.tracesOff = tel.TracerProvider.(tracenoop.TracerProvider)
-	s.fwd = s.tracedClient(http.DefaultTransport, "heartbeat.forward")
+	s.fwd = s.tracedClient(peerTransport(cfg.TLS), "heartbeat.forward")
 	s.fwd.Timeout = 5 * time.Second
 	s.drain, s.stop = context.WithCancel(context.Background())
 	route := func(pattern, name string, h http.HandlerFunc) {
@@ -298,6 +302,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	hb, err := region.DecodeHeartbeat(body)
 	if err != nil {
 		writeStoreError(w, err)
+		return
+	}
+	if r.Header.Get(forwardedHeader) != "" && !s.requireGateway(w, r, s.cfg.Region, "a forwarded heartbeat") {
 		return
 	}
 	if s.cfg.Forward != nil && r.Header.Get(forwardedHeader) == "" {
@@ -501,7 +508,7 @@ const forwardedHeader = "X-Meridian-Forwarded"
 // and relays its answer. The request carries this request's trace context
 // (a client span "heartbeat.forward"), so the owner's span joins the trace.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, body []byte) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.peerScheme()+"://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
@@ -514,6 +521,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, bo
 		return
 	}
 	defer resp.Body.Close()
+	if s.cfg.TLS != nil {
+		if err := s.cfg.TLS.CheckPeer(addr, s.cfg.Region, resp.TLS); err != nil {
+			writeError(w, http.StatusBadGateway, "", "the gateway that checks this instance is not one of this region's: "+err.Error())
+			return
+		}
+	}
 	for _, h := range []string{"Content-Type", "Retry-After"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)

@@ -41,6 +41,7 @@ func cmdAgent(args []string) error {
 	maxConnsClient := fs.Int("max-connections-per-client", 200, "cap on open HTTP connections from one client IP (-1: no cap)")
 	writeRate := fs.Float64("write-rate", 500, "writes (register, deregister, heartbeat...) per second one client (ACL token, else IP) may make; past it 429 with Retry-After (-1: no limit)")
 	tf := addTelemetryFlags(fs)
+	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
 		fs.PrintDefaults()
@@ -92,13 +93,19 @@ func cmdAgent(args []string) error {
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 		Limits:    gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
 		Telemetry: gatewayTelemetry(tel),
+		TLS:       tlsf.config(),
 	})
 	if err != nil {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		if err := a.ReloadTLS(); err != nil {
+			log.Error("reloading TLS files on SIGHUP; keeping the loaded ones", "err", err)
+		}
+	}
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), *shutdown)
 	defer cancel()

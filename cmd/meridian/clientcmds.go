@@ -33,11 +33,13 @@ func (l *listFlag) Set(v string) error {
 type apiClient struct {
 	addr string
 	http *http.Client
+	err  error // a bad --ca-file, --client-cert or --client-key
 }
 
 func clientFlags(fs *flag.FlagSet) (*string, *bool) {
 	addr := fs.String("addr", "http://127.0.0.1:8700", "gateway HTTP address")
 	asJSON := fs.Bool("json", false, "print the gateway's JSON answer as it is")
+	addClientTLSFlags(fs)
 	return addr, asJSON
 }
 
@@ -45,13 +47,17 @@ func newAPIClient(addr string) *apiClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Timeout: 15 * time.Second}}
+	t, err := clientTransport()
+	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Transport: t, Timeout: 15 * time.Second}, err: err}
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (when not nil);
 // it returns the raw body too. Non-2xx answers become errors with the
 // gateway's message and field.
 func (c *apiClient) do(method, path string, body any, out any) ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

@@ -33,10 +33,13 @@ Usage:
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
+  meridian tls         make a CA and certificates    (tls ca create, tls cert create --region R [--client])
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
   meridian version     print the version
 
-Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR).
+Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR);
+an https:// gateway takes --ca-file, --client-cert, --client-key (env MERIDIAN_CACERT,
+MERIDIAN_CLIENT_CERT, MERIDIAN_CLIENT_KEY).
 Run 'meridian COMMAND -h' for a command's flags.
 `
 
@@ -55,6 +58,7 @@ func main() {
 		"services":   withEnv(cmdServices),
 		"instances":  withEnv(cmdInstances),
 		"sim":        cmdSim,
+		"tls":        cmdTLS,
 		"version":    cmdVersion,
 	}
 	name := os.Args[1]
@@ -76,11 +80,18 @@ func main() {
 	}
 }
 
-// withEnv lets client subcommands take --addr from MERIDIAN_ADDR.
+// withEnv lets client subcommands take --addr from MERIDIAN_ADDR and the
+// TLS flags from MERIDIAN_CACERT, MERIDIAN_CLIENT_CERT, MERIDIAN_CLIENT_KEY
+// (the command line, which comes after, wins).
 func withEnv(f func([]string) error) func([]string) error {
 	return func(args []string) error {
 		if v := os.Getenv("MERIDIAN_ADDR"); v != "" {
 			args = append([]string{"--addr", v}, args...)
+		}
+		for _, e := range clientTLSEnv {
+			if v := os.Getenv(e.env); v != "" {
+				args = append([]string{"--" + e.flag, v}, args...)
+			}
 		}
 		return f(args)
 	}
