@@ -37,6 +37,8 @@ func cmdAgent(args []string) error {
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
+	encrypt := fs.String("encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (meridian keyring generate); every gateway of the pool needs it")
+	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
 	tf := addTelemetryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
@@ -87,6 +89,7 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
+		Encrypt: *encrypt, KeyringFile: *keyringFile,
 		Telemetry: gatewayTelemetry(tel),
 	})
 	if err != nil {

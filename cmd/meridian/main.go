@@ -33,6 +33,7 @@ Usage:
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
+  meridian keyring     gossip encryption keys       (generate | list | install KEY | use KEY | remove KEY)
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
   meridian version     print the version
 
@@ -54,6 +55,7 @@ func main() {
 		"heartbeat":  withEnv(cmdHeartbeat),
 		"services":   withEnv(cmdServices),
 		"instances":  withEnv(cmdInstances),
+		"keyring":    withEnv(cmdKeyring),
 		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
