@@ -2,10 +2,12 @@ package federation
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -269,7 +271,11 @@ func (m *SerfMembership) keyOp(op, key string) (KeyringResponse, error) {
 		resp.NumNodes, resp.NumResp, resp.NumErr = sr.NumNodes, sr.NumResp, sr.NumErr
 	}
 	if err == nil {
-		m.log.Info("gossip keyring "+op, "component", "serf", "gateways", resp.NumResp)
+		level := slog.LevelInfo
+		if op == "list" {
+			level = slog.LevelDebug
+		}
+		m.log.Log(context.Background(), level, "gossip keyring "+op, "component", "serf", "gateways", resp.NumResp)
 		return resp, nil
 	}
 	return resp, classifyKeyErr(op, resp, err)
