@@ -210,3 +210,27 @@ func TestGossipEncryptionEndToEnd(t *testing.T) {
 		t.Errorf("install with a dead gateway: HTTP %d %s; want 502, 1 of 2 answered", r.code, r.raw)
 	}
 }
+
+func TestAgentConfigValidateEncryption(t *testing.T) {
+	base := AgentConfig{Region: "us-east", HTTPAddr: "127.0.0.1:0", SerfBind: "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		edit func(*AgentConfig)
+		want string // "" = valid
+	}{
+		{"key", func(c *AgentConfig) { c.Encrypt = federation.EncodeKey(make([]byte, 24)) }, ""},
+		{"key and file", func(c *AgentConfig) { c.Encrypt, c.KeyringFile = federation.EncodeKey(make([]byte, 16)), "/tmp/k" }, ""},
+		{"bad base64", func(c *AgentConfig) { c.Encrypt = "%%%" }, "encrypt: not valid standard base64"},
+		{"short key", func(c *AgentConfig) { c.Encrypt = federation.EncodeKey(make([]byte, 8)) }, "encrypt: decodes to 8 bytes"},
+		{"no federation", func(c *AgentConfig) {
+			c.SerfBind, c.Encrypt = "", federation.EncodeKey(make([]byte, 32))
+		}, "gossip encryption needs federation"},
+	} {
+		c := base
+		tc.edit(&c)
+		err := c.Validate()
+		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want))) {
+			t.Errorf("%s: Validate() = %v; want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@
 //	meridian services
 //	meridian instances web --passing
 //	meridian deregister web web-1
+//	meridian keyring generate
 //	meridian sim run region-cutoff --seed 1 --report report.html
 //	meridian version
 package main
