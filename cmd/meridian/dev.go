@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
 )
@@ -36,6 +37,11 @@ func cmdDev(args []string) error {
 	tf := addTelemetryFlags(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
+	}
+	if *encrypt != "" {
+		if _, err := federation.ParseKey(*encrypt); err != nil {
+			return fmt.Errorf("--encrypt: %w", err)
+		}
 	}
 	log, err := observability.NewLogger(os.Stderr, *level, "text")
 	if err != nil {
