@@ -290,3 +290,27 @@ func TestKeyOpsWithoutEncryption(t *testing.T) {
 		t.Errorf("ListKeys = %v, want ErrEncryptionOff", err)
 	}
 }
+
+// FuzzParseKey: a key from outside (flag, environment, keyring file, the
+// keyring API) either parses to 16, 24 or 32 bytes that round-trip, or
+// fails with a message that does not repeat it.
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{"", "abc", EncodeKey(make([]byte, 16)), EncodeKey(make([]byte, 32)) + "\n", "%%%%", EncodeKey(make([]byte, 31))} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseKey(s)
+		if err != nil {
+			if len(s) >= 16 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error %q repeats the input", err)
+			}
+			return
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			t.Fatalf("ParseKey(%q) = %d bytes", s, n)
+		}
+		if k2, err := ParseKey(EncodeKey(k)); err != nil || !bytes.Equal(k, k2) {
+			t.Fatalf("round trip of %q: %v", s, err)
+		}
+	})
+}
