@@ -77,6 +77,15 @@ type SerfConfig struct {
 	// Transport replaces the real UDP/TCP transport (tests inject a
 	// MemTransport or a FaultTransport).
 	Transport memberlist.NodeAwareTransport
+	// Keys is the gossip keyring (16, 24 or 32 bytes each; see ParseKey),
+	// the first being the primary key that encrypts; the others only
+	// decrypt. Empty: gossip is not encrypted. With keys, memberlist
+	// refuses unencrypted messages in both directions.
+	Keys [][]byte
+	// KeyringFile, with Keys, is where Serf writes the keyring after every
+	// change made through the KeyManager, in Serf's format. It is not read
+	// here: the caller loads it (LoadKeyring).
+	KeyringFile string
 }
 
 // Validate reports the first problem with the configuration.
@@ -106,6 +115,14 @@ func (c *SerfConfig) Validate() error {
 		if _, port, err := net.SplitHostPort(j); err != nil || port == "" {
 			return fmt.Errorf("serf config: Join[%d] %q: want host:port", i, c.Join[i])
 		}
+	}
+	for i, k := range c.Keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			return fmt.Errorf("serf config: Keys[%d]: %d bytes; want 16, 24 or 32", i, len(k))
+		}
+	}
+	if c.KeyringFile != "" && len(c.Keys) == 0 {
+		return errors.New("serf config: KeyringFile needs Keys")
 	}
 	if c.PublishInterval < 0 {
 		return fmt.Errorf("serf config: PublishInterval %v is negative", c.PublishInterval)
@@ -285,6 +302,18 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		ml.AdvertisePort, _ = strconv.Atoi(port)
 	}
 	ml.Logger = log.New(&logBridge{log: m.log, component: "memberlist"}, "", 0)
+	if len(cfg.Keys) > 0 {
+		keys := make([][]byte, len(cfg.Keys))
+		for i, k := range cfg.Keys {
+			keys[i] = slices.Clone(k)
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("serf config: Keys: %w", err)
+		}
+		ml.Keyring = kr
+		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	}
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
@@ -293,6 +322,9 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 	sc.MemberlistConfig = ml
 	sc.Logger = log.New(&logBridge{log: m.log, component: "serf"}, "", 0)
 	sc.LogOutput = nil
+	if len(cfg.Keys) > 0 {
+		sc.KeyringFile = cfg.KeyringFile
+	}
 	if cfg.Profile == ProfileLocal {
 		sc.ReconnectInterval = localReconnectInterval
 	}

@@ -63,6 +63,11 @@ type AgentConfig struct {
 	// TLS turns on HTTPS for the API and mutual TLS between gateways
 	// (--tls-cert, --tls-key, --tls-ca, --tls-verify-incoming).
 	TLS meridiantls.Config
+	// Encrypt is the gossip encryption key (base64 of 16, 24 or 32 bytes;
+	// --encrypt) and KeyringFile Serf's keyring file (--keyring-file):
+	// see federation.LoadKeyring. Both empty: gossip is not encrypted.
+	Encrypt     string
+	KeyringFile string
 }
 
 // Validate checks the configuration, naming the field.
@@ -87,6 +92,14 @@ func (c *AgentConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("join: %q is not host:port: %w", j, err)
 		}
+	}
+	if c.Encrypt != "" {
+		if _, err := federation.ParseKey(c.Encrypt); err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+	}
+	if c.SerfBind == "" && (c.Encrypt != "" || c.KeyringFile != "") {
+		return fmt.Errorf("encrypt, keyring-file: gossip encryption needs federation (serf-bind is empty)")
 	}
 	if err := c.Routing.Validate(); err != nil {
 		return fmt.Errorf("routing: %w", err)
@@ -188,6 +201,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
+		scfg.Keyring, _ = a.Members.(federation.KeyManager)
 		a.Fed.OnMembership(a.peersChanged)
 	}
 	a.Server = New(scfg)
@@ -229,10 +243,14 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 	if newMem == nil {
 		newMem = func(c federation.SerfConfig) (federation.Membership, error) { return federation.NewSerfMembership(c) }
 	}
+	kr, err := loadKeyring(cfg.Encrypt, cfg.KeyringFile, log)
+	if err != nil {
+		return err
+	}
 	mem, err := newMem(federation.SerfConfig{
 		NodeName: cfg.NodeName, Region: cfg.Region, HTTPAddr: httpAddr,
 		BindAddr: cfg.SerfBind, AdvertiseAddr: cfg.SerfAdvertise, Profile: cfg.GossipProfile,
-		Join: cfg.Join, Logger: log,
+		Join: cfg.Join, Logger: log, Keys: kr.Keys, KeyringFile: cfg.KeyringFile,
 	})
 	if err != nil {
 		return fmt.Errorf("joining the gossip pool: %w", err)

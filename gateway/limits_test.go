@@ -24,6 +24,18 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 	return c
 }
 
+// servedFrom dials addr from src and reports whether one GET was answered;
+// a connection refused or reset at once counts as not served.
+func servedFrom(t *testing.T, src, addr string) bool {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return served(c)
+}
+
 // served sends one GET over c and reports whether an HTTP answer came back.
 func served(c net.Conn) bool {
 	c.SetDeadline(time.Now().Add(2 * time.Second))
@@ -52,15 +64,15 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	if served(dialFrom(t, "127.0.0.2", a.Addr())) {
+	if servedFrom(t, "127.0.0.2", a.Addr()) {
 		t.Fatal("the 6th connection of one client was served; want it closed at once")
 	}
-	if !served(dialFrom(t, "127.0.0.3", a.Addr())) {
+	if !servedFrom(t, "127.0.0.3", a.Addr()) {
 		t.Fatal("another client was refused while the first one held its cap")
 	}
 	held[0].Close()
 	time.Sleep(50 * time.Millisecond)
-	if !served(dialFrom(t, "127.0.0.2", a.Addr())) {
+	if !servedFrom(t, "127.0.0.2", a.Addr()) {
 		t.Fatal("a connection was refused after the client closed one of its own")
 	}
 }
@@ -90,7 +102,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("slow body cut after %v, want about the 500ms read timeout", d)
 	}
-	if !served(dialFrom(t, "127.0.0.3", a.Addr())) {
+	if !servedFrom(t, "127.0.0.3", a.Addr()) {
 		t.Fatal("another client not served")
 	}
 }

@@ -36,6 +36,8 @@ type Config struct {
 	// Fed serves cross-region reads and /v1/regions; nil when federation
 	// is off.
 	Fed *federation.Federator
+	// Keyring serves /v1/operator/keyring; nil when federation is off.
+	Keyring federation.KeyManager
 	// Routing is the per-service routing policy of /v1/lookup, /v1/pick
 	// and /v1/proxy.
 	Routing RoutingConfig
@@ -130,6 +132,7 @@ func New(cfg Config) *Server {
 	route("/v1/health", "health", s.handleHealth)
 	route("/v1/regions", "regions", s.handleRegions)
 	route("/v1/regions/{region}", "region", s.handleRegion)
+	route("/v1/operator/keyring", "operator_keyring", s.handleKeyring)
 	route(federation.CatalogPath, "federation_catalog", s.handleCatalog)
 	route("/v1/lookup/{service}", "lookup", s.handleLookup)
 	route("/v1/pick/{service}", "pick", s.handlePick)

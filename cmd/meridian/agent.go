@@ -40,6 +40,8 @@ func cmdAgent(args []string) error {
 	maxConns := fs.Int("max-connections", 0, "cap on open HTTP connections, excess closed at once (default: 80% of the file-descriptor limit; -1: no cap)")
 	maxConnsClient := fs.Int("max-connections-per-client", 200, "cap on open HTTP connections from one client IP (-1: no cap)")
 	writeRate := fs.Float64("write-rate", 500, "writes (register, deregister, heartbeat...) per second one client (ACL token, else IP) may make; past it 429 with Retry-After (-1: no limit)")
+	encrypt := fs.String("encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (meridian keyring generate); every gateway of the pool needs it")
+	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -91,7 +93,8 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
-		Limits:    gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
+		Limits:  gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
+		Encrypt: *encrypt, KeyringFile: *keyringFile,
 		Telemetry: gatewayTelemetry(tel),
 		TLS:       tlsf.config(),
 	})

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
 )
@@ -32,9 +33,15 @@ var devRegions = []devRegion{
 func cmdDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	encrypt := fs.String("encrypt", "", "encrypt the three gateways' gossip with this key (meridian keyring generate)")
 	tf := addTelemetryFlags(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
+	}
+	if *encrypt != "" {
+		if _, err := federation.ParseKey(*encrypt); err != nil {
+			return fmt.Errorf("--encrypt: %w", err)
+		}
 	}
 	log, err := observability.NewLogger(os.Stderr, *level, "text")
 	if err != nil {
@@ -66,7 +73,7 @@ func cmdDev(args []string) error {
 		}
 		a, err := gateway.StartAgent(gateway.AgentConfig{
 			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join,
-			NodeName: r.name + "-1", GossipProfile: "local", Logger: log,
+			NodeName: r.name + "-1", GossipProfile: "local", Logger: log, Encrypt: *encrypt,
 			Telemetry: gatewayTelemetry(tel),
 		})
 		if err != nil {

@@ -7,6 +7,7 @@
 //	meridian services
 //	meridian instances web --passing
 //	meridian deregister web web-1
+//	meridian keyring generate
 //	meridian sim run region-cutoff --seed 1 --report report.html
 //	meridian version
 package main
@@ -34,6 +35,7 @@ Usage:
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
   meridian tls         make a CA and certificates    (tls ca create, tls cert create --region R [--client])
+  meridian keyring     gossip encryption keys       (generate | list | install KEY | use KEY | remove KEY)
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
   meridian version     print the version
 
@@ -57,6 +59,7 @@ func main() {
 		"heartbeat":  withEnv(cmdHeartbeat),
 		"services":   withEnv(cmdServices),
 		"instances":  withEnv(cmdInstances),
+		"keyring":    withEnv(cmdKeyring),
 		"sim":        cmdSim,
 		"tls":        cmdTLS,
 		"version":    cmdVersion,

@@ -58,6 +58,7 @@ var drivers = []string{
 	"federation/federator.go",      // the production driver: Core + Serf + HTTP
 	"federation/memtransport.go",   // in-memory memberlist network
 	"federation/replicastore.go",   // replicas in Redis
+	"federation/keyring.go",        // gossip keyring: files, Serf's key manager
 	"federation/serf.go",           // SerfMembership: the Serf agent
 	"federation/syncproto.go",      // catalog sync over HTTP
 	"region/cache.go",              // catalog cache kept current from Redis
