@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
 )
@@ -37,6 +38,8 @@ func cmdAgent(args []string) error {
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
+	egressAllow := fs.String("egress-allow", "", "CIDRs the proxy and health checks may dial although refused by default (loopback, link-local/metadata, multicast), e.g. 127.0.0.0/8; never this gateway's own ports or its store")
+	egressDeny := fs.String("egress-deny", "", "CIDRs the proxy and health checks never dial, e.g. 10.20.0.0/16 (beats --egress-allow)")
 	tf := addTelemetryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
@@ -69,6 +72,14 @@ func cmdAgent(args []string) error {
 	// every way out, graceful shutdown included.
 	defer shutdownTelemetry(log, tel)
 	logTelemetry(log, tel, tcfg)
+	allow, err := egress.ParsePrefixes(*egressAllow)
+	if err != nil {
+		return fmt.Errorf("--egress-allow: %w", err)
+	}
+	deny, err := egress.ParsePrefixes(*egressDeny)
+	if err != nil {
+		return fmt.Errorf("--egress-deny: %w", err)
+	}
 	var routing gateway.RoutingConfig
 	if *routingFile != "" {
 		b, err := os.ReadFile(*routingFile)
@@ -87,6 +98,7 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
+		EgressAllow: allow, EgressDeny: deny,
 		Telemetry: gatewayTelemetry(tel),
 	})
 	if err != nil {
