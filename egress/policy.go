@@ -255,14 +255,17 @@ func (p *Policy) String() string { return p.cfgString }
 func describe(c Config) string {
 	var b strings.Builder
 	b.WriteString("reserved=")
-	n := 0
+	seen := map[netip.AddrPort]bool{}
 	for _, list := range [][]netip.AddrPort{c.Self, c.Store} {
 		for _, ap := range list {
-			if n > 0 {
+			if seen[ap] {
+				continue
+			}
+			if len(seen) > 0 {
 				b.WriteByte(',')
 			}
+			seen[ap] = true
 			b.WriteString(ap.String())
-			n++
 		}
 	}
 	fmt.Fprintf(&b, " loopback=%t allow=%v deny=%v", c.AllowLoopback, c.Allow, c.Deny)
