@@ -344,3 +344,37 @@ func TestProxyInFlightCap(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyAttemptsBounded: one request tries at most 1+MaxRetries
+// endpoints (MaxRetries capped at maxProxyRetries), however many fail.
+func TestProxyAttemptsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		retries, want int
+	}{{0, 3}, {100, 1 + maxProxyRetries}} {
+		a := startAgent(t, AgentConfig{Proxy: ProxyConfig{MaxRetries: tc.retries, Consecutive: 1000}})
+		var accepts atomic.Int32
+		for i := range 12 {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					accepts.Add(1)
+					c.Close() // a connection error: retried on another endpoint
+				}
+			}()
+			register(t, a, "flaky", fmt.Sprint("f", i), fmt.Sprintf(`{"address":"127.0.0.1","port":%d}`, ln.Addr().(*net.TCPAddr).Port)).want(t, 200)
+		}
+		call(t, "GET", a.URL()+"/v1/proxy/flaky/x", "").want(t, 502)
+		time.Sleep(50 * time.Millisecond) // let the accept loops count
+		if n := int(accepts.Load()); n != tc.want {
+			t.Errorf("MaxRetries %d: %d endpoints tried, want %d", tc.retries, n, tc.want)
+		}
+	}
+}
