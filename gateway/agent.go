@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -53,6 +54,13 @@ type AgentConfig struct {
 	Proxy ProxyConfig
 	// Limits bounds connections, deadlines and write rates per client.
 	Limits Limits
+	// EgressAllow and EgressDeny adjust the egress policy of /v1/proxy
+	// and health checks (--egress-allow, --egress-deny; see package
+	// egress). EgressReserved are more host:port addresses never dialled,
+	// next to this gateway's own listeners and store (meridian dev: the
+	// other gateways of the process).
+	EgressAllow, EgressDeny []netip.Prefix
+	EgressReserved          []string
 	// FetchClient carries sync fetches; a default when nil (tests inject
 	// faults through its transport).
 	FetchClient *http.Client
@@ -194,10 +202,21 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		}
 		hopt.Owns = a.owns
 	}
+	pol, err := a.egressPolicy(redisURL, ln.Addr(), log)
+	if err != nil {
+		if a.Members != nil {
+			a.Members.Shutdown()
+		}
+		ln.Close()
+		a.closeStore()
+		return nil, fmt.Errorf("egress policy: %w", err)
+	}
+	log.Info("egress policy", "policy", pol.String())
+	hopt.Egress = pol
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
 		Routing: cfg.Routing, Proxy: cfg.Proxy, Limits: cfg.Limits, Logger: log.With("component", "http"),
-		Telemetry: tel, Node: cfg.NodeName, TLS: a.tls}
+		Telemetry: tel, Node: cfg.NodeName, TLS: a.tls, Egress: pol}
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr

@@ -19,13 +19,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/region"
 )
 
 // ProxyConfig tunes /v1/proxy.
 type ProxyConfig struct {
 	DialTimeout           time.Duration // default 2s
 	ResponseHeaderTimeout time.Duration // default 30s
-	MaxRetries            int           // other endpoints tried after a connection error (default 2)
+	MaxRetries            int           // other endpoints tried after a connection error (default 2, at most maxProxyRetries)
+	// MaxInFlight caps the requests this gateway proxies at once (each
+	// has at most one dial in flight); more are answered 503 with
+	// Retry-After at once. Default 512.
+	MaxInFlight int
 	// Outlier ejection (Envoy's outlier_detection): Consecutive 5xx or
 	// connection failures eject an endpoint for BaseEjection x the number of
 	// times it was ejected, at most MaxEjection, and never more than
@@ -46,6 +51,10 @@ func (c ProxyConfig) withDefaults() ProxyConfig {
 	if c.MaxRetries <= 0 {
 		c.MaxRetries = 2
 	}
+	c.MaxRetries = min(c.MaxRetries, maxProxyRetries)
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 512
+	}
 	if c.Consecutive <= 0 {
 		c.Consecutive = 5
 	}
@@ -65,18 +74,24 @@ func (c ProxyConfig) withDefaults() ProxyConfig {
 // it can be sent again to another endpoint.
 const maxProxyBody = 1 << 20
 
+// maxProxyRetries bounds ProxyConfig.MaxRetries: one proxied request
+// makes at most maxProxyRetries+1 attempts.
+const maxProxyRetries = 8
+
 // proxy forwards /v1/proxy/{service}/{path...} to picked endpoints.
 type proxy struct {
 	s        *Server
 	cfg      ProxyConfig
 	base     *http.Transport
 	outliers outliers
+	inFlight chan struct{} // one token per request being proxied
 }
 
 func newProxy(s *Server, cfg ProxyConfig) *proxy {
 	cfg = cfg.withDefaults()
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	return &proxy{s: s, cfg: cfg, outliers: outliers{m: map[string]*outlier{}},
+	// Every dial, after DNS resolution, goes through the egress policy.
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, ControlContext: region.EgressControl(s.cfg.Egress)}
+	return &proxy{s: s, cfg: cfg, outliers: outliers{m: map[string]*outlier{}}, inFlight: make(chan struct{}, cfg.MaxInFlight),
 		base: &http.Transport{DialContext: d.DialContext, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
 }
@@ -85,7 +100,7 @@ func endpointID(ep failover.Endpoint) string { return ep.Region + "/" + ep.Servi
 
 func idempotent(r *http.Request) bool {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	return r.Header.Get("Idempotency-Key") != ""
@@ -108,6 +123,10 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 	if p.s.loading(w) {
 		return
 	}
+	if !p.admit(w, r) {
+		return
+	}
+	defer func() { <-p.inFlight }()
 	service := r.PathValue("service")
 	// Routing knobs come from headers (X-Meridian-Zone, X-Meridian-Policy,
 	// X-Meridian-LB), so the backend's query string is passed on untouched.
@@ -176,6 +195,8 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 			pr.Out.URL.RawQuery = r.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
+			stripControlHeaders(pr.Out.Header)
+			addVia(pr.Out.Header)
 			// W3C trace context: ReverseProxy copies the caller's
 			// traceparent and tracestate like any end-to-end header;
 			// RoundTrip replaces them with each attempt's span context
@@ -230,6 +251,14 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		id := endpointID(ep)
 		tried[id] = true
+		if pol := p.s.cfg.Egress; pol != nil {
+			// An IP literal the policy refuses is not even tried; a
+			// hostname is checked by the dialer once resolved.
+			if err := pol.CheckAddress(ep.Address, ep.Port); err != nil {
+				lastErr = fmt.Errorf("%s: %w", id, err)
+				continue
+			}
+		}
 		out := req.Clone(req.Context())
 		out.URL.Host = net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port))
 		if preq.body != nil {
@@ -263,10 +292,19 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		span.End()
-		failed := err != nil || resp.StatusCode >= 500
+		refused := err != nil && isEgressRefusal(err)
+		failed := (err != nil && !refused) || (err == nil && resp.StatusCode >= 500)
 		if p2c != nil {
 			p2c.Done(id)
-			p2c.Observe(time.Now(), id, elapsed, failed)
+			if !refused {
+				p2c.Observe(time.Now(), id, elapsed, failed)
+			}
+		}
+		if refused {
+			// Nothing was sent: another endpoint may be tried whatever
+			// the method.
+			lastErr = fmt.Errorf("%s (%s): %w", id, out.URL.Host, err)
+			continue
 		}
 		if failed {
 			p.outliers.failure(id, preq.service, len(preq.endpoints), time.Now(), p.cfg)
@@ -285,6 +323,21 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		lastErr = errors.New("no endpoint left to try")
 	}
 	return nil, lastErr
+}
+
+// maxOutliers bounds the endpoints outlier detection keeps state for; past
+// it the ones not ejected now are forgotten (a deregistered endpoint's
+// entry would otherwise stay for ever).
+const maxOutliers = 16384
+
+// prune drops the entries of endpoints that are not ejected now. The
+// caller holds o.mu.
+func (o *outliers) prune(now time.Time) {
+	for id, e := range o.m {
+		if !now.Before(e.until) {
+			delete(o.m, id)
+		}
+	}
 }
 
 // outliers is passive outlier detection over proxied responses.
@@ -323,6 +376,9 @@ func (o *outliers) failure(id, service string, endpoints int, now time.Time, cfg
 	defer o.mu.Unlock()
 	e := o.m[id]
 	if e == nil {
+		if len(o.m) >= maxOutliers {
+			o.prune(now)
+		}
 		e = &outlier{service: service}
 		o.m[id] = e
 	}

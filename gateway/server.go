@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/meridiantls"
 	"github.com/meridian-sd/meridian/region"
@@ -43,6 +44,9 @@ type Config struct {
 	Routing RoutingConfig
 	// Proxy tunes /v1/proxy.
 	Proxy ProxyConfig
+	// Egress refuses proxy targets and registrations at refused IP
+	// literals (403); nil refuses nothing. StartAgent always sets one.
+	Egress *egress.Policy
 	// Forward sends a heartbeat to the gateway that owns the instance's
 	// checks; nil (or "" returned) handles it here.
 	Forward func(k region.Key) (addr string)
@@ -226,6 +230,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 	in, err := region.DecodeRegistration(body, k.Service, k.ID, s.cfg.Now())
 	if err != nil {
 		writeStoreError(w, err)
+		return
+	}
+	if s.refuseEgress(w, in) {
 		return
 	}
 	id, err := writeID(r, "put", k)

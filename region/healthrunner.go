@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meridian-sd/meridian/egress"
 )
 
 // ErrNotOwner is returned for a heartbeat of an instance whose checks
@@ -25,8 +27,10 @@ type HealthRunnerOptions struct {
 	Now func() time.Time
 	// Rand seeds probe jitter; a fixed seed when nil.
 	Rand *rand.Rand
-	// Client runs HTTP probes; NewProbeClient() when nil.
+	// Client runs HTTP probes; NewEgressProbeClient(Egress) when nil.
 	Client *http.Client
+	// Egress refuses probe targets (see Prober); nil refuses nothing.
+	Egress *egress.Policy
 	// MaxProbes bounds concurrent probes. Default 64.
 	MaxProbes int
 	// WriteTimeout bounds one status write to the store. Default 2s.
@@ -77,7 +81,7 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 		opt.Now = time.Now
 	}
 	if opt.Client == nil {
-		opt.Client = NewProbeClient()
+		opt.Client = NewEgressProbeClient(opt.Egress)
 	}
 	if opt.MaxProbes <= 0 {
 		opt.MaxProbes = 64
@@ -194,7 +198,7 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect, probes *sync.
 					return
 				}
 				start := r.opt.Now()
-				res := Probe(ctx, r.opt.Client, e.CheckKind, e.Target, e.Timeout)
+				res := Prober{Client: r.opt.Client, Egress: r.opt.Egress}.Probe(ctx, e.CheckKind, e.Target, e.Timeout)
 				<-r.sem
 				if ctx.Err() != nil {
 					return

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
 )
@@ -42,6 +43,8 @@ func cmdAgent(args []string) error {
 	writeRate := fs.Float64("write-rate", 500, "writes (register, deregister, heartbeat...) per second one client (ACL token, else IP) may make; past it 429 with Retry-After (-1: no limit)")
 	encrypt := fs.String("encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (meridian keyring generate); every gateway of the pool needs it")
 	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
+	egressAllow := fs.String("egress-allow", "", "CIDRs the proxy and health checks may dial although refused by default (loopback, link-local/metadata, multicast), e.g. 127.0.0.0/8; never this gateway's own ports or its store")
+	egressDeny := fs.String("egress-deny", "", "CIDRs the proxy and health checks never dial, e.g. 10.20.0.0/16 (beats --egress-allow)")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -75,6 +78,14 @@ func cmdAgent(args []string) error {
 	// every way out, graceful shutdown included.
 	defer shutdownTelemetry(log, tel)
 	logTelemetry(log, tel, tcfg)
+	allow, err := egress.ParsePrefixes(*egressAllow)
+	if err != nil {
+		return fmt.Errorf("--egress-allow: %w", err)
+	}
+	deny, err := egress.ParsePrefixes(*egressDeny)
+	if err != nil {
+		return fmt.Errorf("--egress-deny: %w", err)
+	}
 	var routing gateway.RoutingConfig
 	if *routingFile != "" {
 		b, err := os.ReadFile(*routingFile)
@@ -95,6 +106,7 @@ func cmdAgent(args []string) error {
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 		Limits:  gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
 		Encrypt: *encrypt, KeyringFile: *keyringFile,
+		EgressAllow: allow, EgressDeny: deny,
 		Telemetry: gatewayTelemetry(tel),
 		TLS:       tlsf.config(),
 	})

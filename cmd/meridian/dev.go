@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
@@ -59,22 +61,39 @@ func cmdDev(args []string) error {
 	defer shutdownTelemetry(log, tel)
 	logTelemetry(log, tel, tcfg)
 	var agents []*gateway.Agent
+	// One embedded store per region, started here so that every gateway's
+	// egress policy reserves all of them (and all gateways' ports).
+	var stores []*miniredis.Miniredis
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, a := range agents {
 			a.Shutdown(ctx)
 		}
+		for _, m := range stores {
+			m.Close()
+		}
 	}()
+	reserved := devGatewayAddrs()
+	for range devRegions {
+		m, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("starting an embedded store: %w", err)
+		}
+		stores = append(stores, m)
+		reserved = append(reserved, m.Addr())
+	}
+	log.Info("dev: embedded in-memory stores (miniredis); data will not survive a restart")
 	for i, r := range devRegions {
 		var join []string // every earlier region, so all know each other at once
 		for _, prev := range devRegions[:i] {
 			join = append(join, prev.serf)
 		}
 		a, err := gateway.StartAgent(gateway.AgentConfig{
-			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join,
+			Region: r.name, HTTPAddr: r.http, SerfBind: r.serf, Join: join, RedisURL: "redis://" + stores[i].Addr() + "/0",
 			NodeName: r.name + "-1", GossipProfile: "local", Logger: log, Encrypt: *encrypt,
-			Telemetry: gatewayTelemetry(tel),
+			Telemetry:      gatewayTelemetry(tel),
+			EgressReserved: reserved, // no gateway dials another's ports or store
 		})
 		if err != nil {
 			return fmt.Errorf("starting region %s: %w (is another meridian dev running?)", r.name, err)
@@ -101,6 +120,15 @@ func cmdDev(args []string) error {
 	<-sig
 	log.Info("shutting down the dev federation")
 	return nil
+}
+
+// devGatewayAddrs are the HTTP and Serf addresses of all dev gateways.
+func devGatewayAddrs() []string {
+	var out []string
+	for _, r := range devRegions {
+		out = append(out, r.http, r.serf)
+	}
+	return out
 }
 
 func devPut(url, body string) error {

@@ -20,6 +20,8 @@ import (
 //
 //   - failover/: routing decisions and pickers, pure functions of a view,
 //     randomness from a passed *rand.Rand.
+//   - egress/: the egress policy of the proxy and health checks (netip
+//     only; the drivers call it from net.Dialer.Control).
 //   - sim/: the simulator and its subpackages (sim/gossip, sim/report): one
 //     goroutine, virtual time, one seeded RNG.
 //   - federation: Core (the replication state machine), the replica set,
@@ -31,6 +33,7 @@ import (
 //     instance model and its validation, and the Store interface (the seam,
 //     declarations only).
 var coreFiles = []string{
+	"egress/",
 	"failover/",
 	"sim/",
 	"federation/core.go",
