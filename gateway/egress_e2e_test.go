@@ -209,6 +209,15 @@ func TestProxyLoop(t *testing.T) {
 			t.Fatalf("Via naming meridian: %d after %d hops, want 508 and no hop", resp.StatusCode, hops.Load())
 		}
 	})
+	t.Run("self by hostname", func(t *testing.T) {
+		// The gateway's own port by name: refused at dial time, so the
+		// request never comes back in.
+		a := startAgent(t, AgentConfig{})
+		_, own, _ := net.SplitHostPort(a.Addr())
+		wantEgressError(t, register(t, a, "loop", "l0", `{"address":"127.0.0.1","port":`+own+`}`), 403, "address")
+		register(t, a, "loop", "l1", `{"address":"localhost","port":`+own+`}`).want(t, 200)
+		wantEgressError(t, call(t, "GET", a.URL()+"/v1/proxy/loop/v1/proxy/loop/x", ""), 502, "")
+	})
 	t.Run("via stripped", func(t *testing.T) {
 		const limit = 4
 		a := startAgent(t, AgentConfig{Proxy: ProxyConfig{MaxInFlight: limit}})
