@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,11 @@ func startAgentProc(t *testing.T, bin, addr string, env []string, args ...string
 	logf, err := os.CreateTemp(t.TempDir(), "agent-*.log")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(args, "--serf-bind") {
+		// Not the default 7946: test binaries of other packages run at
+		// the same time.
+		args = append(args, "--serf-bind", "127.0.0.1:0")
 	}
 	cmd := exec.Command(bin, append([]string{"agent", "--http", addr}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
