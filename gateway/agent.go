@@ -57,6 +57,8 @@ type AgentConfig struct {
 	// commands, sync fetches, health checks); see Telemetry. The meridian
 	// command passes what observability.Setup built.
 	Telemetry Telemetry
+	// ACL configures tokens and the default policy (--acl-*).
+	ACL ACLConfig
 }
 
 // Validate checks the configuration, naming the field.
@@ -88,6 +90,12 @@ func (c *AgentConfig) Validate() error {
 	if c.RegionReapAfter < 0 {
 		return fmt.Errorf("region-reap-after: must not be negative")
 	}
+	if err := c.ACL.Validate(); err != nil {
+		return err
+	}
+	if c.ACL.PrimaryRegion != "" && c.ACL.PrimaryRegion != c.Region && c.SerfBind == "" {
+		return fmt.Errorf("primary-region: %s is another region, so tokens replicate from it over federation; set --serf-bind", c.ACL.PrimaryRegion)
+	}
 	return nil
 }
 
@@ -101,6 +109,7 @@ type Agent struct {
 	Server   *Server
 	Fed      *federation.Federator // nil when federation is off
 	Members  federation.Membership // nil when federation is off
+	ACL      *ACLs
 	mini     *miniredis.Miniredis
 	http     *http.Server
 	listener net.Listener
@@ -144,6 +153,16 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a.Store = store
+	if a.ACL, err = NewACLs(cfg.ACL, cfg.Region, store.Client(), log.With("component", "acl")); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	if a.ACL.DefaultAllow() {
+		log.Warn("ACLs are off (--acl-default-policy allow): requests without a token may do everything", "acl_primary", a.ACL.Primary())
+	} else {
+		log.Info("ACLs are on (--acl-default-policy deny): every API request needs a token", "acl_primary", a.ACL.Primary(),
+			"initial_token", cfg.ACL.InitialToken != "")
+	}
 	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache")})
 	seed := cfg.Seed
 	if seed == 0 {
@@ -171,7 +190,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
 		Routing: cfg.Routing, Proxy: cfg.Proxy, Logger: log.With("component", "http"),
-		Telemetry: tel, Node: cfg.NodeName}
+		Telemetry: tel, Node: cfg.NodeName, ACL: a.ACL}
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
@@ -190,6 +209,12 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		client := withToken(nil, a.ACL.replToken, 0)
+		a.ACL.Run(ctx, a.Fed, client, rand.New(rand.NewPCG(seed^0x2545f4914f6cdd1d, seed)))
 	}()
 	if a.Fed != nil {
 		// Sync fetches report to this gateway's telemetry, tagged with
@@ -229,7 +254,7 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 		core.ReapAfter = cfg.RegionReapAfter
 	}
 	fed, err := federation.NewFederator(federation.FederatorConfig{
-		Core: core, Membership: mem, Client: cfg.FetchClient,
+		Core: core, Membership: mem, Client: withToken(cfg.FetchClient, a.ACL.replToken, core.FetchTimeout),
 		Replicas: federation.NewRedisReplicaStore(store.Client(), cfg.Region),
 		Logger:   log.With("component", "federation"),
 		Rand:     rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed)),
