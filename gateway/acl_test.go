@@ -2,13 +2,20 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/meridian-sd/meridian/client"
 )
 
 // syncBuffer is a log sink tests grep (the agent logs from many
@@ -236,5 +243,59 @@ func TestACLAllowPolicy(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), d.secret) || strings.Contains(logs.String(), rootSecret) {
 		t.Fatal("a secret reached the log")
+	}
+}
+
+// TestACLGoClientToken: the Go client sends its Token to gateways (and
+// registers, heartbeats and discovers under deny) but never to endpoints.
+func TestACLGoClientToken(t *testing.T) {
+	a := startAgent(t, AgentConfig{ACL: ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret}})
+	tok := createToken(t, a.URL(), rootSecret, `{"rules":[{"service":"web","access":"write"}]}`)
+	leaked := make(chan string, 16)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get(TokenHeader) + r.Header.Get("Authorization"); v != "" {
+			leaked <- v
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	host, portStr, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	ctx := context.Background()
+
+	anon, err := client.New(client.Config{Gateways: []string{a.URL()}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.Register(ctx, client.Registration{Service: "web", ID: "web-0", Address: host, Port: port}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("register without a token: err %v, want a 401", err)
+	}
+
+	c, err := client.New(client.Config{Gateways: []string{a.URL()}, Logger: quietLogger(), Token: tok.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Register(ctx, client.Registration{Service: "web", ID: "web-1", Address: host, Port: port, TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest(http.MethodGet, "/x", nil)
+		resp, err := c.Do(ctx, "web", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(1500 * time.Millisecond) // a heartbeat or two
+	in := callTok(t, "GET", a.URL()+"/v1/services/web/instances/web-1", "", tok.secret).want(t, 200)
+	if in.body["status"] != "passing" || in.body["registered_by"] != tok.id {
+		t.Fatalf("instance after heartbeats: %s", in.raw)
+	}
+	select {
+	case v := <-leaked:
+		t.Fatalf("the client sent a token to an endpoint (%d bytes)", len(v))
+	default:
 	}
 }

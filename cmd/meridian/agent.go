@@ -37,6 +37,10 @@ func cmdAgent(args []string) error {
 	profile := fs.String("gossip-profile", "wan", "gossip timing: wan, lan, or local (fast; development and tests)")
 	routingFile := fs.String("routing", "", "YAML file of routing policies: default: {mode: local}, services: {web: {mode: nearest, nearest_n: 2}}")
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
+	aclPolicy := fs.String("acl-default-policy", "allow", "allow (ACLs off: requests without a token may do everything) or deny (every API request needs a token with the right rules)")
+	aclInitial := fs.String("acl-initial-token", "", "a management token secret (8-256 characters) that may do everything, to bootstrap; env MERIDIAN_ACL_INITIAL_TOKEN")
+	aclPrimary := fs.String("primary-region", "", "the region where ACL tokens are created and stored, replicated to every other region (default: this gateway's region)")
+	aclRepl := fs.String("acl-replication-token", "", "token this gateway sends on its own requests to other gateways (catalog sync, ACL replication, heartbeat forwarding); default: the initial token; env MERIDIAN_ACL_REPLICATION_TOKEN")
 	tf := addTelemetryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: meridian agent --region NAME [flags]\nEvery flag can also come from MERIDIAN_<FLAG> (e.g. MERIDIAN_REDIS) or a --config YAML file.")
@@ -88,6 +92,8 @@ func cmdAgent(args []string) error {
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 		Telemetry: gatewayTelemetry(tel),
+		ACL: gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: *aclPrimary,
+			ReplicationToken: *aclRepl},
 	})
 	if err != nil {
 		return err

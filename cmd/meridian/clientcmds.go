@@ -30,13 +30,20 @@ func (l *listFlag) Set(v string) error {
 
 // apiClient talks to one gateway for the client subcommands.
 type apiClient struct {
-	addr string
-	http *http.Client
+	addr  string
+	http  *http.Client
+	token string // ACL secret sent as X-Meridian-Token; "" sends none
 }
+
+// clientToken is the --token of the client subcommand being run (every
+// clientFlags call resets it); MERIDIAN_TOKEN when empty. Its default
+// stays "" so that -h never prints a secret.
+var clientToken string
 
 func clientFlags(fs *flag.FlagSet) (*string, *bool) {
 	addr := fs.String("addr", "http://127.0.0.1:8700", "gateway HTTP address")
 	asJSON := fs.Bool("json", false, "print the gateway's JSON answer as it is")
+	fs.StringVar(&clientToken, "token", "", "ACL token secret sent with every request (env MERIDIAN_TOKEN)")
 	return addr, asJSON
 }
 
@@ -44,7 +51,11 @@ func newAPIClient(addr string) *apiClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Timeout: 15 * time.Second}}
+	tok := clientToken
+	if tok == "" {
+		tok = os.Getenv("MERIDIAN_TOKEN")
+	}
+	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Timeout: 15 * time.Second}, token: tok}
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (when not nil);
@@ -65,6 +76,9 @@ func (c *apiClient) do(method, path string, body any, out any) ([]byte, error) {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("X-Meridian-Token", c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

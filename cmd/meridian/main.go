@@ -33,10 +33,12 @@ Usage:
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
+  meridian acl         manage ACL tokens            (acl token create --description D --rule service_prefix:web:write, acl token list|read ID|delete ID)
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
   meridian version     print the version
 
-Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR).
+Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR)
+and send --token (env MERIDIAN_TOKEN) when the gateway has ACLs on.
 Run 'meridian COMMAND -h' for a command's flags.
 `
 
@@ -54,6 +56,7 @@ func main() {
 		"heartbeat":  withEnv(cmdHeartbeat),
 		"services":   withEnv(cmdServices),
 		"instances":  withEnv(cmdInstances),
+		"acl":        withEnv(cmdACL),
 		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
