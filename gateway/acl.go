@@ -209,10 +209,10 @@ const (
 	msgTokenUnknown  = "ACL token not found (unknown or deleted)"
 )
 
-// check answers 401/403 unless the request may do p (p nil: any known
-// token, or anonymous under the allow policy, will do). It returns the
+// check answers 401/403 unless the request may do p (need false: any
+// known token, or anonymous under the allow policy, will do). It returns the
 // resolved token (nil when anonymous).
-func (a *ACLs) check(w http.ResponseWriter, r *http.Request, p *acl.Perm) (*acl.Entry, bool) {
+func (a *ACLs) check(w http.ResponseWriter, r *http.Request, p acl.Perm, need bool) (*acl.Entry, bool) {
 	e, ok := a.resolve(r)
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "", msgTokenUnknown)
@@ -225,7 +225,7 @@ func (a *ACLs) check(w http.ResponseWriter, r *http.Request, p *acl.Perm) (*acl.
 		writeError(w, http.StatusUnauthorized, "", msgTokenRequired)
 		return nil, false
 	}
-	if p != nil && !e.Authz.Allowed(*p, a.defaultAllow) {
+	if need && !e.Authz.Allowed(p, a.defaultAllow) {
 		writeError(w, http.StatusForbidden, "", "permission denied: needs "+p.String())
 		return e, false
 	}
@@ -318,12 +318,11 @@ func (s *Server) guard(acc access, h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		var p *acl.Perm
+		var p acl.Perm
 		if acc.perm != nil {
-			v := acc.perm(r)
-			p = &v
+			p = acc.perm(r)
 		}
-		if _, ok := s.cfg.ACL.check(w, r, p); !ok {
+		if _, ok := s.cfg.ACL.check(w, r, p, acc.perm != nil); !ok {
 			return
 		}
 		h(w, r)

@@ -180,6 +180,52 @@ awk -v mr="$l_rps" -v tr="$tl_rps" -v mp="$l_p99" -v tp="$tl_p99" 'BEGIN {
 	printf "\n%-34s %6.3f  (target >= 0.7)  %s\n", "throughput lookup/trivial", rr, (rr >= 0.7 ? "PASS" : "MISS")
 }'
 
+# (e) the cost of ACLs: GET /v1/services/web on a second gateway with
+# --acl-default-policy deny, every request carrying a token (resolved by
+# one SHA-256 and a map lookup), against the ACL-off gateway (a) in the
+# same run. Target: ratio at least 0.9.
+aport="$("$tmp/freeport")"
+aaddr="127.0.0.1:$aport"
+acl_secret="bench-$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n')"
+MERIDIAN_ACL_INITIAL_TOKEN="$acl_secret" "$tmp/meridian" agent --region us-east --http "$aaddr" --serf-bind "" \
+	--acl-default-policy deny --log-level warn >"$tmp/agent-acl.log" 2>&1 &
+pids+=($!)
+wait_ok "http://$aaddr/v1/health" "${pids[-1]}" "$tmp/agent-acl.log"
+for i in 1 2 3; do
+	MERIDIAN_TOKEN="$acl_secret" "$tmp/meridian" register web "web-$i" --address "10.0.0.$((4 + i))" --port 8080 --addr "$aaddr" >/dev/null
+done
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://$aaddr/v1/services/web")"
+if [[ "$code" != 401 ]]; then
+	say "the ACL gateway answered $code without a token, want 401"
+	exit 1
+fi
+curl -fsS -H "X-Meridian-Token: $acl_secret" -o "$tmp/web-acl.json" "http://$aaddr/v1/services/web"
+say "meridian agent with ACLs (pid ${pids[-1]}) on $aaddr; GET /v1/services/web is $(wc -c <"$tmp/web-acl.json") bytes with the token"
+run_wrk acl-off "http://$maddr/v1/services/web"
+say "acl-on: the token goes in a header (wrk -H); it is not printed"
+wrk -t"$threads" -c"$conns" -d"$warmup" -H "X-Meridian-Token: $acl_secret" "http://$aaddr/v1/services/web" >/dev/null
+wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "X-Meridian-Token: $acl_secret" "http://$aaddr/v1/services/web" | tee "$tmp/wrk-acl-on.txt" >&2
+if grep -q -e '^ *Non-2xx' -e '^ *Socket errors' "$tmp/wrk-acl-on.txt"; then
+	say "acl-on: WARNING: wrk saw errors: $(grep -e '^ *Non-2xx' -e '^ *Socket errors' "$tmp/wrk-acl-on.txt" | tr -s ' ' | tr '\n' ';')"
+fi
+if grep -q -- "$acl_secret" "$tmp/agent-acl.log"; then
+	say "the ACL gateway's log contains the token secret"
+	exit 1
+fi
+off_rps="$(rps "$tmp/wrk-acl-off.txt")"
+on_rps="$(rps "$tmp/wrk-acl-on.txt")"
+off_p99="$(p99ms "$tmp/wrk-acl-off.txt")"
+on_p99="$(p99ms "$tmp/wrk-acl-on.txt")"
+echo
+echo "GET /v1/services/web, ACLs off vs on (default deny, token checked), wrk -t$threads -c$conns -d$duration"
+awk -v mr="$on_rps" -v tr="$off_rps" -v mp="$on_p99" -v tp="$off_p99" 'BEGIN {
+	printf "%-10s %14s %12s\n", "acls", "req/s", "p99 ms"
+	printf "%-10s %14.0f %12.3f\n", "off", tr, tp
+	printf "%-10s %14.0f %12.3f\n", "on", mr, mp
+	rr = mr / tr
+	printf "\n%-34s %6.3f  (target >= 0.9)  %s\n", "throughput acl-on/acl-off", rr, (rr >= 0.9 ? "PASS" : "MISS")
+}'
+
 # (d) tail latency through /v1/proxy: 5 backends, one 200ms slower;
 # p2c with peak EWMA against round robin.
 echo
