@@ -175,32 +175,53 @@ func (a *ACLs) waitChange(ctx context.Context, index uint64) {
 	}
 }
 
-// secretOf returns the token a request carries ("" when none).
-func secretOf(r *http.Request) string {
+// secretOf returns the token a request carries ("" when none), and
+// whether it came from Authorization: Bearer.
+func secretOf(r *http.Request) (secret string, bearer bool) {
 	if s := r.Header.Get(TokenHeader); s != "" {
-		return s
+		return s, false
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
+		return strings.TrimSpace(h[7:]), true
 	}
-	return ""
+	return "", false
 }
 
 // resolve finds the request's token: (nil, true) for an anonymous
-// request, (nil, false) for an unknown token.
+// request, (nil, false) for an unknown token. Under the allow policy an
+// unknown Authorization: Bearer value counts as anonymous: it may be
+// meant for a service behind /v1/proxy, as before ACLs.
 func (a *ACLs) resolve(r *http.Request) (e *acl.Entry, ok bool) {
-	secret := secretOf(r)
+	secret, bearer := secretOf(r)
 	if secret == "" {
 		return nil, true
 	}
-	h := acl.HashSecret(secret)
-	if e, ok := a.table.Load().ByHash(h); ok {
+	if e := a.lookup(secret); e != nil {
 		return e, true
 	}
-	if a.initial != nil && h == a.initialHash {
-		return a.initial, true
+	return nil, bearer && a.defaultAllow
+}
+
+// lookup resolves a secret: one SHA-256 and one map lookup.
+func (a *ACLs) lookup(secret string) *acl.Entry {
+	h := acl.HashSecret(secret)
+	if e, ok := a.table.Load().ByHash(h); ok {
+		return e
 	}
-	return nil, false
+	if a.initial != nil && h == a.initialHash {
+		return a.initial
+	}
+	return nil
+}
+
+// stripToken removes a request's Meridian token from headers about to
+// be proxied to a service: X-Meridian-Token always, Authorization when it
+// carried the Meridian token (a Bearer for the service itself passes).
+func (a *ACLs) stripToken(in *http.Request, out http.Header) {
+	out.Del(TokenHeader)
+	if secret, bearer := secretOf(in); bearer && a != nil && a.lookup(secret) != nil {
+		out.Del("Authorization")
+	}
 }
 
 // errTokenRequired and errTokenUnknown are the 401 answers.

@@ -299,3 +299,52 @@ func TestACLGoClientToken(t *testing.T) {
 	default:
 	}
 }
+
+// TestACLProxyStripsToken: /v1/proxy needs service read and never hands
+// the Meridian secret to the service; a Bearer meant for the service
+// passes.
+func TestACLProxyStripsToken(t *testing.T) {
+	seen := make(chan http.Header, 8)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer backend.Close()
+	host, portStr, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	for _, policy := range []string{"deny", "allow"} {
+		a := startAgent(t, AgentConfig{ACL: ACLConfig{DefaultPolicy: policy, InitialToken: rootSecret}})
+		callTok(t, "PUT", a.URL()+"/v1/services/web/instances/web-1", `{"address":"`+host+`","port":`+portStr+`}`, rootSecret).want(t, 200)
+		rd := createToken(t, a.URL(), rootSecret, `{"rules":[{"service":"web","access":"read"}]}`)
+		send := func(hdr map[string]string) (int, http.Header) {
+			req, _ := http.NewRequest("GET", a.URL()+"/v1/proxy/web/hello", nil)
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return resp.StatusCode, nil
+			}
+			return 200, <-seen
+		}
+		code, h := send(map[string]string{TokenHeader: rd.secret, "Authorization": "Bearer for-the-backend"})
+		if code != 200 || h.Get(TokenHeader) != "" || h.Get("Authorization") != "Bearer for-the-backend" {
+			t.Fatalf("%s: X-Meridian-Token + Bearer: HTTP %d, backend saw %v", policy, code, h)
+		}
+		code, h = send(map[string]string{"Authorization": "Bearer " + rd.secret})
+		if code != 200 || h.Get("Authorization") != "" {
+			t.Fatalf("%s: Bearer token: HTTP %d, backend saw %v", policy, code, h)
+		}
+		code, h = send(map[string]string{"Authorization": "Bearer for-the-backend"})
+		switch {
+		case policy == "deny" && code != 401:
+			t.Fatalf("deny: an unknown Bearer got HTTP %d, want 401", code)
+		case policy == "allow" && (code != 200 || h.Get("Authorization") != "Bearer for-the-backend"):
+			t.Fatalf("allow: an unknown Bearer (meant for the service): HTTP %d, backend saw %v", code, h)
+		}
+	}
+}

@@ -173,6 +173,7 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 			pr.Out.URL.RawQuery = r.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
+			p.s.cfg.ACL.stripToken(r, pr.Out.Header) // the service never sees a Meridian secret
 			// W3C trace context: ReverseProxy copies the caller's
 			// traceparent and tracestate like any end-to-end header;
 			// RoundTrip replaces them with each attempt's span context
