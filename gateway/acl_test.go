@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/meridian-sd/meridian/client"
 )
+
+type tracetestSpan = tracetest.SpanStub
 
 // syncBuffer is a log sink tests grep (the agent logs from many
 // goroutines).
@@ -345,6 +350,32 @@ func TestACLProxyStripsToken(t *testing.T) {
 			t.Fatalf("deny: an unknown Bearer got HTTP %d, want 401", code)
 		case policy == "allow" && (code != 200 || h.Get("Authorization") != "Bearer for-the-backend"):
 			t.Fatalf("allow: an unknown Bearer (meant for the service): HTTP %d, backend saw %v", code, h)
+		}
+	}
+}
+
+// TestACLSecretsNotInTraces: spans of accepted, refused and token-API
+// requests carry no secret (attributes, events, status).
+func TestACLSecretsNotInTraces(t *testing.T) {
+	tr := newTracing(t)
+	a := startAgent(t, AgentConfig{Telemetry: tr.telemetry(), ACL: ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret}})
+	u := a.URL()
+	tok := createToken(t, u, rootSecret, `{"rules":[{"service":"web","access":"write"}]}`)
+	callTok(t, "PUT", u+"/v1/services/web/instances/web-1", `{"address":"10.0.0.1","port":80}`, tok.secret).want(t, 200)
+	callTok(t, "PUT", u+"/v1/services/api/instances/api-1", `{"address":"10.0.0.1","port":80}`, tok.secret).want(t, 403)
+	callTok(t, "GET", u+"/v1/services/web", "", "wrong-"+tok.secret).want(t, 401)
+	callTok(t, "GET", u+"/v1/acl/token/self", "", tok.secret).want(t, 200)
+	tr.waitSpan(t, "the last request's span", func(s tracetestSpan) bool { return strings.Contains(s.Name, "/v1/acl/token/self") })
+	spans := tr.exp.GetSpans()
+	if len(spans) < 5 {
+		t.Fatalf("only %d spans recorded", len(spans))
+	}
+	for _, s := range spans {
+		dump := fmt.Sprintf("%s %v %v %v %v", s.Name, s.Attributes, s.Events, s.Status, s.Links)
+		for _, secret := range []string{rootSecret, tok.secret} {
+			if strings.Contains(dump, secret) {
+				t.Fatalf("span %q carries a secret", s.Name)
+			}
 		}
 	}
 }
