@@ -71,6 +71,14 @@ func TestACLReplicationEndToEnd(t *testing.T) {
 		return callTok(t, "GET", b.URL()+"/v1/services/web", "", viaB.secret).code == 401
 	})
 
+	// Catalog sync runs under deny: each gateway's fetches carry its
+	// replication token (the initial token), which the peer honours.
+	waitFor(t, 10*time.Second, "A's replica of B to hold web-1", func() bool {
+		r := callTok(t, "GET", a.URL()+"/v1/services/web?region="+rb, "", web.secret)
+		return r.code == 200 && strings.Contains(r.raw, `"web-1"`)
+	})
+	callTok(t, "GET", a.URL()+"/v1/services/web?region="+rb, "", "").want(t, 401)
+
 	// The primary dies: B keeps authorizing with what it has, and says
 	// its replica is stale.
 	a.Kill()
@@ -97,4 +105,67 @@ func TestACLReplicationEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "restored the ACL replica") {
 		t.Fatal("the restarted gateway did not log restoring its replica")
 	}
+}
+
+// TestACLTwoGatewaysOneRegion: the primary region's gateways share its
+// Redis: a token created at one authorizes at the other within about a
+// second, and heartbeats forwarded to the instance's check owner carry
+// the client's token (the owner authorizes it again).
+func TestACLTwoGatewaysOneRegion(t *testing.T) {
+	rurl := redistest.FromEnv(t)
+	use := fmt.Sprintf("acl-r-%06x", rand.Uint32()&0xffffff)
+	deny := func(c *AgentConfig) { c.ACL = ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret} }
+	g1 := startFedNodeWith(t, deny, use, use+"-1", rurl)
+	g2 := startFedNodeWith(t, deny, use, use+"-2", rurl, g1.serfAddr())
+	waitFor(t, 20*time.Second, "both gateways see each other alive", func() bool {
+		return gatewayStatusTok(t, g1, use, use+"-2") == "alive" && gatewayStatusTok(t, g2, use, use+"-1") == "alive"
+	})
+	tok := createToken(t, g1.URL(), rootSecret, `{"rules":[{"service_prefix":"web","access":"write"}]}`)
+	start := time.Now()
+	waitFor(t, 5*time.Second, "g2 to load the token from the shared Redis", func() bool {
+		return callTok(t, "GET", g2.URL()+"/v1/acl/token/self", "", tok.secret).code == 200
+	})
+	t.Logf("a token created at %s authorized at %s after %s", g1.cfg.NodeName, g2.cfg.NodeName, time.Since(start).Round(time.Millisecond))
+	// Enough instances that both gateways own some checks: every
+	// heartbeat sent to g1 for an instance g2 owns is forwarded.
+	for i := 0; i < 8; i++ {
+		inst := fmt.Sprintf("%s/v1/services/web/instances/web-%d", g1.URL(), i)
+		callTok(t, "PUT", inst, `{"address":"10.3.0.1","port":80,"check":{"ttl":"1m"}}`, tok.secret).want(t, 200)
+		callTok(t, "PUT", inst+"/heartbeat", `{"status":"passing"}`, tok.secret).want(t, 200)
+		callTok(t, "PUT", inst+"/heartbeat", `{"status":"passing"}`, "").want(t, 401)
+	}
+	forwarded := 0
+	for i := 0; i < 8; i++ {
+		if g1.checkOwnerAddr(regionKey("web", fmt.Sprintf("web-%d", i))) != "" {
+			forwarded++
+		}
+	}
+	if forwarded == 0 || forwarded == 8 {
+		t.Fatalf("%d of 8 heartbeats were forwarded; want some, not all", forwarded)
+	}
+	reader := createToken(t, g1.URL(), rootSecret, `{"rules":[{"service_prefix":"web","access":"read"}]}`)
+	waitFor(t, 5*time.Second, "g2 to load the reader token", func() bool {
+		return callTok(t, "GET", g2.URL()+"/v1/acl/token/self", "", reader.secret).code == 200
+	})
+	for i := 0; i < 8; i++ {
+		callTok(t, "PUT", fmt.Sprintf("%s/v1/services/web/instances/web-%d/heartbeat", g1.URL(), i), `{"status":"passing"}`, reader.secret).wantError(t, 403, "needs service:web:write")
+	}
+}
+
+func gatewayStatusTok(t *testing.T, n *fedNode, regionName, node string) string {
+	r := callTok(t, "GET", n.URL()+"/v1/regions", "", rootSecret).want(t, 200)
+	list, _ := r.body["regions"].([]any)
+	for _, x := range list {
+		m := x.(map[string]any)
+		if m["name"] != regionName {
+			continue
+		}
+		for _, g := range m["gateways"].([]any) {
+			gm := g.(map[string]any)
+			if gm["name"] == node {
+				return gm["status"].(string)
+			}
+		}
+	}
+	return ""
 }

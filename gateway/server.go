@@ -154,6 +154,7 @@ func (s *Server) Drain() { s.stop() }
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Mux returns the server's mux, for later packages to add routes to.
+// Routes added here bypass the ACL check of New's routes: authorize them.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // pathKey validates the {service} and {id} path segments.
