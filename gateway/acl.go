@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meridian-sd/meridian/acl"
+	"github.com/meridian-sd/meridian/region"
 )
 
 // TokenHeader carries an ACL token's secret (or Authorization: Bearer).
@@ -49,27 +50,14 @@ func (c *ACLConfig) Validate() error {
 		return fmt.Errorf("acl-default-policy: %q is not allow or deny", c.DefaultPolicy)
 	}
 	if c.PrimaryRegion != "" {
-		if err := validLabel(c.PrimaryRegion); err != nil {
-			return fmt.Errorf("primary-region: %w", err)
+		if err := region.ValidateService(c.PrimaryRegion); err != nil {
+			return fmt.Errorf("primary-region: %q is not a DNS label (lowercase a-z, 0-9, '-', 1-63 characters)", c.PrimaryRegion)
 		}
 	}
 	for name, tok := range map[string]string{"acl-initial-token": c.InitialToken, "acl-replication-token": c.ReplicationToken} {
 		if tok != "" && (len(tok) < 8 || len(tok) > 256 || strings.ContainsAny(tok, " \t\r\n")) {
 			// Never echo the value.
 			return fmt.Errorf("%s: must be 8 to 256 characters without spaces", name)
-		}
-	}
-	return nil
-}
-
-func validLabel(s string) error {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return fmt.Errorf("%q is not a DNS label", s)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return fmt.Errorf("%q is not a DNS label", s)
 		}
 	}
 	return nil

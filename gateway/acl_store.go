@@ -272,11 +272,15 @@ func (a *ACLs) runPrimary(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	failing := false
+	failing, stored := false, a.initial == nil
 	for {
 		err := a.refresh(ctx, false)
-		if err == nil {
-			err = a.storeInitial(ctx)
+		if err == nil && !stored {
+			// Once per start: a deleted initial token stays deleted
+			// until a gateway given it restarts.
+			if err = a.storeInitial(ctx); err == nil {
+				stored = true
+			}
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
