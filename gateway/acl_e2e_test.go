@@ -114,7 +114,11 @@ func TestACLReplicationEndToEnd(t *testing.T) {
 func TestACLTwoGatewaysOneRegion(t *testing.T) {
 	rurl := redistest.FromEnv(t)
 	use := fmt.Sprintf("acl-r-%06x", rand.Uint32()&0xffffff)
-	deny := func(c *AgentConfig) { c.ACL = ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret} }
+	// A replication token no gateway knows: a forwarded heartbeat passes
+	// at the owner only with the client's own token.
+	deny := func(c *AgentConfig) {
+		c.ACL = ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret, ReplicationToken: "unknown-replication-token"}
+	}
 	g1 := startFedNodeWith(t, deny, use, use+"-1", rurl)
 	g2 := startFedNodeWith(t, deny, use, use+"-2", rurl, g1.serfAddr())
 	waitFor(t, 20*time.Second, "both gateways see each other alive", func() bool {
