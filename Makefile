@@ -25,6 +25,8 @@ fuzz:
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./scenarios/
 	go test -run='^$$' -fuzz=FuzzParseKey -fuzztime=30s ./federation/
 	go test -run='^$$' -fuzz=FuzzCheck -fuzztime=30s ./egress/
+	go test -run='^$$' -fuzz=FuzzDecodeRules -fuzztime=30s ./acl/
+	go test -run='^$$' -fuzz=FuzzDecodeTokenRequest -fuzztime=30s ./acl/
 
 # Jaeger v2 for trace analysis (README "Trace analysis in Jaeger"): builds
 # bin/jaeger once (about 10 minutes; its own module in tools/jaeger) and runs

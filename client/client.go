@@ -264,6 +264,9 @@ func (c *Client) sendGateway(ctx context.Context, gw, method, pathQuery string, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "meridian-go-client")
+	if c.cfg.Token != "" {
+		req.Header.Set("X-Meridian-Token", c.cfg.Token)
+	}
 	resp, err := c.gwHTTP.Do(req)
 	if err != nil {
 		cancel()

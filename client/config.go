@@ -31,6 +31,9 @@ type Config struct {
 	// Policy is sent as the lookup's policy parameter (local, ordered or
 	// nearest); empty uses the gateway's policy for the service.
 	Policy string
+	// Token is the ACL token secret sent to gateways as X-Meridian-Token
+	// on every request (never to the endpoints it calls); "" sends none.
+	Token string
 	// HTTPClient carries requests to gateways and endpoints. The default
 	// has a 2s dial timeout and no overall timeout (blocking queries last
 	// WatchWait, so a client given here needs a Timeout above it, or

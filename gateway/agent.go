@@ -76,6 +76,8 @@ type AgentConfig struct {
 	// see federation.LoadKeyring. Both empty: gossip is not encrypted.
 	Encrypt     string
 	KeyringFile string
+	// ACL configures tokens and the default policy (--acl-*).
+	ACL ACLConfig
 }
 
 // Validate checks the configuration, naming the field.
@@ -118,6 +120,12 @@ func (c *AgentConfig) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
+	if err := c.ACL.Validate(); err != nil {
+		return err
+	}
+	if c.ACL.PrimaryRegion != "" && c.ACL.PrimaryRegion != c.Region && c.SerfBind == "" {
+		return fmt.Errorf("primary-region: %s is another region, so tokens replicate from it over federation; set --serf-bind", c.ACL.PrimaryRegion)
+	}
 	return c.TLS.Validate()
 }
 
@@ -131,6 +139,7 @@ type Agent struct {
 	Server   *Server
 	Fed      *federation.Federator // nil when federation is off
 	Members  federation.Membership // nil when federation is off
+	ACL      *ACLs
 	mini     *miniredis.Miniredis
 	http     *http.Server
 	listener net.Listener
@@ -178,6 +187,16 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a.Store = store
+	if a.ACL, err = NewACLs(cfg.ACL, cfg.Region, store.Client(), log.With("component", "acl")); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	if a.ACL.DefaultAllow() {
+		log.Warn("ACLs are off (--acl-default-policy allow): requests without a token may do everything", "acl_primary", a.ACL.Primary())
+	} else {
+		log.Info("ACLs are on (--acl-default-policy deny): every API request needs a token", "acl_primary", a.ACL.Primary(),
+			"initial_token", cfg.ACL.InitialToken != "")
+	}
 	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache")})
 	seed := cfg.Seed
 	if seed == 0 {
@@ -216,7 +235,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
 		Routing: cfg.Routing, Proxy: cfg.Proxy, Limits: cfg.Limits, Logger: log.With("component", "http"),
-		Telemetry: tel, Node: cfg.NodeName, TLS: a.tls, Egress: pol}
+		Telemetry: tel, Node: cfg.NodeName, TLS: a.tls, Egress: pol, ACL: a.ACL}
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
@@ -240,6 +259,17 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		if err := a.serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
+	}()
+	var aclBase *http.Client
+	if a.tls != nil {
+		aclBase = &http.Client{Transport: a.tls.PeerTransport()}
+		a.ACL.scheme, a.ACL.checkPeer = "https", a.tls.CheckPeer
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		client := withToken(aclBase, a.ACL.replToken, 0)
+		a.ACL.Run(ctx, a.Fed, client, rand.New(rand.NewPCG(seed^0x2545f4914f6cdd1d, seed)))
 	}()
 	if a.Fed != nil {
 		// Sync fetches report to this gateway's telemetry, tagged with
@@ -284,7 +314,7 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 	}
 	fetchClient, fetchOpts := a.fetchClient(core.FetchTimeout)
 	fed, err := federation.NewFederator(federation.FederatorConfig{
-		Core: core, Membership: mem, Client: fetchClient, Fetch: fetchOpts,
+		Core: core, Membership: mem, Client: withToken(fetchClient, a.ACL.replToken, core.FetchTimeout), Fetch: fetchOpts,
 		Replicas: federation.NewRedisReplicaStore(store.Client(), cfg.Region),
 		Logger:   log.With("component", "federation"),
 		Rand:     rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed)),

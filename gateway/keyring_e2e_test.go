@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,24 +47,6 @@ func keyringList(t *testing.T, n *fedNode) KeyringResponse {
 		t.Fatalf("keyring list: %v, %d pools; body %s", err, len(pools), r.raw)
 	}
 	return pools[0]
-}
-
-// syncBuffer collects a gateway's log (written from many goroutines).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func keyBody(k string) string { return fmt.Sprintf(`{"Key": %q}`, k) }

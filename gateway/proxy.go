@@ -195,6 +195,7 @@ func (p *proxy) handle(w http.ResponseWriter, r *http.Request) {
 			pr.Out.URL.RawQuery = r.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
+			p.s.cfg.ACL.stripToken(r, pr.Out.Header) // the service never sees a Meridian secret
 			stripControlHeaders(pr.Out.Header)
 			addVia(pr.Out.Header)
 			// W3C trace context: ReverseProxy copies the caller's

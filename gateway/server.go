@@ -68,6 +68,8 @@ type Config struct {
 	// TLS, when set, makes gateway-to-gateway calls mutual TLS: see
 	// tls.go.
 	TLS *meridiantls.Gateway
+	// ACL authorizes every route (see acl.go); nil allows everything.
+	ACL *ACLs
 }
 
 // Server is the HTTP API of one region's gateway.
@@ -123,29 +125,37 @@ func New(cfg Config) *Server {
 	}
 	s.tracer = tel.TracerProvider.Tracer(instrumentationName)
 	_, s.tracesOff = tel.TracerProvider.(tracenoop.TracerProvider)
-	s.fwd = s.tracedClient(peerTransport(cfg.TLS), "heartbeat.forward")
+	var fwdTransport http.RoundTripper = peerTransport(cfg.TLS)
+	if cfg.ACL != nil {
+		fwdTransport = tokenTransport{base: fwdTransport, token: cfg.ACL.replToken}
+	}
+	s.fwd = s.tracedClient(fwdTransport, "heartbeat.forward")
 	s.fwd.Timeout = 5 * time.Second
 	s.drain, s.stop = context.WithCancel(context.Background())
-	route := func(pattern, name string, h http.HandlerFunc) {
-		s.mux.HandleFunc(pattern, s.instrument(pattern, name, h))
+	// Every route says what a request needs (acl.go): open, a known
+	// token (identified), or a permission; a route is never unguarded
+	// by omission.
+	route := func(pattern, name string, acc access, h http.HandlerFunc) {
+		s.mux.HandleFunc(pattern, s.instrument(pattern, name, s.guard(acc, h)))
 	}
-	route("/v1/services", "services", s.handleServices)
-	route("/v1/services/{service}", "service", s.handleService)
-	route("/v1/services/{service}/instances/{id}", "instance", s.handleInstance)
-	route("/v1/services/{service}/instances/{id}/heartbeat", "heartbeat", s.handleHeartbeat)
-	route("/v1/health", "health", s.handleHealth)
-	route("/v1/regions", "regions", s.handleRegions)
-	route("/v1/regions/{region}", "region", s.handleRegion)
-	route("/v1/operator/keyring", "operator_keyring", s.handleKeyring)
-	route(federation.CatalogPath, "federation_catalog", s.handleCatalog)
-	route("/v1/lookup/{service}", "lookup", s.handleLookup)
-	route("/v1/pick/{service}", "pick", s.handlePick)
+	route("/v1/services", "services", identified, s.handleServices) // lists only readable services
+	route("/v1/services/{service}", "service", serviceRead, s.handleService)
+	route("/v1/services/{service}/instances/{id}", "instance", serviceReadWrite, s.handleInstance)
+	route("/v1/services/{service}/instances/{id}/heartbeat", "heartbeat", serviceWrite, s.handleHeartbeat)
+	route("/v1/health", "health", openRoute, s.handleHealth) // open, as Consul's health endpoints
+	route("/v1/regions", "regions", operatorRead, s.handleRegions)
+	route("/v1/regions/{region}", "region", operatorReadWrite, s.handleRegion)
+	route("/v1/operator/keyring", "operator_keyring", operatorReadWrite, s.handleKeyring)
+	route(federation.CatalogPath, "federation_catalog", operatorRead, s.handleCatalog)
+	route("/v1/lookup/{service}", "lookup", serviceRead, s.handleLookup)
+	route("/v1/pick/{service}", "pick", serviceRead, s.handlePick)
 	s.proxy = newProxy(s, cfg.Proxy)
-	route("/v1/proxy/{service}/{path...}", "proxy", s.proxy.handle)
+	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
+	s.aclRoutes(route)
 	if tel.MetricsHandler != nil {
-		s.mux.Handle("/metrics", tel.MetricsHandler)
+		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}
-	route("/", "unknown", func(w http.ResponseWriter, r *http.Request) {
+	route("/", "unknown", openRoute, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
 	s.handler = s.withLimits(s.mux)
@@ -160,6 +170,7 @@ func (s *Server) Drain() { s.stop() }
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Mux returns the server's mux, for later packages to add routes to.
+// Routes added here bypass the ACL check of New's routes: authorize them.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // pathKey validates the {service} and {id} path segments.
@@ -232,6 +243,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 		writeStoreError(w, err)
 		return
 	}
+	in.RegisteredBy = s.registeredBy(r) // never from the body
 	if s.refuseEgress(w, in) {
 		return
 	}
@@ -366,6 +378,15 @@ func (s *Server) handleServices(w http.ResponseWriter, r *http.Request) {
 		local = c.Services()
 	})
 	resp.Services = s.regionCounts(local)
+	if s.cfg.ACL != nil {
+		readable := resp.Services[:0]
+		for _, sum := range resp.Services {
+			if s.canRead(r, sum.Name) {
+				readable = append(readable, sum)
+			}
+		}
+		resp.Services = readable
+	}
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(resp.Version, 10))
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -525,6 +546,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, bo
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(forwardedHeader, s.cfg.Region)
+	for _, h := range []string{TokenHeader, "Authorization"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v) // the owner authorizes the client's token again
+		}
+	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "", "the gateway that checks this instance ("+addr+") is unreachable: "+err.Error())

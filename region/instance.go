@@ -122,6 +122,10 @@ type Instance struct {
 	Check        *Check            `json:"check,omitempty"`
 	UpdatedAt    time.Time         `json:"updated_at"`
 	ModifyIndex  uint64            `json:"modify_index"`
+	// RegisteredBy is the accessor id of the ACL token that registered
+	// the instance (never the secret); empty when ACLs are off. Set by
+	// the gateway, never from a registration body.
+	RegisteredBy string `json:"registered_by,omitempty"`
 }
 
 // Key is the instance's identity in a region: service and id.

@@ -45,6 +45,10 @@ func cmdAgent(args []string) error {
 	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
 	egressAllow := fs.String("egress-allow", "", "CIDRs the proxy and health checks may dial although refused by default (loopback, link-local/metadata, multicast), e.g. 127.0.0.0/8; never this gateway's own ports or its store")
 	egressDeny := fs.String("egress-deny", "", "CIDRs the proxy and health checks never dial, e.g. 10.20.0.0/16 (beats --egress-allow)")
+	aclPolicy := fs.String("acl-default-policy", "allow", "allow (ACLs off: requests without a token may do everything) or deny (every API request needs a token with the right rules)")
+	aclInitial := fs.String("acl-initial-token", "", "a management token secret (8-256 characters) that may do everything, to bootstrap; env MERIDIAN_ACL_INITIAL_TOKEN")
+	aclPrimary := fs.String("primary-region", "", "the region where ACL tokens are created and stored, replicated to every other region (default: this gateway's region)")
+	aclRepl := fs.String("acl-replication-token", "", "token this gateway sends on its own requests to other gateways (catalog sync, ACL replication, heartbeat forwarding); default: the initial token; env MERIDIAN_ACL_REPLICATION_TOKEN")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -109,6 +113,8 @@ func cmdAgent(args []string) error {
 		EgressAllow: allow, EgressDeny: deny,
 		Telemetry: gatewayTelemetry(tel),
 		TLS:       tlsf.config(),
+		ACL: gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: *aclPrimary,
+			ReplicationToken: *aclRepl},
 	})
 	if err != nil {
 		return err

@@ -31,15 +31,22 @@ func (l *listFlag) Set(v string) error {
 
 // apiClient talks to one gateway for the client subcommands.
 type apiClient struct {
-	addr string
-	http *http.Client
-	err  error // a bad --ca-file, --client-cert or --client-key
+	addr  string
+	http  *http.Client
+	err   error  // a bad --ca-file, --client-cert or --client-key
+	token string // ACL secret sent as X-Meridian-Token; "" sends none
 }
+
+// clientToken is the --token of the client subcommand being run (every
+// clientFlags call resets it); MERIDIAN_TOKEN when empty. Its default
+// stays "" so that -h never prints a secret.
+var clientToken string
 
 func clientFlags(fs *flag.FlagSet) (*string, *bool) {
 	addr := fs.String("addr", "http://127.0.0.1:8700", "gateway HTTP address")
 	asJSON := fs.Bool("json", false, "print the gateway's JSON answer as it is")
 	addClientTLSFlags(fs)
+	fs.StringVar(&clientToken, "token", "", "ACL token secret sent with every request (env MERIDIAN_TOKEN)")
 	return addr, asJSON
 }
 
@@ -47,8 +54,12 @@ func newAPIClient(addr string) *apiClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
+	tok := clientToken
+	if tok == "" {
+		tok = os.Getenv("MERIDIAN_TOKEN")
+	}
 	t, err := clientTransport()
-	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Transport: t, Timeout: 15 * time.Second}, err: err}
+	return &apiClient{addr: strings.TrimRight(addr, "/"), http: &http.Client{Transport: t, Timeout: 15 * time.Second}, err: err, token: tok}
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (when not nil);
@@ -72,6 +83,9 @@ func (c *apiClient) do(method, path string, body any, out any) ([]byte, error) {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("X-Meridian-Token", c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

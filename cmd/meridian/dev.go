@@ -37,6 +37,8 @@ func cmdDev(args []string) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	encrypt := fs.String("encrypt", "", "encrypt the three gateways' gossip with this key (meridian keyring generate)")
 	tf := addTelemetryFlags(fs)
+	aclPolicy := fs.String("acl-default-policy", "allow", "allow (ACLs off) or deny (every request needs a token); us-east is the ACL primary")
+	aclInitial := fs.String("acl-initial-token", "", "management token secret for all three regions (env MERIDIAN_ACL_INITIAL_TOKEN); needed with deny")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +46,12 @@ func cmdDev(args []string) error {
 		if _, err := federation.ParseKey(*encrypt); err != nil {
 			return fmt.Errorf("--encrypt: %w", err)
 		}
+	}
+	if *aclInitial == "" {
+		*aclInitial = os.Getenv("MERIDIAN_ACL_INITIAL_TOKEN")
+	}
+	if *aclPolicy == "deny" && *aclInitial == "" {
+		return fmt.Errorf("--acl-default-policy deny needs --acl-initial-token (or MERIDIAN_ACL_INITIAL_TOKEN) to register the demo services")
 	}
 	log, err := observability.NewLogger(os.Stderr, *level, "text")
 	if err != nil {
@@ -94,6 +102,7 @@ func cmdDev(args []string) error {
 			NodeName: r.name + "-1", GossipProfile: "local", Logger: log, Encrypt: *encrypt,
 			Telemetry:      gatewayTelemetry(tel),
 			EgressReserved: reserved, // no gateway dials another's ports or store
+			ACL:            gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: devRegions[0].name},
 		})
 		if err != nil {
 			return fmt.Errorf("starting region %s: %w (is another meridian dev running?)", r.name, err)
@@ -108,7 +117,7 @@ func cmdDev(args []string) error {
 				port++
 				body := fmt.Sprintf(`{"address":"127.0.0.%d","port":%d,"zone":"%s-%c","tags":["demo"]}`,
 					ri+1, port, r.name, 'a'+rune(j%2))
-				if err := devPut("http://"+r.http+"/v1/services/"+svc+"/instances/"+id, body); err != nil {
+				if err := devPut("http://"+r.http+"/v1/services/"+svc+"/instances/"+id, body, *aclInitial); err != nil {
 					return fmt.Errorf("registering demo %s/%s in %s: %w", svc, id, r.name, err)
 				}
 			}
@@ -131,10 +140,13 @@ func devGatewayAddrs() []string {
 	return out
 }
 
-func devPut(url, body string) error {
+func devPut(url, body, token string) error {
 	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set(gateway.TokenHeader, token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 // root. A path ending in "/" is a whole tree (its non-test .go files,
 // subdirectories included, so new files are covered as they come).
 //
+//   - acl/: ACL rules, tokens, the authorizer and the token replication
+//     state machine; secrets arrive hashed, time and randomness come in.
 //   - failover/: routing decisions and pickers, pure functions of a view,
 //     randomness from a passed *rand.Rand.
 //   - egress/: the egress policy of the proxy and health checks (netip
@@ -33,6 +35,7 @@ import (
 //     instance model and its validation, and the Store interface (the seam,
 //     declarations only).
 var coreFiles = []string{
+	"acl/",
 	"egress/",
 	"failover/",
 	"sim/",
