@@ -271,6 +271,11 @@ func (a *ACLs) accessorOf(r *http.Request) string {
 // Consul's secrets); newAccessor returns a random (version 4) UUID.
 func newSecret() (string, error) { return randomUUID(false) }
 
+// NewACLSecret returns a new random token secret, the form the gateway
+// gives the tokens it creates: for --acl-initial-token (meridian acl token
+// generate).
+func NewACLSecret() (string, error) { return newSecret() }
+
 func newAccessor() (string, error) { return randomUUID(true) }
 
 func randomUUID(v4 bool) (string, error) {

@@ -242,7 +242,9 @@ func TestProxyLoop(t *testing.T) {
 // backend never sees X-Meridian-* headers (the token included) and sees
 // Via with this proxy appended.
 func TestProxyMethodsAndHeaders(t *testing.T) {
-	a := startAgent(t, AgentConfig{})
+	// ACLs on allow, with a known token: an unknown X-Meridian-Token is
+	// refused (401) before anything is proxied.
+	a := startAgent(t, AgentConfig{ACL: ACLConfig{InitialToken: "s3cr3t-token"}})
 	var mu sync.Mutex
 	var seen []http.Header
 	backend, _ := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/sha256"
 	"errors"
 	"net"
 	"net/http"
@@ -222,18 +221,15 @@ func (w *writeLimiters) evict(now time.Time) {
 	}
 }
 
-// clientKey identifies the client a write is counted against: a hash of its
-// ACL token when it sends one (never the token itself), else its IP.
-func clientKey(r *http.Request) string {
-	tok := r.Header.Get("X-Meridian-Token")
-	if tok == "" {
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			tok = a[7:]
+// clientKey identifies the client a write is counted against: its ACL
+// token's accessor id when it sends a known token, else its IP. An unknown
+// or absent token counts as its IP, so a client cannot dodge the limit by
+// sending a new made-up token with every request.
+func (s *Server) clientKey(r *http.Request) string {
+	if s.cfg.ACL != nil {
+		if id := s.cfg.ACL.accessorOf(r); id != "" {
+			return "t:" + id
 		}
-	}
-	if tok != "" {
-		h := sha256.Sum256([]byte(tok))
-		return "t:" + string(h[:16])
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -267,7 +263,7 @@ func (s *Server) withLimits(next http.Handler) http.Handler {
 		rc.SetReadDeadline(now.Add(l.ReadTimeout))
 		rc.SetWriteDeadline(now.Add(l.WriteTimeout + s.blockingWait(r)))
 		if wl != nil && isWrite(r.Method) && !strings.HasPrefix(r.URL.Path, "/v1/proxy/") {
-			if ok, d := wl.allow(clientKey(r), now); !ok {
+			if ok, d := wl.allow(s.clientKey(r), now); !ok {
 				s.metrics.refused(r.Context(), "write_rate")
 				secs := int((d + time.Second - 1) / time.Second)
 				w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))

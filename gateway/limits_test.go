@@ -113,19 +113,23 @@ func isTimeout(err error) bool {
 }
 
 // TestWriteRateLimit: past its write rate a client gets 429 with
-// Retry-After; another client (token) is not affected; reads are not
-// counted.
+// Retry-After; another client is not affected; made-up tokens do not buy a
+// fresh allowance; a known token is counted apart from its IP; reads are
+// not counted.
 func TestWriteRateLimit(t *testing.T) {
-	a := startAgent(t, AgentConfig{Limits: Limits{WriteRate: 1, WriteBurst: 5}})
+	const secret = "0123456789-operator-secret"
+	a := startAgent(t, AgentConfig{Limits: Limits{WriteRate: 1, WriteBurst: 5}, ACL: ACLConfig{InitialToken: secret}})
 	u := a.URL()
 	for i := range 5 {
-		callWithHeader(t, "PUT", fmt.Sprintf("%s/v1/services/web/instances/w%d", u, i), `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "alice").want(t, 200)
+		call(t, "PUT", fmt.Sprintf("%s/v1/services/web/instances/w%d", u, i), `{"address":"10.0.0.5","port":80}`).want(t, 200)
 	}
-	r := callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "alice").want(t, 429)
-	if r.header.Get("Retry-After") == "" || !strings.Contains(r.raw, "--write-rate") || strings.Contains(r.raw, "alice") {
+	r := callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "Authorization", "Bearer made-up-1").want(t, 429)
+	if r.header.Get("Retry-After") == "" || !strings.Contains(r.raw, "--write-rate") || strings.Contains(r.raw, "made-up") {
 		t.Fatalf("429: %v %s", r.header, r.raw)
 	}
-	callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", "bob").want(t, 200)
+	call(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`).want(t, 429)
+	// A known token is its own client.
+	callWithHeader(t, "PUT", u+"/v1/services/web/instances/w9", `{"address":"10.0.0.5","port":80}`, "X-Meridian-Token", secret).want(t, 200)
 	for range 10 {
 		call(t, "GET", u+"/v1/services/web", "").want(t, 200)
 	}

@@ -208,6 +208,9 @@ type healthState struct {
 	setStatus Status
 	setOutput string
 	setAt     time.Time
+	// contested: the store differs because someone else overwrote the
+	// machine's status (not because the machine changed its mind).
+	contested bool
 	deregAt   time.Time // last EffectDeregister, zero if none while critical
 }
 
@@ -288,12 +291,16 @@ func newHealthState(now time.Time, c Check, in *Instance) *healthState {
 // observe records what the store has for an instance whose state is kept.
 func (st *healthState) observe(now time.Time, in *Instance) {
 	wasSynced := st.synced()
+	// The machine's own last write showing up late is not a dispute.
+	own := st.setSent && in.Status == st.setStatus && in.Output == st.setOutput
 	st.storeStatus, st.storeOutput, st.index = in.Status, in.Output, in.ModifyIndex
 	switch {
 	case st.synced():
 		st.setSent = false
+		st.contested = false
 	case wasSynced:
-		st.changedAt = now // someone else changed the store
+		st.changedAt = now // the store changed under the machine
+		st.contested = !own
 	}
 }
 
@@ -315,6 +322,7 @@ func (st *healthState) set(now time.Time, s Status, out string) {
 	}
 	st.status, st.output = s, out
 	st.changedAt = now
+	st.contested = false // a new verdict of the machine's own goes out at once
 }
 
 // Heartbeat renews a TTL check, setting status (passing when empty) and
@@ -430,12 +438,14 @@ func (h *Health) Tick(now time.Time) []Effect {
 	return out
 }
 
-// setDue returns when a SetStatus is next due, if one is needed. A status
-// is written at most once per write gap (the check interval; a second for
-// TTL checks), whoever disagrees: when two gateways both run an instance's
-// check (while membership is moving) and reach different verdicts, each
-// rewrites the other's status at most once per gap, instead of right after
-// every write of the other (a livelock of thousands of writes a second).
+// setDue returns when a SetStatus is next due, if one is needed. The
+// machine's own new status goes out at once; a status that someone else
+// overwrote (contested) is written back at most once per write gap (the
+// check interval; a second for TTL checks) after the machine's last write:
+// when two gateways both run an instance's check (while membership is
+// moving) and reach different verdicts, each rewrites the other's status at
+// most once per gap, instead of right after every write of the other (a
+// livelock of thousands of writes a second).
 func (st *healthState) setDue() (time.Time, bool) {
 	if st.synced() {
 		return time.Time{}, false
@@ -443,7 +453,7 @@ func (st *healthState) setDue() (time.Time, bool) {
 	if st.setSent && st.setStatus == st.status && st.setOutput == st.output {
 		return st.setAt.Add(time.Second), true
 	}
-	if st.setAt.IsZero() {
+	if !st.contested || st.setAt.IsZero() {
 		return st.changedAt, true
 	}
 	return healthLater(st.changedAt, st.setAt.Add(st.writeGap())), true

@@ -10,9 +10,11 @@ import (
 	"text/tabwriter"
 
 	"github.com/meridian-sd/meridian/acl"
+	"github.com/meridian-sd/meridian/gateway"
 )
 
 const aclUsage = `usage:
+  meridian acl token generate     (a new random secret, e.g. for --acl-initial-token)
   meridian acl token create [--description D] --rule RULE [--rule RULE ...]
   meridian acl token list
   meridian acl token read ID
@@ -42,6 +44,18 @@ func cmdACL(args []string) error {
 		return fmt.Errorf("%s", aclUsage)
 	}
 	verb, rest := pos[1], pos[2:]
+	if verb == "generate" {
+		// A secret for --acl-initial-token; no gateway involved.
+		if len(rest) > 0 {
+			return fmt.Errorf("usage: meridian acl token generate")
+		}
+		s, err := gateway.NewACLSecret()
+		if err != nil {
+			return err
+		}
+		fmt.Println(s)
+		return nil
+	}
 	fs := flag.NewFlagSet("acl token "+verb, flag.ContinueOnError)
 	addr, asJSON := clientFlags(fs)
 	desc := fs.String("description", "", "what the token is for (create)")

@@ -34,7 +34,7 @@ Usage:
   meridian heartbeat   renew an instance's TTL check (SERVICE ID [--status passing|warning|critical])
   meridian services    list the region's services
   meridian instances   list a service's instances    (SERVICE [--passing] [--tag T] [--zone Z])
-  meridian acl         manage ACL tokens            (acl token create --description D --rule service_prefix:web:write, acl token list|read ID|delete ID)
+  meridian acl         manage ACL tokens            (acl token create --description D --rule service_prefix:web:write, acl token list|read ID|delete ID|generate)
   meridian tls         make a CA and certificates    (tls ca create, tls cert create --region R [--client])
   meridian keyring     gossip encryption keys       (generate | list | install KEY | use KEY | remove KEY)
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
@@ -42,8 +42,8 @@ Usage:
 
 Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR);
 an https:// gateway takes --ca-file, --client-cert, --client-key (env MERIDIAN_CACERT,
-MERIDIAN_CLIENT_CERT, MERIDIAN_CLIENT_KEY).
-and send --token (env MERIDIAN_TOKEN) when the gateway has ACLs on.
+MERIDIAN_CLIENT_CERT, MERIDIAN_CLIENT_KEY); all send --token (env MERIDIAN_TOKEN)
+when the gateway has ACLs on.
 Run 'meridian COMMAND -h' for a command's flags.
 `
 
