@@ -38,10 +38,10 @@ func TestACLCLI(t *testing.T) {
 	if id == nil || secret == nil || !strings.Contains(out, "service_prefix:web:write operator:read") {
 		t.Fatalf("acl token create printed:\n%s", out)
 	}
-	if out, err := run(nil, "register", "web", "web-1", "--port", "80", "--token", secret[1]); err != nil || !strings.Contains(out, "registered web/web-1") {
+	if out, err := run(nil, "register", "web", "web-1", "--address", "10.0.0.5", "--port", "80", "--token", secret[1]); err != nil || !strings.Contains(out, "registered web/web-1") {
 		t.Fatalf("register web with the token: %v\n%s", err, out)
 	}
-	if out, err := run([]string{"MERIDIAN_TOKEN=" + secret[1]}, "register", "api", "api-1", "--port", "80"); err == nil || !strings.Contains(out, "needs service:api:write") || !strings.Contains(out, "HTTP 403") {
+	if out, err := run([]string{"MERIDIAN_TOKEN=" + secret[1]}, "register", "api", "api-1", "--address", "10.0.0.6", "--port", "80"); err == nil || !strings.Contains(out, "needs service:api:write") || !strings.Contains(out, "HTTP 403") {
 		t.Fatalf("register api with a web token: %v\n%s", err, out)
 	}
 	if out, err := run(nil, "regions", "--token", secret[1]); err != nil {
