@@ -1,17 +1,12 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/meridian-sd/meridian/acl"
-	"github.com/meridian-sd/meridian/region"
 )
 
 // newBenchServerACL is newBenchServer with ACLs on (default deny) and a
@@ -19,7 +14,6 @@ import (
 // and that token's secret.
 func newBenchServerACL(b *testing.B) (http.Handler, string) {
 	b.Helper()
-	now := func() time.Time { return benchNow }
 	log := slog.New(slog.DiscardHandler)
 	acls, err := NewACLs(ACLConfig{DefaultPolicy: "deny", InitialToken: rootSecret}, "us-east", nil, log)
 	if err != nil {
@@ -33,25 +27,7 @@ func newBenchServerACL(b *testing.B) (http.Handler, string) {
 		b.Fatal(err)
 	}
 	acls.install(tab)
-	store := region.NewMemStore(0)
-	cache := region.NewCache(store, region.CacheOptions{Logger: log, Now: now})
-	if err := cache.Sync(context.Background()); err != nil {
-		b.Fatalf("loading the cache: %v", err)
-	}
-	health := region.NewHealthRunner(store, cache, region.HealthRunnerOptions{Logger: log, Now: now})
-	h := New(Config{Region: "us-east", Store: store, Cache: cache, Health: health, Logger: log, Now: now, ACL: acls}).Handler()
-	for i, tags := range []string{`["v1"]`, `["v2"]`, `["v2","canary"]`} {
-		id := "web-" + strconv.Itoa(i+1)
-		body := `{"address":"10.0.0.` + strconv.Itoa(5+i) + `","port":8080,"zone":"a","tags":` + tags + `}`
-		req := httptest.NewRequest(http.MethodPut, "/v1/services/web/instances/"+id, strings.NewReader(body))
-		req.Header.Set(TokenHeader, secret)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("registering %s: got HTTP %d, want 200; body %s", id, rec.Code, rec.Body)
-		}
-	}
-	return h, secret
+	return newBenchServerConfig(b, Config{ACL: acls}, secret), secret
 }
 
 // BenchmarkLookupACL measures GET /v1/services/web with ACLs off (no ACL

@@ -28,6 +28,14 @@ func newBenchServer(b *testing.B) http.Handler {
 // newBenchServerWith is newBenchServer with the given telemetry.
 func newBenchServerWith(b *testing.B, tel Telemetry) http.Handler {
 	b.Helper()
+	return newBenchServerConfig(b, Config{Telemetry: tel}, "")
+}
+
+// newBenchServerConfig builds the bench gateway from cfg (its store, cache,
+// health runner, clock and logger filled in) and registers the three web
+// instances, sending token when it is not empty.
+func newBenchServerConfig(b *testing.B, cfg Config, token string) http.Handler {
+	b.Helper()
 	now := func() time.Time { return benchNow }
 	log := slog.New(slog.DiscardHandler)
 	store := region.NewMemStore(0)
@@ -35,12 +43,16 @@ func newBenchServerWith(b *testing.B, tel Telemetry) http.Handler {
 	if err := cache.Sync(context.Background()); err != nil {
 		b.Fatalf("loading the cache: %v", err)
 	}
-	health := region.NewHealthRunner(store, cache, region.HealthRunnerOptions{Logger: log, Now: now})
-	h := New(Config{Region: "us-east", Store: store, Cache: cache, Health: health, Logger: log, Now: now, Telemetry: tel}).Handler()
+	cfg.Region, cfg.Store, cfg.Cache, cfg.Logger, cfg.Now = "us-east", store, cache, log, now
+	cfg.Health = region.NewHealthRunner(store, cache, region.HealthRunnerOptions{Logger: log, Now: now})
+	h := New(cfg).Handler()
 	for i, tags := range []string{`["v1"]`, `["v2"]`, `["v2","canary"]`} {
 		id := "web-" + strconv.Itoa(i+1)
 		body := `{"address":"10.0.0.` + strconv.Itoa(5+i) + `","port":8080,"zone":"a","tags":` + tags + `}`
 		req := httptest.NewRequest(http.MethodPut, "/v1/services/web/instances/"+id, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set(TokenHeader, token)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {

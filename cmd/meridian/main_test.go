@@ -231,3 +231,30 @@ func TestResolveFlagsPrecedence(t *testing.T) {
 }
 
 var _ = context.Background
+
+// cli runs the meridian binary in a directory, for tests that drive it
+// the way a person would.
+type cli struct {
+	t        *testing.T
+	bin, dir string
+}
+
+// run runs meridian with args and env added to the test's environment and
+// returns its combined output.
+func (c cli) run(env []string, args ...string) (string, error) {
+	cmd := exec.Command(c.bin, args...)
+	cmd.Dir = c.dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// must is run, failing the test when the command fails.
+func (c cli) must(env []string, args ...string) string {
+	c.t.Helper()
+	out, err := c.run(env, args...)
+	if err != nil {
+		c.t.Fatalf("meridian %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,21 +18,8 @@ import (
 func TestSecureFederationFromScratch(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	run := func(env []string, args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	must := func(env []string, args ...string) string {
-		t.Helper()
-		out, err := run(env, args...)
-		if err != nil {
-			t.Fatalf("meridian %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	c := cli{t: t, bin: bin, dir: dir}
+	run, must := c.run, c.must
 	must(nil, "tls", "ca", "create")
 	regions := []string{"us-east", "eu-west", "ap-south"}
 	for _, r := range regions {

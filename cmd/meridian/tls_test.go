@@ -20,20 +20,11 @@ import (
 func TestTLSFromScratch(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	run := func(env []string, args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	c := cli{t: t, bin: bin, dir: dir}
+	run := c.run
 	mustRun := func(args ...string) string {
 		t.Helper()
-		out, err := run(nil, args...)
-		if err != nil {
-			t.Fatalf("meridian %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+		return c.must(nil, args...)
 	}
 	mustRun("tls", "ca", "create")
 	mustRun("tls", "cert", "create", "--region", "us-east")
