@@ -35,7 +35,8 @@ func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
 	if err != nil {
 		span.RecordError(err)
-		writeError(w, http.StatusServiceUnavailable, "", "catalog unavailable: "+err.Error())
+		s.cfg.Logger.Warn("serving the catalog failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "", "catalog unavailable: "+storeErrorText(err))
 		return
 	}
 	if span.IsRecording() {

@@ -511,7 +511,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	f := s.cfg.Cache.Freshness()
 	store := map[string]any{"status": "pass"}
 	if f.StoreErr != nil {
-		store = map[string]any{"status": "fail", "error": f.StoreErr.Error()}
+		store = map[string]any{"status": "fail", "error": storeErrorText(f.StoreErr)}
 	}
 	cache := map[string]any{"status": "pass", "version": f.Version, "age_ms": f.Age.Milliseconds(), "stale": f.Stale}
 	resp := healthResponse{Region: s.cfg.Region, Checks: map[string]any{"store": store, "cache": cache}}

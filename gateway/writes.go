@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/meridian-sd/meridian/region"
@@ -70,4 +72,18 @@ func (s *Server) loading(w http.ResponseWriter) bool {
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the gateway is still loading its region's catalog from the store; retry shortly"})
 	return true
+}
+
+// storeErrorText describes a store failure for an answer: what kind of
+// failure, never the store's address or its own words (they go to the log),
+// since /v1/health is open to anyone.
+func storeErrorText(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "the registry store does not answer in time (details in the gateway's log)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the registry store refuses connections (details in the gateway's log)"
+	}
+	return "the registry store is unreachable or failing (details in the gateway's log)"
 }
