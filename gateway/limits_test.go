@@ -2,13 +2,17 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-sd/meridian/region"
 )
 
 // dialFrom opens a TCP connection to addr from a given loopback source IP
@@ -146,4 +150,44 @@ func TestBlockingQueryOutlivesWriteTimeout(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("blocking query returned after %v, want its 1s wait", d)
 	}
+}
+
+// TestSlowReaderIsCut: a client that asks for a large answer and never
+// reads it holds its connection (and the answer's memory) only until the
+// write deadline, not for ever (200 such clients held 656 MB).
+func TestSlowReaderIsCut(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{WriteTimeout: 500 * time.Millisecond, MaxConnectionsPerClient: 1}})
+	// About 6 MB of answer: 200 instances with 60 meta values of 500 bytes.
+	meta := map[string]string{}
+	for i := range 60 {
+		meta[fmt.Sprintf("k%02d", i)] = strings.Repeat("x", 500)
+	}
+	for i := range 200 {
+		in := region.Instance{Service: "big", ID: fmt.Sprintf("b%03d", i), Address: "10.0.0.5", Port: 80,
+			Weight: 100, Status: region.StatusPassing, Meta: meta}
+		if _, err := a.Store.Put(context.Background(), in, region.Cond{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the cache to hold 200 instances", func() bool { return a.Cache.Version() >= 200 })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	c, err := d.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v1/services/big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The one connection this client may hold is taken until the server
+	// gives up writing to it.
+	time.Sleep(100 * time.Millisecond)
+	if servedFrom(t, "127.0.0.2", a.Addr()) {
+		t.Fatal("a second connection was served while the first one held the cap")
+	}
+	waitFor(t, 5*time.Second, "the write deadline to free the slow reader's connection", func() bool {
+		return servedFrom(t, "127.0.0.2", a.Addr())
+	})
 }
