@@ -76,6 +76,10 @@ type AgentConfig struct {
 	// see federation.LoadKeyring. Both empty: gossip is not encrypted.
 	Encrypt     string
 	KeyringFile string
+	// OnStoreLoss is what the gateway does when its store lost data
+	// (--on-store-loss): region.LossRestore (when empty) writes the
+	// catalog it holds back, region.LossAccept adopts the store as it is.
+	OnStoreLoss string
 }
 
 // Validate checks the configuration, naming the field.
@@ -114,6 +118,9 @@ func (c *AgentConfig) Validate() error {
 	}
 	if c.RegionReapAfter < 0 {
 		return fmt.Errorf("region-reap-after: must not be negative")
+	}
+	if _, err := region.ParseOnStoreLoss(c.OnStoreLoss); err != nil {
+		return fmt.Errorf("on-store-loss: %w", err)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
@@ -178,7 +185,8 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a.Store = store
-	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache")})
+	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache"),
+		OnStoreLoss: region.OnStoreLoss(cfg.OnStoreLoss)})
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()

@@ -494,6 +494,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	cache := map[string]any{"status": "pass", "version": f.Version, "age_ms": f.Age.Milliseconds(), "stale": f.Stale}
 	resp := healthResponse{Region: s.cfg.Region, Checks: map[string]any{"store": store, "cache": cache}}
+	storeLossHealth(s.cfg.Cache, resp.Checks)
 	code := http.StatusOK
 	switch {
 	case !f.Loaded:
