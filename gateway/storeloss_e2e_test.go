@@ -358,3 +358,45 @@ func TestStoreLossAccept(t *testing.T) {
 		t.Fatalf("OnStoreLoss ignore: %v, want an error naming on-store-loss", err)
 	}
 }
+
+// TestStoreLossFederation: a region's Redis restarts empty. Until its
+// gateway restores the catalog, the other region keeps its replica: it is
+// never emptied nor moved to a lower version, and the restored catalog
+// (with a registration made after the loss) then arrives.
+func TestStoreLossFederation(t *testing.T) {
+	srv := startVolatileRedis(t)
+	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
+	// The us gateway reads its store only when told (no catch-up timer), so
+	// the loss stays undetected for a while and the other region's syncs
+	// (every 2s on the local profile) meet the emptied store.
+	us := startFedNodeWith(t, func(c *AgentConfig) { c.CatchUp = time.Hour }, use, use+"-1", srv.URL())
+	eu := startFedNode(t, "eu-west", "eu-1", "", us.serfAddr())
+	const n = 15
+	registerAll(t, us.URL(), "web", names("w", n)...)
+	before := us.Cache.Version()
+	waitFor(t, 20*time.Second, "eu-west to hold us's catalog", func() bool {
+		r := lookup(t, eu, "web", use)
+		return r.code == 200 && len(instanceIDs(r)) == n && bodyVersion(r) == before
+	})
+	p := startPoller(t, eu.URL()+"/v1/services/web?region="+use, bodyVersion)
+
+	wipeRedis(t, srv)
+	// Let eu-west's anti-entropy syncs reach the emptied store.
+	time.Sleep(5 * time.Second)
+	r := lookup(t, eu, "web", use).want(t, 200)
+	if len(instanceIDs(r)) != n || bodyVersion(r) != before {
+		t.Fatalf("eu-west's replica of %s during the loss: %s, want v%d with %d instances", use, r.raw, before, n)
+	}
+	us.Cache.Kick()
+	waitFor(t, 10*time.Second, "a registration after the loss", func() bool {
+		return call(t, "PUT", us.URL()+"/v1/services/web/instances/late", `{"address":"10.0.0.6","port":80}`).code == 200
+	})
+	waitFor(t, 20*time.Second, "eu-west to receive the restored catalog", func() bool {
+		r := lookup(t, eu, "web", use)
+		return r.code == 200 && len(instanceIDs(r)) == n+1 && bodyVersion(r) > before
+	})
+	p.halt()
+	if len(p.backward) > 0 || p.minCount.Load() < n || p.polls.Load() < 10 {
+		t.Fatalf("eu-west over %d polls: version went back %v; fewest instances %d, want >= %d", p.polls.Load(), p.backward, p.minCount.Load(), n)
+	}
+}
