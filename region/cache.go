@@ -480,3 +480,26 @@ func (c *Cache) Trusts(version uint64, epoch string) bool {
 	}
 	return true
 }
+
+// Settled returns a change this gateway wrote, as the cache holds it after
+// a Sync. A change made in a store that had lost data (its epoch is not the
+// cache's any more) was carried over by the restore at a higher version:
+// Settled returns it at that version (a put with the instance as restored),
+// so the writer never reports a version below what readers see. Any other
+// change is returned as it is.
+func (c *Cache) Settled(ch Change) Change {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if ch.Epoch == "" || c.mark.Epoch == "" || ch.Epoch == c.mark.Epoch || ch.Version >= c.cat.Version() {
+		return ch
+	}
+	out := Change{Version: c.cat.Version(), Op: ch.Op, Service: ch.Service, ID: ch.ID, Epoch: c.mark.Epoch}
+	if ch.Op == OpPut {
+		in, ok := c.cat.Get(Key{Service: ch.Service, ID: ch.ID})
+		if !ok {
+			return ch
+		}
+		out.Version, out.Instance = in.ModifyIndex, &in
+	}
+	return out
+}
