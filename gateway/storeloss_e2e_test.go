@@ -410,3 +410,28 @@ func TestStoreLossFederation(t *testing.T) {
 		t.Fatalf("eu-west over %d polls: version went back %v; fewest instances %d, want >= %d", p.polls.Load(), p.backward, p.minCount.Load(), n)
 	}
 }
+
+// TestStoreLossAcceptFederation: a region that accepts a store loss goes
+// back to a lower version; the other region accepts that reset after its
+// anti-entropy period and says so at ERROR.
+func TestStoreLossAcceptFederation(t *testing.T) {
+	srv := startVolatileRedis(t)
+	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
+	us := startFedNodeWith(t, func(c *AgentConfig) { c.OnStoreLoss = "accept" }, use, use+"-1", srv.URL())
+	var euLog syncLog
+	eu := startFedNodeWith(t, func(c *AgentConfig) { c.Logger = euLog.logger() }, "eu-west", "eu-1", "", us.serfAddr())
+	registerAll(t, us.URL(), "web", names("w", 5)...)
+	waitFor(t, 20*time.Second, "eu-west to hold us's catalog", func() bool {
+		return len(instanceIDs(lookup(t, eu, "web", use))) == 5
+	})
+	wipeRedis(t, srv)
+	waitFor(t, 10*time.Second, "a registration after the loss", func() bool {
+		return call(t, "PUT", us.URL()+"/v1/services/web/instances/late", `{"address":"10.0.0.6","port":80}`).code == 200
+	})
+	waitFor(t, 20*time.Second, "eu-west to accept the region's reset", func() bool {
+		return fmt.Sprint(instanceIDs(lookup(t, eu, "web", use))) == "[late]"
+	})
+	if lines := euLog.lines("ERROR", "catalog went back"); len(lines) != 1 || !strings.Contains(lines[0], "region="+use) {
+		t.Fatalf("eu-west's ERROR lines about the reset: %q", lines)
+	}
+}
