@@ -27,6 +27,9 @@ type CacheOptions struct {
 	// LossRestore (when empty) writes the cached catalog back, LossAccept
 	// adopts the store as it is.
 	OnStoreLoss OnStoreLoss
+	// NewEpoch names the epoch a restore gives the store; NewEpoch (random)
+	// when nil. The simulator passes a deterministic one.
+	NewEpoch func() string
 }
 
 func (o *CacheOptions) fill() {
@@ -47,6 +50,9 @@ func (o *CacheOptions) fill() {
 	}
 	if o.OnStoreLoss == "" {
 		o.OnStoreLoss = LossRestore
+	}
+	if o.NewEpoch == nil {
+		o.NewEpoch = NewEpoch
 	}
 }
 
@@ -236,7 +242,7 @@ func (c *Cache) lost(ctx context.Context, seen StoreMark, snap Snapshot, reason 
 	var mem []Instance
 	c.Read(func(cat *Catalog) { mem = cat.All() })
 	req := RestoreRequest{Instances: MergeRestore(mem, snap.Instances),
-		Version: RestoreVersion(seen.Version, found.Version), Epoch: NewEpoch(), From: seen.Epoch}
+		Version: RestoreVersion(seen.Version, found.Version), Epoch: c.opt.NewEpoch(), From: seen.Epoch}
 	ok, err := c.store.Restore(ctx, found.Epoch, req)
 	if err != nil {
 		c.mu.Lock()
