@@ -312,3 +312,32 @@ func TestCachePendingLossServesCache(t *testing.T) {
 		t.Fatalf("losses %d, want 1", c.StoreLosses())
 	}
 }
+
+func TestCacheSettledAfterRestore(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemStore(0)
+	fill(t, s, 3)
+	c := NewCache(s, CacheOptions{Logger: slog.New(slog.DiscardHandler)})
+	c.Sync(ctx)
+	s.Wipe()
+	ch, err := s.Put(ctx, testInstance("web", "late", 81), Cond{})
+	if err != nil || ch.Version != 1 {
+		t.Fatalf("write to the emptied store: %v %v", ch, err)
+	}
+	if c.Apply(ch) {
+		t.Fatal("the cache applied a change from another epoch of the store")
+	}
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Settled(ch)
+	if got.Version != c.Version() || got.Version <= 3 || got.Instance == nil || got.Instance.Port != 81 || got.Instance.ModifyIndex != got.Version {
+		t.Fatalf("Settled = %+v (instance %+v), want the late write at the restored v%d", got, got.Instance, c.Version())
+	}
+	// A change of the cache's own epoch is returned as it is.
+	next, _ := s.Put(ctx, testInstance("web", "next", 80), Cond{})
+	c.Apply(next)
+	if c.Settled(next) != next {
+		t.Fatalf("Settled changed a current change: %+v", c.Settled(next))
+	}
+}
