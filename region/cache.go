@@ -469,17 +469,28 @@ func (c *Cache) StoreLoss() (StoreLoss, bool) {
 // StoreLosses counts the data losses found in the store.
 func (c *Cache) StoreLosses() int64 { return c.lossTotal.Load() }
 
-// Trusts reports whether an answer read from the store at version, in
+// Trusts reports whether a snapshot read from the store at version, in
 // epoch ("" when not known), may be served instead of the cache's: not
 // while a data loss is unresolved, not when it is behind the cache, not
 // from another epoch.
 func (c *Cache) Trusts(version uint64, epoch string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.trustsLocked(epoch) && version >= c.cat.Version()
+}
+
+// TrustsChanges is Trusts for changes read from the store's log in epoch:
+// they may stop below the cache's version (a delta is bounded), but not
+// while a data loss is unresolved, nor from another epoch.
+func (c *Cache) TrustsChanges(epoch string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.trustsLocked(epoch)
+}
+
+func (c *Cache) trustsLocked(epoch string) bool {
 	switch {
 	case c.loss != nil && !c.loss.Resolved():
-		return false
-	case version < c.cat.Version():
 		return false
 	case epoch != "" && c.mark.Epoch != "" && epoch != c.mark.Epoch:
 		return false

@@ -298,7 +298,7 @@ func TestCachePendingLossServesCache(t *testing.T) {
 		t.Fatal("blocking query not woken by the loss")
 	}
 	f := c.Freshness()
-	if !f.LossPending || !f.Stale || f.Version != 5 || c.Trusts(0, "") || c.Trusts(10, "") {
+	if !f.LossPending || !f.Stale || f.Version != 5 || c.Trusts(0, "") || c.Trusts(10, "") || c.TrustsChanges("") {
 		t.Fatalf("pending loss: %+v trusts store %v", f, c.Trusts(10, ""))
 	}
 	n := 0
