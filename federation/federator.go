@@ -163,7 +163,9 @@ func (f *Federator) Run(ctx context.Context) {
 				f.core.FetchFailed(now, r.eff, r.err)
 				err = r.err
 			} else {
+				had := f.core.Replica(r.eff.Region)
 				err = f.core.FetchDone(now, r.eff, r.res)
+				f.logRegression(had, f.core.Replica(r.eff.Region), r.eff.Gateway)
 			}
 			f.mu.Unlock()
 			if err != nil {
@@ -270,4 +272,18 @@ func (f *Federator) execute(ctx context.Context, effs []Effect, fetches *sync.Wa
 			}
 		}
 	}
+}
+
+// logRegression says at ERROR when a replica was replaced by a lower
+// version: the core accepts that only from a region whose gateways all
+// advertise the lower version (see Core: a region reset), which a region
+// whose store lost data does only when no gateway of it could restore the
+// catalog (all restarted too, or --on-store-loss accept).
+func (f *Federator) logRegression(had, now *Replica, gateway string) {
+	if had == nil || now == nil || now.Version() >= had.Version() {
+		return
+	}
+	f.cfg.Logger.Error("a region's catalog went back; accepted the reset its gateways advertise (its store lost data and was not restored)",
+		"region", now.Region, "from_version", had.Version(), "to_version", now.Version(),
+		"from_instances", had.Catalog.Len(), "to_instances", now.Catalog.Len(), "gateway", gateway)
 }

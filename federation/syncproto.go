@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,24 +71,35 @@ type CatalogSource struct {
 	Cache  *region.Cache
 }
 
-// Answer builds the sync endpoint's answer for since.
+// Answer builds the sync endpoint's answer for since. The store's answer
+// is served only when the cache trusts it (region.Cache.Trusts): while the
+// store has lost data and the catalog is not restored yet, or when the store
+// is behind the cache or in another epoch, the answer is the cache's whole
+// catalog, so other regions never receive an emptied catalog or a version
+// that goes back.
 func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
+	trusts := func(v uint64, epoch string) bool { return s.Cache == nil || s.Cache.Trusts(v, epoch) }
 	if since > 0 {
 		chs, ok, err := s.Store.ChangesSince(ctx, since, MaxDeltaChanges)
 		if err == nil && ok {
-			v := since
+			v, epoch := since, ""
 			if len(chs) > 0 {
-				v = chs[len(chs)-1].Version
+				v, epoch = chs[len(chs)-1].Version, chs[len(chs)-1].Epoch
 			}
 			if chs == nil {
 				chs = []region.Change{}
 			}
-			return DeltaResponse{Region: s.Region, Version: v, Changes: chs}, nil
+			if s.Cache == nil || s.Cache.TrustsChanges(epoch) {
+				return DeltaResponse{Region: s.Region, Version: v, Changes: chs}, nil
+			}
 		}
 	}
 	snap, err := s.Store.Snapshot(ctx)
-	if err != nil {
+	if err != nil || !trusts(snap.Version, snap.Epoch) {
 		if s.Cache == nil || !s.Cache.Freshness().Loaded {
+			if err == nil {
+				err = errors.New("the region's store lost data and this gateway holds no catalog to serve")
+			}
 			return nil, err
 		}
 		s.Cache.Read(func(c *region.Catalog) { snap = c.Snapshot() })

@@ -78,6 +78,10 @@ type AgentConfig struct {
 	KeyringFile string
 	// ACL configures tokens and the default policy (--acl-*).
 	ACL ACLConfig
+	// OnStoreLoss is what the gateway does when its store lost data
+	// (--on-store-loss): region.LossRestore (when empty) writes the
+	// catalog it holds back, region.LossAccept adopts the store as it is.
+	OnStoreLoss string
 }
 
 // Validate checks the configuration, naming the field.
@@ -116,6 +120,9 @@ func (c *AgentConfig) Validate() error {
 	}
 	if c.RegionReapAfter < 0 {
 		return fmt.Errorf("region-reap-after: must not be negative")
+	}
+	if _, err := region.ParseOnStoreLoss(c.OnStoreLoss); err != nil {
+		return fmt.Errorf("on-store-loss: %w", err)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
@@ -197,7 +204,8 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		log.Info("ACLs are on (--acl-default-policy deny): every API request needs a token", "acl_primary", a.ACL.Primary(),
 			"initial_token", cfg.ACL.InitialToken != "")
 	}
-	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache")})
+	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache"),
+		OnStoreLoss: region.OnStoreLoss(cfg.OnStoreLoss)})
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()

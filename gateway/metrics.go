@@ -90,6 +90,7 @@ func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
 		metric.WithDescription("Gateways in the gossip pool by region and status (alive, suspect, failed, left)."))
 
 	cache, fed, now := cfg.Cache, cfg.Fed, cfg.Now
+	registerStoreLossMetrics(m, cache, g.region)
 	regionOnly := metric.WithAttributeSet(attribute.NewSet(g.region))
 	m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		f := cache.Freshness()

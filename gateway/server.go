@@ -268,6 +268,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 		// Another gateway wrote in between, or the cache has not loaded
 		// yet: catch up now, so this gateway reads the write it acknowledged.
 		s.cfg.Cache.Sync(ctx)
+		ch = s.cfg.Cache.Settled(ch) // a restore after a store loss moved it up
 	}
 	s.cfg.Logger.Info("registered", "instance", k.String(), "address", in.Address, "port", in.Port, "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
@@ -301,6 +302,7 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key
 		// Another gateway wrote in between, or the cache has not loaded
 		// yet: catch up now, so this gateway reads the write it acknowledged.
 		s.cfg.Cache.Sync(ctx)
+		ch = s.cfg.Cache.Settled(ch) // a restore after a store loss moved it up
 	}
 	s.cfg.Logger.Info("deregistered", "instance", k.String(), "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
@@ -515,6 +517,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	cache := map[string]any{"status": "pass", "version": f.Version, "age_ms": f.Age.Milliseconds(), "stale": f.Stale}
 	resp := healthResponse{Region: s.cfg.Region, Checks: map[string]any{"store": store, "cache": cache}}
+	storeLossHealth(s.cfg.Cache, resp.Checks)
 	code := http.StatusOK
 	switch {
 	case !f.Loaded:

@@ -20,6 +20,10 @@ type Change struct {
 	Service  string    `json:"service"`
 	ID       string    `json:"id"`
 	Instance *Instance `json:"instance,omitempty"`
+	// Epoch is the epoch of the store that made the change, when the store
+	// reports it ("" when unknown). It stays inside the region: the sync
+	// protocol does not carry it.
+	Epoch string `json:"-"`
 }
 
 func (c Change) String() string {
@@ -30,4 +34,9 @@ func (c Change) String() string {
 type Snapshot struct {
 	Version   uint64     `json:"version"`
 	Instances []Instance `json:"instances"`
+	// Epoch and RestoredFrom say which life of the store the snapshot comes
+	// from (see StoreMark); empty when the store has none or the snapshot
+	// was not read from a store.
+	Epoch        string `json:"epoch,omitempty"`
+	RestoredFrom string `json:"restored_from,omitempty"`
 }

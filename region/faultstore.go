@@ -70,3 +70,11 @@ func (f *FaultyStore) Ping(ctx context.Context) error {
 	}
 	return f.Store.Ping(ctx)
 }
+
+// Restore implements Store.
+func (f *FaultyStore) Restore(ctx context.Context, expect string, r RestoreRequest) (bool, error) {
+	if err := f.fault(); err != nil {
+		return false, err
+	}
+	return f.Store.Restore(ctx, expect, r)
+}

@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -18,6 +19,20 @@ type MemStore struct {
 	// newest memWrites of them (RedisStore keeps them WriteIDTTL instead).
 	writes     map[string]memWrite
 	writeOrder []string
+	// epoch is the store's epoch ("" until the first write), restoredFrom
+	// the epoch a restore wrote back; life counts Wipes, to name epochs.
+	epoch, restoredFrom string
+	life                int
+}
+
+// Wipe empties the store as a Redis without persistence restarting would:
+// catalog, version, epoch, change log and write results are gone.
+func (s *MemStore) Wipe() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cat, s.log, s.writes, s.writeOrder = NewCatalog(), nil, nil, nil
+	s.epoch, s.restoredFrom = "", ""
+	s.life++
 }
 
 type memWrite struct {
@@ -110,6 +125,10 @@ func (s *MemStore) delete(k Key, c Cond) (Change, error) {
 }
 
 func (s *MemStore) commit(ch Change) Change {
+	if s.epoch == "" {
+		s.epoch = fmt.Sprintf("mem%d", s.life)
+	}
+	ch.Epoch = s.epoch
 	if _, err := s.cat.Apply(ch); err != nil {
 		panic(err) // versions are assigned here; a gap is a bug
 	}
@@ -130,7 +149,36 @@ func (s *MemStore) commit(ch Change) Change {
 func (s *MemStore) Snapshot(context.Context) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cat.Snapshot(), nil
+	snap := s.cat.Snapshot()
+	snap.Epoch, snap.RestoredFrom = s.epoch, s.restoredFrom
+	return snap, nil
+}
+
+// Restore implements Store.
+func (s *MemStore) Restore(_ context.Context, expect string, r RestoreRequest) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != expect {
+		return false, nil
+	}
+	v := max(s.cat.version+1, r.Version)
+	snap := s.cat.Snapshot()
+	snap.Instances = append(snap.Instances, MergeRestore(r.Instances, snap.Instances)...)
+	for i := range snap.Instances {
+		snap.Instances[i].ModifyIndex = v
+	}
+	snap.Version = v
+	sortInstances(snap.Instances)
+	s.cat.Load(snap)
+	s.log = nil
+	s.epoch, s.restoredFrom = r.Epoch, r.From
+	for sub := range s.subs {
+		select {
+		case sub <- v:
+		default:
+		}
+	}
+	return true, nil
 }
 
 // ChangesSince implements Store.

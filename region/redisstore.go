@@ -2,6 +2,8 @@ package region
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,9 @@ import (
 //	meridian:{R}:instances  hash  "service/id" -> instance JSON
 //	meridian:{R}:index      hash  "service/id" -> ModifyIndex
 //	meridian:{R}:version    string catalog version (INCR)
+//	meridian:{R}:epoch      hash  "id": the store's epoch, created with the
+//	                              first write; "from": the epoch a restore
+//	                              wrote the catalog back from
 //	meridian:{R}:log        stream, entry id "<version>-1", trimmed to LogMax
 //	meridian:{R}:changes    pub/sub channel carrying new versions
 //	meridian:{R}:write:ID   hash  result of the write with Cond.WriteID ID,
@@ -33,33 +38,35 @@ type RedisStore struct {
 	region string
 	logMax int
 
-	kInstances, kIndex, kVersion, kLog, kWrites, channel string
+	kInstances, kIndex, kVersion, kLog, kWrites, kEpoch, channel string
 }
 
 var _ Store = (*RedisStore)(nil)
 
 // applyScript applies one change atomically: condition check, write,
-// version INCR, change-log XADD (trimmed), PUBLISH. With a write id (KEYS[5])
-// it first looks for that write's recorded result and returns it unchanged;
-// otherwise it records its own result there for ARGV[8] seconds, so a
+// version INCR, change-log XADD (trimmed), PUBLISH. A store without an
+// epoch gets one (ARGV[8], random) with its first write; the epoch is
+// logged with each change and returned. With a write id (KEYS[6]) it first
+// looks for that write's recorded result and returns it unchanged;
+// otherwise it records its own result there for ARGV[9] seconds, so a
 // repeated write (go-redis retrying after a timeout, or the gateway asking
 // what became of a write whose answer was lost) is applied at most once.
 //
-// KEYS: instances, index, version, log[, write result].
-// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel[, ttl].
-// Returns {version, data} or {0, "notfound"|"conflict"}.
+// KEYS: instances, index, version, log, epoch[, write result].
+// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel, epoch[, ttl].
+// Returns {version, data, epoch} or {0, "notfound"|"conflict"}.
 var applyScript = redis.NewScript(`
-local wk = KEYS[5]
+local wk = KEYS[6]
 if wk then
   local prev = redis.call('HMGET', wk, 'v', 'd')
   if prev[1] then return {tonumber(prev[1]), prev[2]} end
 end
-local function done(v, d)
+local function done(v, d, e)
   if wk then
     redis.call('HSET', wk, 'v', v, 'd', d)
-    redis.call('EXPIRE', wk, ARGV[8])
+    redis.call('EXPIRE', wk, ARGV[9])
   end
-  return {v, d}
+  return {v, d, e}
 end
 local field = ARGV[2]
 local cur = redis.call('HGET', KEYS[1], field)
@@ -69,6 +76,8 @@ if ifidx ~= '0' then
   local ci = redis.call('HGET', KEYS[2], field)
   if ci ~= ifidx then return done(0, 'conflict') end
 end
+redis.call('HSETNX', KEYS[5], 'id', ARGV[8])
+local epoch = redis.call('HGET', KEYS[5], 'id')
 local v = redis.call('INCR', KEYS[3])
 local data = ''
 if ARGV[1] == 'put' then
@@ -84,9 +93,40 @@ else
   redis.call('HDEL', KEYS[1], field)
   redis.call('HDEL', KEYS[2], field)
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], v .. '-1', 'op', ARGV[1], 'key', field, 'data', data)
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], v .. '-1', 'op', ARGV[1], 'key', field, 'data', data, 'epoch', epoch)
 redis.call('PUBLISH', ARGV[7], v)
-return done(v, data)
+return done(v, data, epoch)
+`)
+
+// restoreScript writes back a lost catalog, once: see Store.Restore. The
+// compare-and-set on the epoch makes the first of the region's gateways to
+// try win; the others find the epoch moved and adopt what it wrote.
+//
+// KEYS: instances, index, version, log, epoch.
+// ARGV: expected epoch ("" for none), new epoch, from epoch, min version,
+// channel, then field, data pairs.
+// Returns {1, version} or {0, current epoch}.
+var restoreScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[5], 'id')
+if not cur then cur = '' end
+if cur ~= ARGV[1] then return {0, cur} end
+local v = tonumber(redis.call('GET', KEYS[3]) or '0') + 1
+local minv = tonumber(ARGV[4])
+if minv > v then v = minv end
+for i = 6, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local fields = redis.call('HKEYS', KEYS[1])
+redis.call('DEL', KEYS[2])
+for i = 1, #fields do
+  redis.call('HSET', KEYS[2], fields[i], v)
+end
+redis.call('SET', KEYS[3], v)
+redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[5])
+redis.call('HSET', KEYS[5], 'id', ARGV[2], 'from', ARGV[3])
+redis.call('PUBLISH', ARGV[5], v)
+return {1, v}
 `)
 
 // changesScript reads the log after a version, atomically with the
@@ -223,7 +263,7 @@ func NewRedisStoreClient(c redis.UniversalClient, region string, logMax int) *Re
 	return &RedisStore{
 		c: c, region: region, logMax: logMax,
 		kInstances: p + "instances", kIndex: p + "index", kVersion: p + "version",
-		kLog: p + "log", kWrites: p + "write:", channel: p + "changes",
+		kLog: p + "log", kWrites: p + "write:", kEpoch: p + "epoch", channel: p + "changes",
 	}
 }
 
@@ -245,8 +285,8 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 	if c.MustExist {
 		must = "1"
 	}
-	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog}
-	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel}
+	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog, s.kEpoch}
+	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel, NewEpoch()}
 	if c.WriteID != "" {
 		if err := ValidateWriteID(c.WriteID); err != nil {
 			return Change{}, err
@@ -258,11 +298,15 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 	if err != nil {
 		return Change{}, fmt.Errorf("redis %s %s: %w", op, k, writeOutcome(err))
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
 	}
 	v, _ := res[0].(int64)
 	str, _ := res[1].(string)
+	epoch := ""
+	if len(res) > 2 {
+		epoch, _ = res[2].(string)
+	}
 	if v == 0 {
 		switch str {
 		case "notfound":
@@ -272,7 +316,16 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 		}
 		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
 	}
-	return decodeChange(uint64(v), op, k, str)
+	ch, err := decodeChange(uint64(v), op, k, str)
+	ch.Epoch = epoch
+	return ch, err
+}
+
+// NewEpoch returns a random store epoch (16 hex digits).
+func NewEpoch() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
@@ -324,9 +377,10 @@ func (s *RedisStore) Delete(ctx context.Context, k Key, c Cond) (Change, error) 
 // MULTI/EXEC, so the instances match the version.
 func (s *RedisStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	var ver *redis.StringCmd
-	var insts, idx *redis.MapStringStringCmd
+	var insts, idx, epoch *redis.MapStringStringCmd
 	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.kVersion)
+		epoch = p.HGetAll(ctx, s.kEpoch)
 		insts = p.HGetAll(ctx, s.kInstances)
 		idx = p.HGetAll(ctx, s.kIndex)
 		return nil
@@ -334,7 +388,7 @@ func (s *RedisStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("redis snapshot of region %s: %w", s.region, err)
 	}
-	snap := Snapshot{}
+	snap := Snapshot{Epoch: epoch.Val()["id"], RestoredFrom: epoch.Val()["from"]}
 	if vs, err := ver.Result(); err == nil {
 		if snap.Version, err = strconv.ParseUint(vs, 10, 64); err != nil {
 			return Snapshot{}, fmt.Errorf("redis snapshot: bad version %q: %w", vs, err)
@@ -407,7 +461,32 @@ func parseLogEntry(e any) (Change, error) {
 	if err != nil {
 		return Change{}, err
 	}
-	return decodeChange(v, Op(fields["op"]), k, fields["data"])
+	ch, err := decodeChange(v, Op(fields["op"]), k, fields["data"])
+	ch.Epoch = fields["epoch"]
+	return ch, err
+}
+
+// Restore implements Store.
+func (s *RedisStore) Restore(ctx context.Context, expect string, r RestoreRequest) (bool, error) {
+	args := make([]any, 0, 5+2*len(r.Instances))
+	args = append(args, expect, r.Epoch, r.From, strconv.FormatUint(r.Version, 10), s.channel)
+	for _, in := range r.Instances {
+		in.ModifyIndex = 0
+		b, err := json.Marshal(&in)
+		if err != nil {
+			return false, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
+		}
+		args = append(args, field(in.Key()), string(b))
+	}
+	res, err := restoreScript.Run(ctx, s.c, []string{s.kInstances, s.kIndex, s.kVersion, s.kLog, s.kEpoch}, args...).Slice()
+	if err != nil {
+		return false, fmt.Errorf("redis restore of region %s: %w", s.region, err)
+	}
+	if len(res) != 2 {
+		return false, fmt.Errorf("redis restore: unexpected reply %v", res)
+	}
+	ok, _ := res[0].(int64)
+	return ok == 1, nil
 }
 
 // Subscribe implements Store. go-redis re-subscribes after reconnecting.

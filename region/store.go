@@ -59,6 +59,15 @@ type Store interface {
 	// since is ahead of the store (it lost data): the caller must load a
 	// Snapshot instead.
 	ChangesSince(ctx context.Context, since uint64, max int) (changes []Change, ok bool, err error)
+	// Restore writes back a catalog the store lost (see DetectLoss), once:
+	// only if the store's epoch is still expect ("" for none) does it add
+	// r.Instances that the store does not hold (the store's own, written
+	// since the loss, win), set the version to at least r.Version and every
+	// instance's ModifyIndex to it, replace the epoch with r.Epoch restored
+	// from r.From, clear the change log (readers behind reload a snapshot)
+	// and notify. ok is false, with nothing written, when the epoch moved
+	// (another gateway restored first).
+	Restore(ctx context.Context, expect string, r RestoreRequest) (ok bool, err error)
 	// Subscribe delivers catalog versions as other writers publish them,
 	// until ctx ends. Delivery is best effort: a follower also catches up
 	// periodically.
@@ -67,6 +76,14 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
 	Close() error
+}
+
+// RestoreRequest is what Store.Restore writes.
+type RestoreRequest struct {
+	Instances []Instance // the catalog to write back (see MergeRestore)
+	Version   uint64     // the version to restore at, at least
+	Epoch     string     // the store's new epoch
+	From      string     // the epoch the catalog comes from
 }
 
 // DefaultLogMax is how many changes the change log keeps.

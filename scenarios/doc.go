@@ -96,6 +96,8 @@
 //   - store_down: region's store rejects every operation; for.
 //   - store_slow: region's store answers after latency (required); for.
 //   - store_up: region's store recovers.
+//   - store_wipe: region's store loses all its data at once, as a Redis
+//     without persistence restarting would (the gateways restore it).
 //   - instances_fail, instances_flap, instances_slow: count or fraction
 //     (one of them, required) of service's instances in region stop
 //     answering, alternate down/up every period (required, >= 100ms), or

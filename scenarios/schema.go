@@ -116,6 +116,7 @@ const (
 	FaultStoreDown      = "store_down"      // Region's Store rejects every operation
 	FaultStoreSlow      = "store_slow"      // Region's Store answers after Latency
 	FaultStoreUp        = "store_up"        // Region's Store recovers
+	FaultStoreWipe      = "store_wipe"      // Region's Store loses all its data (Redis restarted without persistence)
 	FaultInstancesFail  = "instances_fail"  // Count (or Fraction) of Service's instances in Region stop answering checks
 	FaultInstancesHeal  = "instances_heal"  // they answer again
 	FaultInstancesFlap  = "instances_flap"  // they alternate down/up every Period until healed

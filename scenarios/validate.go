@@ -36,6 +36,7 @@ var FaultKinds = []string{
 	FaultCut, FaultDegrade, FaultDeregister, FaultGatewayCrash, FaultGatewayRestart,
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown, FaultStoreSlow, FaultStoreUp,
+	FaultStoreWipe,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -66,6 +67,7 @@ var faultFields = map[string][]string{
 	FaultStoreDown:      {"region", "for"},
 	FaultStoreSlow:      {"region", "latency", "for"},
 	FaultStoreUp:        {"region"},
+	FaultStoreWipe:      {"region"},
 	FaultInstancesFail:  {"region", "service", "count", "fraction", "for"},
 	FaultInstancesHeal:  {"region", "service", "count", "fraction"},
 	FaultInstancesFlap:  {"region", "service", "count", "fraction", "period", "for"},
@@ -464,7 +466,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Down < Duration(minRollingPeriod) {
 			fe("down", "required: how long each gateway is down, at least %s, got %s", minRollingPeriod, f.Down.D())
 		}
-	case FaultStoreDown, FaultStoreUp:
+	case FaultStoreDown, FaultStoreUp, FaultStoreWipe:
 		v.regionRef(p+".region", f.Region, true)
 	case FaultStoreSlow:
 		v.regionRef(p+".region", f.Region, true)

@@ -411,7 +411,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if ft.Every <= 0 || ft.Down <= 0 {
 				return fmt.Errorf("%s: rolling_restart needs every and down (positive durations)", f)
 			}
-		case scenarios.FaultStoreDown, scenarios.FaultStoreUp:
+		case scenarios.FaultStoreDown, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
 			err = needRegion()
 		case scenarios.FaultStoreSlow:
 			err = needRegion()

@@ -161,6 +161,14 @@ func (w *world) applyFault(f *scenarios.Fault) {
 		if dur > 0 {
 			w.after(dur, func() { w.storeUp(rs); w.closeSpan(sp) })
 		}
+	case scenarios.FaultStoreWipe:
+		rs := w.regions[c.regionIdx[f.Region]]
+		rs.mem.Wipe()
+		w.instant(f.Kind, rs.name)
+		for _, g := range rs.gateways {
+			g.notifyStore()
+		}
+		w.quiet()
 	case scenarios.FaultStoreUp:
 		rs := w.regions[c.regionIdx[f.Region]]
 		w.storeUp(rs)

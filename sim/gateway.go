@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -96,7 +97,9 @@ func (g *gateway) start() error {
 	g.wantVer, g.pubVer, g.pubBlocked, g.pubScheduled = 0, 0, 0, false
 	g.cachePending, g.storeErr = false, false
 	g.epoch++
-	g.cache = region.NewCache(g.rs.store, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Now: w.wall})
+	restores := 0
+	g.cache = region.NewCache(g.rs.store, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Now: w.wall,
+		NewEpoch: func() string { restores++; return fmt.Sprintf("%s-restore-%d", g.name, restores) }})
 	g.cache.OnChange(g.onCacheChange)
 	now := w.wall()
 	if !g.rs.down {

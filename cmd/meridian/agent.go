@@ -44,6 +44,7 @@ func cmdAgent(args []string) error {
 	encrypt := fs.String("encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (meridian keyring generate); every gateway of the pool needs it")
 	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
 	egressAllow := fs.String("egress-allow", "", "CIDRs the proxy and health checks may dial although refused by default (loopback, link-local/metadata, multicast), e.g. 127.0.0.0/8; never this gateway's own ports or its store")
+	onStoreLoss := fs.String("on-store-loss", "restore", "when the store lost data (Redis restarted empty): restore (write the catalog this gateway holds back) or accept (serve the store as it is)")
 	egressDeny := fs.String("egress-deny", "", "CIDRs the proxy and health checks never dial, e.g. 10.20.0.0/16 (beats --egress-allow)")
 	aclPolicy := fs.String("acl-default-policy", "allow", "allow (ACLs off: requests without a token may do everything) or deny (every API request needs a token with the right rules)")
 	aclInitial := fs.String("acl-initial-token", "", "a management token secret (8-256 characters) that may do everything, to bootstrap; env MERIDIAN_ACL_INITIAL_TOKEN")
@@ -109,7 +110,7 @@ func cmdAgent(args []string) error {
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
 		Limits:  gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
-		Encrypt: *encrypt, KeyringFile: *keyringFile,
+		Encrypt: *encrypt, KeyringFile: *keyringFile, OnStoreLoss: *onStoreLoss,
 		EgressAllow: allow, EgressDeny: deny,
 		Telemetry: gatewayTelemetry(tel),
 		TLS:       tlsf.config(),

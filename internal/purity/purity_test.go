@@ -51,6 +51,7 @@ var coreFiles = []string{
 	"region/health.go",
 	"region/instance.go",
 	"region/store.go",
+	"region/storeloss.go",
 	"region/validate.go",
 	"scenarios/generate.go", // swarm-fuzzing schedules, from a seed
 }
