@@ -150,8 +150,8 @@ func (s *run) judge(op string, g *gateway, a answer, ok ...int) bool {
 		switch {
 		case a.down:
 			s.errs.add(op+": connection error, gateway down", false)
-		case s.redisDown.Load() && isTimeout(a.err):
-			s.errs.add(op+": timeout, redis down", false)
+		case s.inFault() && isTimeout(a.err):
+			s.errs.add(op+": timeout during a fault", false)
 		default:
 			s.errs.add(op+": connection error, gateway up: "+errKind(a.err), true)
 		}
@@ -164,10 +164,10 @@ func (s *run) judge(op string, g *gateway, a answer, ok ...int) bool {
 		}
 	}
 	switch {
+	case a.code == http.StatusServiceUnavailable && (s.inFault() || a.down):
+		s.errs.add(op+": 503 "+reason503(a.apiErr()), false)
 	case a.code == http.StatusServiceUnavailable:
-		e := a.apiErr()
-		kind := "503 " + reason503(e)
-		s.errs.add(op+": "+kind, false)
+		s.errs.add(op+": 503 outside a fault: "+reason503(a.apiErr()), true)
 	case a.code >= 500:
 		s.errs.add(fmt.Sprintf("%s: %d %s", op, a.code, short(a.apiErr().Error)), true)
 	default:
@@ -420,8 +420,12 @@ func (s *run) picks(ctx context.Context) {
 	every(ctx, pickRate, func() {
 		g := s.gws[rng.IntN(len(s.gws))]
 		a := s.do(ctx, s.client, g, http.MethodGet, "/v1/pick/soak-unique-"+strconv.FormatInt(n.Add(1), 10), nil, nil)
-		// No endpoint of an unknown service to pick: 503 (or 404).
-		s.judge("pick unknown name", g, a, http.StatusNotFound, http.StatusServiceUnavailable)
+		if a.err == nil && a.code == http.StatusServiceUnavailable && strings.Contains(a.apiErr().Error, "no endpoint") {
+			// The gateway's answer for a service without endpoints:
+			// what an unknown name must get (other 503s are judged).
+			a.code = http.StatusNotFound
+		}
+		s.judge("pick unknown name", g, a, http.StatusNotFound)
 	})
 }
 

@@ -37,17 +37,19 @@ const Growth = 1.2
 
 // run is one soak.
 type run struct {
-	cfg       Config
-	out       io.Writer
-	redis     *redisProc
-	gws       []*gateway
-	client    *http.Client // short requests
-	watch     *http.Client // blocking queries
-	ledger    *Ledger
-	errs      *errs
-	maxIndex  map[string]*atomic.Uint64
-	redisDown atomic.Bool
-	start     time.Time
+	cfg      Config
+	out      io.Writer
+	redis    *redisProc
+	gws      []*gateway
+	client   *http.Client // short requests
+	watch    *http.Client // blocking queries
+	ledger   *Ledger
+	errs     *errs
+	maxIndex map[string]*atomic.Uint64
+	// faultUntil (Unix ns) is when the last fault's effects may end: a
+	// 503 or a timeout is expected only before it.
+	faultUntil atomic.Int64
+	start      time.Time
 }
 
 // Sample is one minute's reading of one gateway.
@@ -234,7 +236,7 @@ func (s *run) faults(ctx context.Context) {
 		return
 	}
 	s.logf("fault: stopping redis-server (SIGTERM) for 5s")
-	s.redisDown.Store(true)
+	s.faultBegins()
 	s.redis.stop()
 	sleepCtx(ctx, 5*time.Second)
 	if err := s.redis.launch(); err != nil {
@@ -242,15 +244,14 @@ func (s *run) faults(ctx context.Context) {
 		return
 	}
 	s.logf("fault: redis-server back (pid %d)", s.redis.cmd.Process.Pid)
-	// The gateways reconnect within their catch-up period.
-	sleepCtx(ctx, 2*time.Second)
-	s.redisDown.Store(false)
+	s.faultEnds()
 
 	if !sleepCtx(ctx, time.Until(s.start.Add(d*5/10))) {
 		return
 	}
 	g := s.gws[1]
 	s.logf("fault: SIGKILL %s (pid %d)", g.name, g.pid())
+	s.faultBegins()
 	g.kill()
 	sleepCtx(ctx, 3*time.Second)
 	if err := g.start(context.Background()); err != nil {
@@ -258,7 +259,19 @@ func (s *run) faults(ctx context.Context) {
 		return
 	}
 	s.logf("fault: %s restarted (pid %d) and healthy", g.name, g.pid())
+	s.faultEnds()
 }
+
+// faultGrace is how long after a fault ends its effects may last: the
+// gateways reconnect to Redis within their catch-up period, and gossip
+// takes a few seconds to agree on who owns which check again.
+const faultGrace = 15 * time.Second
+
+func (s *run) faultBegins() { s.faultUntil.Store(time.Now().Add(time.Hour).UnixNano()) }
+func (s *run) faultEnds()   { s.faultUntil.Store(time.Now().Add(faultGrace).UnixNano()) }
+
+// inFault says whether a fault (or its grace period) is in progress.
+func (s *run) inFault() bool { return time.Now().UnixNano() < s.faultUntil.Load() }
 
 func (s *run) sample(m int, g *gateway) Sample {
 	smp := Sample{Minute: m, Gateway: g.name, PID: g.pid()}
@@ -357,6 +370,11 @@ func (s *run) verify(rep *Report) {
 	if versions[0] == 0 || versions[0] != versions[1] {
 		rep.Broken = append(rep.Broken, fmt.Sprintf("the gateways did not agree on the catalog version within 30s after the load: %v", versions))
 	}
+	for _, g := range s.gws {
+		if st, err := s.health(g); err != nil || st != "healthy" {
+			rep.Broken = append(rep.Broken, fmt.Sprintf("%s /v1/health at the end: %q %v", g.name, st, err))
+		}
+	}
 	services := []string{"soak-backend", "soak-hb", "soak-big", "soak-slow"}
 	for w := range writers {
 		services = append(services, fmt.Sprintf("soak-w%d", w))
@@ -437,6 +455,19 @@ func (s *run) version(g *gateway) (uint64, error) {
 		return 0, errors.New(resp.Status)
 	}
 	return strconv.ParseUint(resp.Header.Get("X-Meridian-Index"), 10, 64)
+}
+
+func (s *run) health(g *gateway) (string, error) {
+	resp, err := s.client.Get(g.base() + "/v1/health")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Status string `json:"status"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	return h.Status, err
 }
 
 func (s *run) instances(g *gateway, svc string) ([]string, error) {
