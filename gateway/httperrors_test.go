@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,5 +152,36 @@ func TestHTTPLayerErrorsGoAnswers(t *testing.T) {
 	resp, body := rawExchange(t, addr, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != http.StatusOK || body != "" {
 		t.Errorf("OPTIONS *: got %d %q, want 200 with an empty body", resp.StatusCode, body)
+	}
+}
+
+// TestJSONMuxMethodPatterns: routes registered with a method ("GET /x", as
+// later routes may be) get the mux's 405, and paths no pattern matches its
+// 404; both answer JSON through jsonMux.
+func TestJSONMuxMethodPatterns(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
+	srv := httptest.NewServer(jsonMux{mux})
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	for _, tc := range []struct {
+		req, allow string
+		code       int
+	}{
+		{"DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n", "GET, HEAD", http.StatusMethodNotAllowed},
+		{"GET /y HTTP/1.1\r\nHost: x\r\n\r\n", "", http.StatusNotFound},
+	} {
+		resp, body := rawExchange(t, addr, tc.req)
+		var e struct {
+			Error string `json:"error"`
+		}
+		if resp.StatusCode != tc.code || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal([]byte(body), &e) != nil || e.Error == "" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%q: got %d %s Allow %q %q, want %d JSON {\"error\"} Allow %q", tc.req, resp.StatusCode,
+				resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body, tc.code, tc.allow)
+		}
+	}
+	if resp, body := rawExchange(t, addr, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != "x" {
+		t.Errorf("GET /x: got %d %q, want 200 \"x\"", resp.StatusCode, body)
 	}
 }

@@ -166,6 +166,9 @@ func (g *gateway) start(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	if g.log != nil {
+		g.log.Close() // the killed process's
+	}
 	g.cmd, g.done, g.log = cmd, done, logf
 	g.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
