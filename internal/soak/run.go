@@ -50,6 +50,7 @@ type run struct {
 	// 503 or a timeout is expected only before it.
 	faultUntil atomic.Int64
 	start      time.Time
+	pipelined  int // reads of soak-big a never-reading client sends at once
 }
 
 // Sample is one minute's reading of one gateway.
@@ -225,7 +226,18 @@ func (s *run) setup(backendPort int) error {
 	if v.ExpectPresent != 1+hbInstances+bigInstances {
 		return fmt.Errorf("setup: %d of %d registrations acknowledged; errors: %v", v.ExpectPresent, 1+hbInstances+bigInstances, s.errs.kinds)
 	}
-	s.logf("setup: registered the proxy backend (127.0.0.1:%d), %d TTL-checked and %d big instances", backendPort, hbInstances, bigInstances)
+	resp, err := s.client.Get(s.gws[0].base() + "/v1/services/soak-big")
+	if err != nil {
+		return fmt.Errorf("setup: reading soak-big: %w", err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("setup: reading soak-big: %s %v", resp.Status, err)
+	}
+	s.pipelined = pipelineFor(int(n))
+	s.logf("setup: registered the proxy backend (127.0.0.1:%d), %d TTL-checked and %d big instances (%d KB answer; never-reading clients pipeline %d of them)",
+		backendPort, hbInstances, bigInstances, n>>10, s.pipelined)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +20,23 @@ import (
 const (
 	slowBodyCut   = 20 * time.Second
 	neverReadHold = 45 * time.Second
-	pipelined     = 16 // big reads a never-reader sends at once
 )
+
+// pipelineFor returns how many reads of an answer of size bytes a
+// never-reader pipelines: enough for twice the kernel's largest TCP send
+// buffer (net.ipv4.tcp_wmem), so the gateway's writes must block and only
+// its write deadline can free the connection.
+func pipelineFor(size int) int {
+	wmem := 4 << 20
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 3 {
+			if v, err := strconv.Atoi(f[2]); err == nil && v > 0 {
+				wmem = v
+			}
+		}
+	}
+	return min(1000, 2*wmem/max(size, 1)+1)
+}
 
 // sleepCtx sleeps d or until ctx ends; false when ctx ended.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -174,6 +191,7 @@ func (s *run) neverReadOnce(ctx context.Context, g *gateway) string {
 	defer c.Close()
 	req := "GET /v1/services/soak-big HTTP/1.1\r\nHost: " + g.httpAddr + "\r\n\r\n"
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	pipelined := s.pipelined
 	if _, err := io.WriteString(c, strings.Repeat(req, pipelined)); err != nil {
 		return "sending the requests: " + short(err.Error())
 	}
