@@ -83,6 +83,7 @@ func (r *redisProc) stop() {
 		return
 	default:
 	}
+	r.cmd.Process.Signal(syscall.SIGCONT) // in case it is paused
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-r.done:

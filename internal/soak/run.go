@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -241,7 +242,8 @@ func (s *run) setup(backendPort int) error {
 	return nil
 }
 
-// faults restarts Redis at 30% of the run and SIGKILLs gw-b at 50%.
+// faults restarts Redis at 30% of the run, SIGKILLs gw-b at 50% and
+// pauses Redis at 70%.
 func (s *run) faults(ctx context.Context) {
 	d := s.cfg.Duration
 	if !sleepCtx(ctx, time.Until(s.start.Add(d*3/10))) {
@@ -272,7 +274,25 @@ func (s *run) faults(ctx context.Context) {
 	}
 	s.logf("fault: %s restarted (pid %d) and healthy", g.name, g.pid())
 	s.faultEnds()
+
+	// A stalled Redis (SIGSTOP) outlasting the gateways' write timeout:
+	// writes answer 503 "outcome":"unknown", which the writers resolve by
+	// repeating them with their Idempotency-Key.
+	if !sleepCtx(ctx, time.Until(s.start.Add(d*7/10))) {
+		return
+	}
+	p := s.redis.cmd.Process
+	s.logf("fault: pausing redis-server (SIGSTOP) for %s", redisPause)
+	s.faultBegins()
+	p.Signal(syscall.SIGSTOP)
+	sleepCtx(ctx, redisPause)
+	p.Signal(syscall.SIGCONT)
+	s.logf("fault: redis-server resumed (SIGCONT)")
+	s.faultEnds()
 }
+
+// redisPause is longer than the gateways' store write timeout (5s).
+const redisPause = 7 * time.Second
 
 // faultGrace is how long after a fault ends its effects may last: the
 // gateways reconnect to Redis within their catch-up period, and gossip
