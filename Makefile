@@ -1,5 +1,5 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz
+.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz
 
 run:
 	go run ./cmd/meridian dev
@@ -9,6 +9,12 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# SOAK_MINUTES (default 5) of mixed load against two gateway processes on a
+# real redis-server, with a Redis restart and a gateway SIGKILL in the
+# middle; fails when a write is lost or RSS/goroutines grow (README "Soak").
+soak:
+	bash scripts/soak.sh
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
