@@ -67,3 +67,26 @@ func TestDrainedInstance(t *testing.T) {
 		t.Fatalf("lookup routes to the drained instance: %s", l.raw)
 	}
 }
+
+// TestInstanceCaps: a client with write access cannot grow the registry
+// without bound: past the per-service and per-region caps a new instance
+// gets 507; re-registering an existing one still works.
+func TestInstanceCaps(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{MaxInstances: 5, MaxInstancesPerService: 3}})
+	u := a.URL()
+	reg := func(svc, id string) response {
+		return call(t, "PUT", u+"/v1/services/"+svc+"/instances/"+id, `{"address":"10.0.0.5","port":80}`)
+	}
+	for i := range 3 {
+		reg("web", fmt.Sprint("w", i)).want(t, 200)
+	}
+	if r := reg("web", "w3").want(t, 507); !strings.Contains(r.raw, "--max-instances-per-service") {
+		t.Fatalf("507 without the flag's name: %s", r.raw)
+	}
+	reg("web", "w0").want(t, 200) // an existing instance may be replaced
+	reg("api", "a0").want(t, 200)
+	reg("api", "a1").want(t, 200)
+	if r := reg("db", "d0").want(t, 507); !strings.Contains(r.raw, "--max-instances)") {
+		t.Fatalf("507 without the flag's name: %s", r.raw)
+	}
+}

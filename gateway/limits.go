@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/meridian-sd/meridian/region"
 )
 
 // Limits bounds what one client can take from a gateway. The zero value of
@@ -32,6 +34,14 @@ type Limits struct {
 	// WriteBurst is how many writes a client may make at once above the
 	// rate. Default 2 x WriteRate.
 	WriteBurst int
+	// MaxInstances caps the instances of the region; a registration of a
+	// new instance past it answers 507. Default 200,000. Checked against
+	// the gateway's cache, so several gateways writing at once may pass it
+	// by a few.
+	MaxInstances int
+	// MaxInstancesPerService caps the instances of one service, the same
+	// way. Default 20,000.
+	MaxInstancesPerService int
 	// ReadTimeout bounds reading one request's body. Default 10s.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing one response (a blocking query gets its
@@ -62,6 +72,12 @@ func (l *Limits) fill() {
 	}
 	if l.WriteBurst <= 0 {
 		l.WriteBurst = max(1, int(2*l.WriteRate))
+	}
+	if l.MaxInstances == 0 {
+		l.MaxInstances = 200_000
+	}
+	if l.MaxInstancesPerService == 0 {
+		l.MaxInstancesPerService = 20_000
 	}
 	if l.ReadTimeout <= 0 {
 		l.ReadTimeout = 10 * time.Second
@@ -296,4 +312,34 @@ func (s *Server) blockingWait(r *http.Request) time.Duration {
 // limitListener applies the connection caps to ln.
 func (s *Server) limitListener(ln net.Listener) net.Listener {
 	return newConnLimiter(ln, s.cfg.Limits, func(reason string) { s.metrics.refused(s.drain, reason) })
+}
+
+// overCapacity answers 507 when registering k, a new instance, would pass
+// the region's or the service's instance cap.
+func (s *Server) overCapacity(w http.ResponseWriter, k region.Key) bool {
+	l := s.cfg.Limits
+	var exists bool
+	var total, inService int
+	s.cfg.Cache.Read(func(c *region.Catalog) {
+		_, exists = c.Get(k)
+		if !exists {
+			inService = c.ServiceLen(k.Service)
+			if l.MaxInstances > 0 {
+				total = c.Len()
+			}
+		}
+	})
+	switch {
+	case exists:
+		return false
+	case l.MaxInstancesPerService > 0 && inService >= l.MaxInstancesPerService:
+		writeError(w, http.StatusInsufficientStorage, "id", "service "+k.Service+" already has its maximum of "+
+			strconv.Itoa(l.MaxInstancesPerService)+" instances (--max-instances-per-service); deregister some first")
+		return true
+	case l.MaxInstances > 0 && total >= l.MaxInstances:
+		writeError(w, http.StatusInsufficientStorage, "id", "the region already has its maximum of "+
+			strconv.Itoa(l.MaxInstances)+" instances (--max-instances); deregister some first")
+		return true
+	}
+	return false
 }

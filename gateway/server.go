@@ -244,7 +244,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 		return
 	}
 	in.RegisteredBy = s.registeredBy(r) // never from the body
-	if s.refuseEgress(w, in) {
+	if s.refuseEgress(w, in) || s.overCapacity(w, k) {
 		return
 	}
 	id, err := writeID(r, "put", k)

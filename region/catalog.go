@@ -186,6 +186,9 @@ func (c *Catalog) Services() []ServiceSummary {
 	return out
 }
 
+// ServiceLen returns the number of instances of one service.
+func (c *Catalog) ServiceLen(service string) int { return len(c.services[service]) }
+
 // Len returns the number of instances.
 func (c *Catalog) Len() int {
 	n := 0

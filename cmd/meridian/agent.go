@@ -40,6 +40,8 @@ func cmdAgent(args []string) error {
 	reapAfter := fs.Duration("region-reap-after", 72*time.Hour, "drop a region's replica after this long without any alive gateway of it")
 	maxConns := fs.Int("max-connections", 0, "cap on open HTTP connections, excess closed at once (default: 80% of the file-descriptor limit; -1: no cap)")
 	maxConnsClient := fs.Int("max-connections-per-client", 200, "cap on open HTTP connections from one client IP (-1: no cap)")
+	maxInstances := fs.Int("max-instances", 200_000, "cap on the region's instances; a new registration past it answers 507 (-1: no cap)")
+	maxInstancesService := fs.Int("max-instances-per-service", 20_000, "cap on one service's instances; a new registration past it answers 507 (-1: no cap)")
 	writeRate := fs.Float64("write-rate", 500, "writes (register, deregister, heartbeat...) per second one client (ACL token, else IP) may make; past it 429 with Retry-After (-1: no limit)")
 	encrypt := fs.String("encrypt", "", "gossip encryption key, base64 of 16, 24 or 32 bytes (meridian keyring generate); every gateway of the pool needs it")
 	keyringFile := fs.String("keyring-file", "", "Serf keyring file (JSON array of base64 keys, primary first): loaded at startup when it exists (it wins over --encrypt), created from --encrypt otherwise, rewritten on every keyring change")
@@ -109,7 +111,8 @@ func cmdAgent(args []string) error {
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
-		Limits:  gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate},
+		Limits: gateway.Limits{MaxConnections: *maxConns, MaxConnectionsPerClient: *maxConnsClient, WriteRate: *writeRate,
+			MaxInstances: *maxInstances, MaxInstancesPerService: *maxInstancesService},
 		Encrypt: *encrypt, KeyringFile: *keyringFile, OnStoreLoss: *onStoreLoss,
 		EgressAllow: allow, EgressDeny: deny,
 		Telemetry: gatewayTelemetry(tel),
