@@ -254,7 +254,9 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	// The connection caps sit under everything else on the listener, so
 	// an excess connection costs one accept and one close.
 	ln = a.Server.limitListener(ln)
+	lim := a.Server.cfg.Limits
 	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
 		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -263,8 +263,8 @@ func isWrite(method string) bool {
 	return false
 }
 
-// withLimits sets each request's read and write deadlines (a blocking
-// query's write deadline covers its wait) and applies the write rate.
+// withLimits extends a blocking query's write deadline to cover its wait
+// and applies the write rate.
 // Proxied requests (/v1/proxy/) are counted by the proxy's own bounds, not
 // as writes to the registry.
 func (s *Server) withLimits(next http.Handler) http.Handler {
@@ -275,9 +275,12 @@ func (s *Server) withLimits(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
-		rc := http.NewResponseController(w)
-		rc.SetReadDeadline(now.Add(l.ReadTimeout))
-		rc.SetWriteDeadline(now.Add(l.WriteTimeout + s.blockingWait(r)))
+		// The agent's http.Server sets the read deadline (ReadTimeout)
+		// and the write deadline (WriteTimeout) of every request; only a
+		// blocking query moves its write deadline past its wait.
+		if wait := s.blockingWait(r); wait > 0 {
+			http.NewResponseController(w).SetWriteDeadline(now.Add(l.WriteTimeout + wait))
+		}
 		if wl != nil && isWrite(r.Method) && !strings.HasPrefix(r.URL.Path, "/v1/proxy/") {
 			if ok, d := wl.allow(s.clientKey(r), now); !ok {
 				s.metrics.refused(r.Context(), "write_rate")
