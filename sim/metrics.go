@@ -29,6 +29,7 @@ type metricsState struct {
 	convergence []convSample
 
 	syncBytes                    []int64 // per fetching region
+	syncFailedBy                 []int64 // per fetching region
 	statusWritesBy               []int64 // per region
 	syncs, fullSyncs, syncFailed int64
 	statusWrites, writeFailed    int64
@@ -63,7 +64,7 @@ type violAcc struct {
 func newMetricsState(w *world) *metricsState {
 	c := w.cfg
 	m := &metricsState{w: w, perStream: make([]streamAcc, len(c.traffic)), viol: map[string]*violAcc{},
-		syncBytes: make([]int64, len(c.regions)), statusWritesBy: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
+		syncBytes: make([]int64, len(c.regions)), syncFailedBy: make([]int64, len(c.regions)), statusWritesBy: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
 	m.step = timelineStep(c.duration)
 	nb := int((c.duration + m.step - 1) / m.step)
 	m.buckets = make([][]bucketAcc, len(c.regions))
@@ -361,6 +362,7 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	}
 	var v float64
 	isDur := false
+	empty := "" // what never happened, when the metric measured nothing
 	switch e.Metric {
 	case scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricLookups:
 		var n, ok, dead int64
@@ -370,6 +372,9 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 				ok += rm.Answered
 				dead += rm.DeadOnly
 			}
+		}
+		if n == 0 && e.Metric != scenarios.MetricLookups {
+			empty = "no lookup"
 		}
 		switch e.Metric {
 		case scenarios.MetricAvailability:
@@ -390,9 +395,11 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	case scenarios.MetricFailoverTime:
 		isDur = true
 		var mx time.Duration
+		empty = "no local outage of a service with traffic"
 		for _, f := range r.Metrics.Failovers {
 			if match(f.Region, f.Service) {
 				mx = max(mx, f.Time)
+				empty = ""
 			}
 		}
 		v = mx.Seconds()
@@ -405,6 +412,9 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			}
 		}
 		sortDurations(ds)
+		if len(ds) == 0 {
+			empty = "no registration converged"
+		}
 		p := 0.5
 		if e.Metric == scenarios.MetricConvergenceP99 {
 			p = 0.99
@@ -421,6 +431,12 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			v = float64(m.syncBytes[c.regionIdx[e.Region]])
 		} else {
 			v = float64(r.Metrics.SyncBytes)
+		}
+	case scenarios.MetricSyncFailed:
+		if e.Region != "" {
+			v = float64(m.syncFailedBy[c.regionIdx[e.Region]])
+		} else {
+			v = float64(r.Metrics.SyncFailed)
 		}
 	}
 	name := e.Metric
@@ -455,8 +471,16 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	if math.IsNaN(v) {
 		pass = false
 	}
-	return ExpectationResult{Expectation: e, Value: v, Pass: pass,
-		Message: fmt.Sprintf("%s = %s, want %s", name, val, strings.Join(want, " and "))}
+	msg := fmt.Sprintf("%s = %s, want %s", name, val, strings.Join(want, " and "))
+	switch {
+	case empty != "" && e.AllowEmpty:
+		pass = true
+		msg = fmt.Sprintf("%s not measured (%s), allowed (allow_empty)", name, empty)
+	case empty != "":
+		pass = false
+		msg = fmt.Sprintf("%s not measured: %s (want %s; say allow_empty: true if that is expected)", name, empty, strings.Join(want, " and "))
+	}
+	return ExpectationResult{Expectation: e, Value: v, Pass: pass, Message: msg}
 }
 
 func fmtNum(v float64) string {
