@@ -38,6 +38,7 @@ type metricsState struct {
 	parkedProbes, routes         int64
 
 	viol       map[string]*violAcc
+	violAt     []ViolationMark
 	lostNote   string
 	lostCheck  bool
 	lostChecks int
@@ -152,12 +153,23 @@ func (m *metricsState) aliveChanged(rs *regionSim, svc, before, after int) {
 }
 
 // violate records a breach of an invariant.
-func (m *metricsState) violate(inv, detail string) {
+func (m *metricsState) violate(inv, detail string) { m.violateWhy(inv, detail, "") }
+
+// violateWhy records a breach of an invariant with the router's own
+// explanation of the decision that breached it. Every violation goes to
+// the event log; the Result keeps the first MaxViolationExamples of each
+// invariant and the times of all (the report's timeline marks them).
+func (m *metricsState) violateWhy(inv, detail, why string) {
 	w := m.w
 	a := m.viol[inv]
 	a.count++
 	if len(a.examples) < MaxViolationExamples {
-		a.examples = append(a.examples, Violation{Invariant: inv, At: w.now, Detail: detail})
+		a.examples = append(a.examples, Violation{Invariant: inv, At: w.now, Detail: detail, Explanation: why})
+	}
+	m.violAt = append(m.violAt, ViolationMark{Invariant: inv, At: w.now})
+	if why != "" {
+		w.log.event(w.now, "violation", kv("invariant", inv), kv("detail", detail), kv("explanation", why))
+	} else {
 		w.log.event(w.now, "violation", kv("invariant", inv), kv("detail", detail))
 	}
 }
@@ -331,7 +343,7 @@ func (w *world) result() *Result {
 	for _, e := range c.expect {
 		r.Expectations = append(r.Expectations, w.expectation(e, r))
 	}
-	r.Timeline = Timeline{Step: m.step, Faults: slices.Clone(w.faultSpans)}
+	r.Timeline = Timeline{Step: m.step, Faults: slices.Clone(w.faultSpans), Violations: slices.Clone(m.violAt)}
 	for i, rs := range w.regions {
 		r.Timeline.Regions = append(r.Timeline.Regions, rs.name)
 		row := make([]float64, len(m.buckets[i]))
