@@ -251,4 +251,3 @@ func TestReportMarksViolations(t *testing.T) {
 		t.Error("the router's explanation is not shown")
 	}
 }
-
