@@ -317,8 +317,7 @@ func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *fai
 	} else {
 		has = false
 	}
-	cc := g.core.Config()
-	if since, behind := rs.behindSince(v); has && behind && w.now-since > bound+cc.AntiEntropy+cc.FetchTimeout {
+	if since, behind := rs.behindSince(v); has && behind && w.now-since > bound+g.reactBound() {
 		w.m.violateWhy(InvStaleness, fmt.Sprintf("gateway %s answered %s from %s at v%d, behind the store's v%d for %s, not marked stale",
 			g.name, s.svcName, rs.name, v, rs.commits[len(rs.commits)-1].version, fmtDur(w.now-since)), m.d.Explanation)
 		return
@@ -333,6 +332,13 @@ func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *fai
 				", as passing from a view of "+ep.Region+" not marked stale", m.d.Explanation)
 		}
 	}
+}
+
+// reactBound is how long the gateway's core may take to notice that a
+// replica fell behind: an anti-entropy period and a fetch timeout.
+func (g *gateway) reactBound() time.Duration {
+	cc := g.core.Config()
+	return cc.AntiEntropy + cc.FetchTimeout
 }
 
 // detectionBound is the gossip profile's detection bound for the run's
