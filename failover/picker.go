@@ -241,7 +241,9 @@ func (p *P2C) Observe(now time.Time, id string, latency time.Duration, failed bo
 			dt = 0
 		}
 		w := math.Exp(-dt / float64(p.cfg.Decay))
-		st.ewma = st.ewma*w + lat*(1-w)
+		// Explicit conversions round each product, so arm64 cannot fuse
+		// them into a multiply-add (the simulator replays the same there).
+		st.ewma = float64(st.ewma*w) + float64(lat*(1-w))
 	}
 	if now.After(st.last) {
 		st.last = now

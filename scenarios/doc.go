@@ -112,11 +112,19 @@
 //
 // Each bounds one metric, for one region and/or service when given:
 // availability and dead_share (shares in [0, 1]), lookups, sync_bytes,
-// status_writes (health status writes that reached the store: the bound
-// that keeps two gateways that disagree on a check from rewriting its status
-// in a loop) and unreachable_sent take min and/or max; failover_time, convergence_p50
-// and convergence_p99 are times and take max_duration. A run fails when a
-// bound does not hold or an invariant of the simulator is violated.
+// sync_failed (federation fetches lost, unanswered, answered too late or
+// with an error), status_writes (health status writes that reached the
+// store: the bound that keeps two gateways that disagree on a check from
+// rewriting its status in a loop) and unreachable_sent take min and/or max;
+// failover_time, convergence_p50 and convergence_p99 are times and take
+// max_duration. A run fails when a bound does not hold or an invariant of
+// the simulator is violated.
+//
+// An expectation over an empty population fails as "not measured":
+// failover_time with no local outage, convergence_* with no registration
+// that converged, availability and dead_share with no lookup. Say
+// allow_empty: true on it when that is expected (the bound then applies
+// only when something was measured).
 //
 // # Errors
 //

@@ -241,3 +241,25 @@ func TestMarshalRoundTrip(t *testing.T) {
 		check(t, Generate(seed))
 	}
 }
+
+func TestParseAllowEmptyAndSyncFailed(t *testing.T) {
+	y := base + "  - {metric: failover_time, max_duration: 10s, allow_empty: true}\n  - {metric: sync_failed, region: eu-west, max: 3}\n"
+	sc, err := Parse("x.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(sc.Expect)
+	if e := sc.Expect[n-2]; e.Metric != MetricFailoverTime || !e.AllowEmpty {
+		t.Errorf("allow_empty not decoded: %+v", e)
+	}
+	if e := sc.Expect[n-1]; e.Metric != MetricSyncFailed || e.AllowEmpty || e.Max == nil || *e.Max != 3 {
+		t.Errorf("sync_failed: %+v", e)
+	}
+	out, err := Marshal(sc)
+	if err != nil || !strings.Contains(string(out), "allow_empty: true") {
+		t.Errorf("Marshal lost allow_empty (%v):\n%s", err, out)
+	}
+	if _, err := Parse("x.yaml", []byte(base+"  - {metric: lookups, min: 1, allow_empty: maybe}\n")); err == nil {
+		t.Error("allow_empty: maybe accepted")
+	}
+}

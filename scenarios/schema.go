@@ -159,6 +159,7 @@ const (
 	MetricConvergenceP99 = "convergence_p99"  // same, p99
 	MetricSyncBytes      = "sync_bytes"       // bytes moved by federation syncs
 	MetricStatusWrites   = "status_writes"    // health status writes that reached the store (all regions, or one region's)
+	MetricSyncFailed     = "sync_failed"      // federation fetches that failed: lost, unanswered, late or answered with an error (all regions, or the fetching region's)
 	MetricLookups        = "lookups"          // number of lookups judged
 	MetricUnreachable    = "unreachable_sent" // lookups sent to an unreachable region while a reachable healthy one existed
 )
@@ -173,7 +174,12 @@ type Expectation struct {
 	Max     *float64 `yaml:"max"`
 	// MaxDuration bounds a time metric (failover_time, convergence_*).
 	MaxDuration Duration `yaml:"max_duration"`
-	Line        int      `yaml:"-"`
+	// AllowEmpty lets the expectation pass when what it measures never
+	// happened (no outage for failover_time, no registration for
+	// convergence_*, no lookup for availability and dead_share): without
+	// it such a run fails as "not measured".
+	AllowEmpty bool `yaml:"allow_empty"`
+	Line       int  `yaml:"-"`
 }
 
 // Duration is a time.Duration written as a Go duration string in YAML.

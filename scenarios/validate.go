@@ -42,7 +42,7 @@ var FaultKinds = []string{
 // Metrics lists the metric names an expectation can bound, sorted.
 var Metrics = []string{
 	MetricAvailability, MetricConvergenceP50, MetricConvergenceP99, MetricDeadShare,
-	MetricFailoverTime, MetricLookups, MetricStatusWrites, MetricSyncBytes, MetricUnreachable,
+	MetricFailoverTime, MetricLookups, MetricStatusWrites, MetricSyncBytes, MetricSyncFailed, MetricUnreachable,
 }
 
 // IsTimeMetric reports whether the metric is a duration, bounded by

@@ -93,6 +93,14 @@ func prepare(sc *scenarios.Scenario, opts Options) (*config, error) {
 	if c.duration <= 0 {
 		return nil, errors.New("duration: required (a positive duration)")
 	}
+	if !opts.Truncate {
+		for i, f := range sc.Timeline {
+			if f.At.D() >= c.duration {
+				return nil, fmt.Errorf("duration: %s ends before timeline[%d] (%s at %s): its faults would silently not happen (truncate the timeline explicitly to allow it)",
+					c.duration, i, f.Kind, f.At.D())
+			}
+		}
+	}
 	if c.settle == 0 {
 		c.settle = defaultSettle
 	}
@@ -472,7 +480,7 @@ func (c *config) gateway(name string) (reg, n int, err error) {
 
 var knownMetrics = []string{scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricFailoverTime,
 	scenarios.MetricConvergenceP50, scenarios.MetricConvergenceP99, scenarios.MetricSyncBytes, scenarios.MetricLookups,
-	scenarios.MetricUnreachable, scenarios.MetricStatusWrites}
+	scenarios.MetricUnreachable, scenarios.MetricStatusWrites, scenarios.MetricSyncFailed}
 
 func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if !slices.Contains(knownMetrics, e.Metric) {

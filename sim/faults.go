@@ -46,6 +46,7 @@ func (w *world) quiet() { w.quietAt = w.now }
 
 // netChanged re-derives what depends on reachability.
 func (w *world) netChanged() {
+	w.net.noteReach(w.now)
 	w.recomputeMembership()
 	for _, g := range w.gateways {
 		g.epoch++

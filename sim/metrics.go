@@ -29,6 +29,7 @@ type metricsState struct {
 	convergence []convSample
 
 	syncBytes                    []int64 // per fetching region
+	syncFailedBy                 []int64 // per fetching region
 	statusWritesBy               []int64 // per region
 	syncs, fullSyncs, syncFailed int64
 	statusWrites, writeFailed    int64
@@ -37,6 +38,7 @@ type metricsState struct {
 	parkedProbes, routes         int64
 
 	viol       map[string]*violAcc
+	violAt     []ViolationMark
 	lostNote   string
 	lostCheck  bool
 	lostChecks int
@@ -63,7 +65,7 @@ type violAcc struct {
 func newMetricsState(w *world) *metricsState {
 	c := w.cfg
 	m := &metricsState{w: w, perStream: make([]streamAcc, len(c.traffic)), viol: map[string]*violAcc{},
-		syncBytes: make([]int64, len(c.regions)), statusWritesBy: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
+		syncBytes: make([]int64, len(c.regions)), syncFailedBy: make([]int64, len(c.regions)), statusWritesBy: make([]int64, len(c.regions)), minute: make([]bucketAcc, len(c.regions))}
 	m.step = timelineStep(c.duration)
 	nb := int((c.duration + m.step - 1) / m.step)
 	m.buckets = make([][]bucketAcc, len(c.regions))
@@ -151,12 +153,23 @@ func (m *metricsState) aliveChanged(rs *regionSim, svc, before, after int) {
 }
 
 // violate records a breach of an invariant.
-func (m *metricsState) violate(inv, detail string) {
+func (m *metricsState) violate(inv, detail string) { m.violateWhy(inv, detail, "") }
+
+// violateWhy records a breach of an invariant with the router's own
+// explanation of the decision that breached it. Every violation goes to
+// the event log; the Result keeps the first MaxViolationExamples of each
+// invariant and the times of all (the report's timeline marks them).
+func (m *metricsState) violateWhy(inv, detail, why string) {
 	w := m.w
 	a := m.viol[inv]
 	a.count++
 	if len(a.examples) < MaxViolationExamples {
-		a.examples = append(a.examples, Violation{Invariant: inv, At: w.now, Detail: detail})
+		a.examples = append(a.examples, Violation{Invariant: inv, At: w.now, Detail: detail, Explanation: why})
+	}
+	m.violAt = append(m.violAt, ViolationMark{Invariant: inv, At: w.now})
+	if why != "" {
+		w.log.event(w.now, "violation", kv("invariant", inv), kv("detail", detail), kv("explanation", why))
+	} else {
 		w.log.event(w.now, "violation", kv("invariant", inv), kv("detail", detail))
 	}
 }
@@ -330,7 +343,7 @@ func (w *world) result() *Result {
 	for _, e := range c.expect {
 		r.Expectations = append(r.Expectations, w.expectation(e, r))
 	}
-	r.Timeline = Timeline{Step: m.step, Faults: slices.Clone(w.faultSpans)}
+	r.Timeline = Timeline{Step: m.step, Faults: slices.Clone(w.faultSpans), Violations: slices.Clone(m.violAt)}
 	for i, rs := range w.regions {
 		r.Timeline.Regions = append(r.Timeline.Regions, rs.name)
 		row := make([]float64, len(m.buckets[i]))
@@ -361,6 +374,7 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	}
 	var v float64
 	isDur := false
+	empty := "" // what never happened, when the metric measured nothing
 	switch e.Metric {
 	case scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricLookups:
 		var n, ok, dead int64
@@ -370,6 +384,9 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 				ok += rm.Answered
 				dead += rm.DeadOnly
 			}
+		}
+		if n == 0 && e.Metric != scenarios.MetricLookups {
+			empty = "no lookup"
 		}
 		switch e.Metric {
 		case scenarios.MetricAvailability:
@@ -390,9 +407,11 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	case scenarios.MetricFailoverTime:
 		isDur = true
 		var mx time.Duration
+		empty = "no local outage of a service with traffic"
 		for _, f := range r.Metrics.Failovers {
 			if match(f.Region, f.Service) {
 				mx = max(mx, f.Time)
+				empty = ""
 			}
 		}
 		v = mx.Seconds()
@@ -405,6 +424,9 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			}
 		}
 		sortDurations(ds)
+		if len(ds) == 0 {
+			empty = "no registration converged"
+		}
 		p := 0.5
 		if e.Metric == scenarios.MetricConvergenceP99 {
 			p = 0.99
@@ -421,6 +443,12 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			v = float64(m.syncBytes[c.regionIdx[e.Region]])
 		} else {
 			v = float64(r.Metrics.SyncBytes)
+		}
+	case scenarios.MetricSyncFailed:
+		if e.Region != "" {
+			v = float64(m.syncFailedBy[c.regionIdx[e.Region]])
+		} else {
+			v = float64(r.Metrics.SyncFailed)
 		}
 	}
 	name := e.Metric
@@ -455,8 +483,16 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	if math.IsNaN(v) {
 		pass = false
 	}
-	return ExpectationResult{Expectation: e, Value: v, Pass: pass,
-		Message: fmt.Sprintf("%s = %s, want %s", name, val, strings.Join(want, " and "))}
+	msg := fmt.Sprintf("%s = %s, want %s", name, val, strings.Join(want, " and "))
+	switch {
+	case empty != "" && e.AllowEmpty:
+		pass = true
+		msg = fmt.Sprintf("%s not measured (%s), allowed (allow_empty)", name, empty)
+	case empty != "":
+		pass = false
+		msg = fmt.Sprintf("%s not measured: %s (want %s; say allow_empty: true if that is expected)", name, empty, strings.Join(want, " and "))
+	}
+	return ExpectationResult{Expectation: e, Value: v, Pass: pass, Message: msg}
 }
 
 func fmtNum(v float64) string {

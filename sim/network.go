@@ -15,6 +15,10 @@ type network struct {
 	cut   [][]int // [from][to]: active cuts (partitions and one-way cuts) dropping from -> to
 	extra [][]time.Duration
 	dloss [][]float64 // loss set by degrade (-1: none)
+	// flip[a][b]: when a and b last became reachable or cut off (wasReach);
+	// kept by noteReach, read by the invariants.
+	flip     [][]time.Duration
+	wasReach [][]bool
 }
 
 func newNetwork(cfg netCfg, rng *rand.Rand) *network {

@@ -20,7 +20,7 @@ type Result struct {
 
 	Metrics      Metrics
 	Expectations []ExpectationResult // one per Scenario.Expect, in order
-	Violations   []Violation         // invariant violations: the first MaxViolationExamples of each invariant
+	Violations   []Violation         // invariant violations: the first MaxViolationExamples of each invariant (the event log has all)
 	Invariants   []InvariantResult   // one per invariant, sorted by name: how often it fired
 	Timeline     Timeline
 	EventsLogged int
@@ -45,6 +45,15 @@ type Violation struct {
 	Invariant string
 	At        time.Duration // simulated time since start
 	Detail    string
+	// Explanation is the router's own account of the decision, for
+	// violations made by a lookup (failover.Decision.Explanation).
+	Explanation string
+}
+
+// ViolationMark is when a violation happened, for the timeline.
+type ViolationMark struct {
+	Invariant string
+	At        time.Duration
 }
 
 // InvariantResult says whether an invariant held, how often it did not, and
@@ -128,6 +137,7 @@ type Timeline struct {
 	// with a live instance, -1 when the bucket had no lookups.
 	Availability [][]float64
 	Faults       []FaultSpan
+	Violations   []ViolationMark // every violation, in time order
 }
 
 // FaultSpan is one fault on the timeline.
@@ -203,6 +213,12 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		for _, v := range r.Violations {
 			if v.Invariant == inv.Name {
 				fmt.Fprintf(&b, "      first at %s: %s\n", fmtDur(v.At), v.Detail)
+				if v.Explanation != "" {
+					fmt.Fprintf(&b, "      router: %s\n", v.Explanation)
+				}
+				if inv.Count > 1 {
+					fmt.Fprintf(&b, "      (%d more in the event log)\n", inv.Count-1)
+				}
 				break
 			}
 		}

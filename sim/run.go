@@ -15,6 +15,9 @@ import (
 type Options struct {
 	Seed     uint64
 	Duration time.Duration // 0: the scenario's
+	// Truncate allows a Duration that ends before some of the timeline's
+	// faults (they do not happen); without it such a run is an error.
+	Truncate bool
 	// EventLog receives the JSON Lines event log; nil: none.
 	EventLog io.Writer
 	// Progress is called about once per simulated minute with the

@@ -106,17 +106,21 @@ func (g *gateway) fetch(e federation.Effect) {
 	g.inflight[e.Region] = rec
 	t := w.gwByName[e.Gateway]
 	if t == nil {
+		g.syncFailed() // nobody answers: the core times the fetch out
+		w.trc.endFetch(rec.span, w.now+g.core.Config().FetchTimeout, "no such gateway", nil)
 		return
 	}
 	inc := g.inc
 	d1, ok := w.net.deliver(g.rs.idx, t.rs.idx)
 	if !ok {
+		g.syncFailed()
 		w.trc.endFetch(rec.span, w.now+g.core.Config().FetchTimeout, "request lost", nil)
 		return
 	}
 	tinc := t.inc
 	w.after(d1, func() {
 		if !t.running || t.inc != tinc {
+			g.syncFailed()
 			w.trc.endFetch(rec.span, rec.at+g.core.Config().FetchTimeout, "gateway down", nil)
 			return
 		}
@@ -131,6 +135,7 @@ func (g *gateway) fetch(e federation.Effect) {
 		w.trc.serve(t, rec.span, w.now, w.now+t.rs.slow, e, res, size, nchanges, err)
 		d2, ok := w.net.deliver(t.rs.idx, g.rs.idx)
 		if !ok {
+			g.syncFailed()
 			w.trc.endFetch(rec.span, rec.at+g.core.Config().FetchTimeout, "response lost", nil)
 			return
 		}
@@ -164,6 +169,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 	timeout := g.core.Config().FetchTimeout
 	cur, ok := g.inflight[e.Region]
 	if !ok || cur.id != rec.id || w.now-rec.at >= timeout {
+		g.syncFailed()
 		w.trc.endFetch(rec.span, rec.at+timeout, "timed out", nil)
 		return // the core timed it out already (the HTTP client would have too)
 	}
@@ -175,7 +181,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 	}
 	if err != nil {
 		g.core.FetchFailed(now, e, fmt.Errorf("HTTP 503: %w", err))
-		w.m.syncFailed++
+		g.syncFailed()
 		w.trc.endFetch(rec.span, w.now, err.Error(), nil)
 	} else {
 		w.m.syncBytes[g.rs.idx] += size
@@ -184,7 +190,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 			w.m.fullSyncs++
 		}
 		if serr := g.core.FetchDone(now, e, res); serr != nil {
-			w.m.syncFailed++
+			g.syncFailed()
 			err = serr
 		}
 		// What the replica's instances now are: a delta changes the
@@ -213,6 +219,16 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 		w.checkConvergence(r)
 	}
 	g.fedStep()
+}
+
+// syncFailed counts one fetch of the gateway that failed: lost on the
+// way there or back, unanswered (server down), answered too late (the core
+// timed it out), answered with an error or not applicable. Each fetch ends
+// once, as a sync or as a failure; a fetch abandoned because its own
+// gateway restarted is neither.
+func (g *gateway) syncFailed() {
+	g.w.m.syncFailed++
+	g.w.m.syncFailedBy[g.rs.idx]++
 }
 
 func errString(err error) string {

@@ -49,13 +49,16 @@ func (s *stream) scheduleNext() {
 // local catalog or a replica) and the next time a stale replica crosses the
 // staleness bound. Only the picker runs per lookup.
 type routeMemo struct {
-	epoch   uint64
-	svc     uint64 // the service's epoch
-	until   time.Duration
-	d       failover.Decision
-	insts   []*instance // per endpoint: the ground truth (nil: unknown to the world)
-	stale   []bool      // per region: the caller's view said stale
-	unreach []bool      // per region: traffic there breaks no_unreachable_sent
+	epoch uint64
+	svc   uint64 // the service's epoch
+	until time.Duration
+	d     failover.Decision
+	insts []*instance // per endpoint: the ground truth (nil: unknown to the world)
+	stale []bool      // per region: the caller's view said stale
+	// healthy lists the regions the policy allows whose view holds healthy
+	// instances: with one of them really reachable, traffic into a region
+	// cut off for long breaks no_unreachable_sent.
+	healthy []int
 }
 
 func (g *gateway) route(s *stream) *routeMemo {
@@ -67,7 +70,7 @@ func (g *gateway) route(s *stream) *routeMemo {
 	now := w.wall()
 	bound := s.cfg.policy.StalenessBound
 	k := len(w.regions)
-	m := &routeMemo{epoch: g.epoch, svc: g.svcEpoch[s.cfg.service], until: w.end + 1, stale: make([]bool, k), unreach: make([]bool, k)}
+	m := &routeMemo{epoch: g.epoch, svc: g.svcEpoch[s.cfg.service], until: w.end + 1, stale: make([]bool, k)}
 	fr := g.cache.Freshness()
 	local := failover.RegionView{Name: g.rs.name, Version: fr.Version, Stale: fr.Stale, Reachable: true}
 	local.Instances = g.instances(g.rs.idx, s.cfg.service, func() []region.Instance {
@@ -124,20 +127,12 @@ func (g *gateway) route(s *stream) *routeMemo {
 			m.insts[i] = w.regions[ri].insts[region.Key{Service: ep.Service, ID: ep.ID}]
 		}
 	}
-	healthyReachable := false
 	for i := range views {
 		v := &views[i]
-		m.stale[w.cfg.regionIdx[v.Name]] = v.Stale
-		if v.Reachable && hasHealthy(v.Instances) {
-			healthyReachable = true
-		}
-	}
-	if !m.d.Panic && healthyReachable {
-		for i := range views {
-			v := &views[i]
-			if !v.Reachable && m.d.Shares[v.Name] > 0 {
-				m.unreach[w.cfg.regionIdx[v.Name]] = true
-			}
+		ri := w.cfg.regionIdx[v.Name]
+		m.stale[ri] = v.Stale
+		if allowedBy(&s.cfg.policy, g.rs.name, v.Name) && hasHealthy(v.Instances) {
+			m.healthy = append(m.healthy, ri)
 		}
 	}
 	g.memo[s.idx] = m
@@ -271,23 +266,7 @@ func (s *stream) lookup() {
 	if alive && ri != s.from.idx {
 		w.m.failoverServed(s)
 	}
-	if m.unreach[ri] {
-		w.m.unreachableSent++
-		w.m.perStream[s.idx].unreach++
-		w.m.violate(InvUnreachable, "gateway "+g.name+" sent a lookup for "+s.svcName+" to "+ep.Region+
-			", which it sees unreachable, while a reachable region had healthy instances (not in panic)")
-	}
-	if inst != nil && (ep.Status == region.StatusPassing || ep.Status == region.StatusWarning) && !m.stale[ri] {
-		bound := s.cfg.policy.StalenessBound
-		switch {
-		case !inst.registered && w.now-inst.deregAt > bound:
-			w.m.violate(InvStaleness, "gateway "+g.name+" returned "+inst.ref+", deregistered "+fmtDur(w.now-inst.deregAt)+
-				" ago, from a view of "+ep.Region+" not marked stale")
-		case inst.registered && inst.regStatus == region.StatusCritical && w.now-inst.regCriticalSince > bound:
-			w.m.violate(InvStaleness, "gateway "+g.name+" returned "+inst.ref+", critical for "+fmtDur(w.now-inst.regCriticalSince)+
-				", as passing from a view of "+ep.Region+" not marked stale")
-		}
-	}
+	s.judge(g, m, ri, inst, &ep)
 	if p, ok := g.picker(s).(*failover.P2C); ok {
 		lat := w.net.rtt(s.from.idx, ri) + 2*w.cfg.net.intra
 		if inst != nil && inst.state == stateSlow {
@@ -296,6 +275,79 @@ func (s *stream) lookup() {
 		p.Observe(w.wall(), inst.refOr(ep), lat, !alive)
 	}
 	w.trc.lookup(g, s, &ep, &m.d, alive, w.now)
+}
+
+// judge checks one answered lookup against the simulated world: the
+// network's cuts (no_unreachable_sent) and the stores' committed versions
+// and instances (staleness_stated).
+func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *failover.Endpoint) {
+	w := s.w
+	from := s.from.idx
+	if d := w.detectionBound(); !m.d.Panic && w.cutLonger(from, ri, d) {
+		// The caller's region has been cut off from ri for longer than
+		// membership needs to see it: a region the policy allows, with
+		// healthy instances and really reachable for that long, was the
+		// place to send it.
+		for _, r := range m.healthy {
+			if r != ri && w.reachLonger(from, r, d) {
+				w.m.unreachableSent++
+				w.m.perStream[s.idx].unreach++
+				w.m.violateWhy(InvUnreachable, "gateway "+g.name+" sent a lookup for "+s.svcName+" to "+ep.Region+
+					", cut off from "+s.from.name+" for "+fmtDur(w.now-w.net.flip[from][ri])+" (detection bound "+fmtDur(d)+
+					"), while "+w.regions[r].name+" was reachable with healthy instances (not in panic)", m.d.Explanation)
+				break
+			}
+		}
+	}
+	if m.stale[ri] {
+		return // the answer says so
+	}
+	bound := s.cfg.policy.StalenessBound
+	// The replica the answer came from, judged by the store's commits: a
+	// core learns that it is behind within an anti-entropy period and a
+	// fetch timeout (the version tag, or a failing fetch), so past that and
+	// the bound, not saying stale is a lie.
+	rs := w.regions[ri]
+	var v uint64
+	has := true
+	if ri == g.rs.idx {
+		v = g.cache.Version()
+	} else if rep := g.core.Replica(rs.name); rep != nil {
+		v = rep.Version()
+	} else {
+		has = false
+	}
+	if since, behind := rs.behindSince(v); has && behind && w.now-since > bound+g.reactBound() {
+		w.m.violateWhy(InvStaleness, fmt.Sprintf("gateway %s answered %s from %s at v%d, behind the store's v%d for %s, not marked stale",
+			g.name, s.svcName, rs.name, v, rs.commits[len(rs.commits)-1].version, fmtDur(w.now-since)), m.d.Explanation)
+		return
+	}
+	if inst != nil && (ep.Status == region.StatusPassing || ep.Status == region.StatusWarning) {
+		switch {
+		case !inst.registered && w.now-inst.deregAt > bound:
+			w.m.violateWhy(InvStaleness, "gateway "+g.name+" returned "+inst.ref+", deregistered "+fmtDur(w.now-inst.deregAt)+
+				" ago, from a view of "+ep.Region+" not marked stale", m.d.Explanation)
+		case inst.registered && inst.regStatus == region.StatusCritical && w.now-inst.regCriticalSince > bound:
+			w.m.violateWhy(InvStaleness, "gateway "+g.name+" returned "+inst.ref+", critical for "+fmtDur(w.now-inst.regCriticalSince)+
+				", as passing from a view of "+ep.Region+" not marked stale", m.d.Explanation)
+		}
+	}
+}
+
+// reactBound is how long the gateway's core may take to notice that a
+// replica fell behind: an anti-entropy period and a fetch timeout.
+func (g *gateway) reactBound() time.Duration {
+	cc := g.core.Config()
+	return cc.AntiEntropy + cc.FetchTimeout
+}
+
+// detectionBound is the gossip profile's detection bound for the run's
+// pool of gateways.
+func (w *world) detectionBound() time.Duration {
+	if w.detect == 0 {
+		w.detect = detectionBound(w.profile, len(w.gateways))
+	}
+	return w.detect
 }
 
 func (in *instance) refOr(ep failover.Endpoint) string {

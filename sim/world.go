@@ -46,6 +46,7 @@ type world struct {
 	quietAt    time.Duration // when the last fault ended (heal, restart, recovery)
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
+	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 }
 
 // testHooks let tests inject bug-like behaviour to prove that the
@@ -98,6 +99,7 @@ type regionSim struct {
 	outage    []int         // per service: index in metrics outages (+1), 0 when none
 	acked     map[region.Key]ackRec
 	pending   []pendingReg // registrations not yet visible everywhere, by version
+	commits   []commitRec  // every change the store committed, by version (the truth replicas are judged by)
 	nextID    []int        // per service: next instance number
 	rr        int          // round robin over the gateways for lookups
 }
@@ -243,6 +245,7 @@ func (w *world) scheduleMinutes() {
 // the registry, acknowledgements, and notifications to the region's
 // gateways (pub/sub).
 func (w *world) committed(rs *regionSim, ch region.Change, notify bool) {
+	rs.commits = append(rs.commits, commitRec{version: ch.Version, at: w.now})
 	k := region.Key{Service: ch.Service, ID: ch.ID}
 	in := rs.insts[k]
 	switch ch.Op {

@@ -22,7 +22,7 @@ import (
 )
 
 const simUsage = `Usage:
-  meridian sim run FILE|NAME [--seed N] [--duration D] [--log events.jsonl] [--report report.html]
+  meridian sim run FILE|NAME [--seed N] [--duration D [--truncate]] [--log events.jsonl] [--report report.html]
                              [--check-determinism] [--trace-file F] [--otlp-endpoint URL] [--quiet]
   meridian sim list
   meridian sim fuzz --seeds N [--start S] [--time-budget D] [--out DIR] [--shrink-attempts K]
@@ -117,6 +117,7 @@ func loadScenario(arg string) (*scenarios.Scenario, error) {
 type runFlags struct {
 	seed        uint64
 	duration    time.Duration
+	truncate    bool
 	logPath     string
 	reportPath  string
 	determinism bool
@@ -130,6 +131,7 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed of the run")
 	fs.DurationVar(&f.duration, "duration", 0, "simulated time to run (default: the scenario's)")
+	fs.BoolVar(&f.truncate, "truncate", false, "allow a --duration that ends before the scenario's last fault (those faults do not happen)")
 	fs.StringVar(&f.logPath, "log", "", "write the JSON Lines event log to this file")
 	fs.StringVar(&f.reportPath, "report", "", "write an HTML report to this file")
 	fs.BoolVar(&f.determinism, "check-determinism", false, "run twice and compare the event log and summary hashes")
@@ -159,6 +161,16 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	if f.duration > scenarios.MaxDuration {
 		fmt.Fprintf(stderr, "meridian sim run: --duration %s is longer than the %s allowed\n", f.duration, scenarios.MaxDuration)
 		return exitUsage
+	}
+
+	if f.duration > 0 && !f.truncate {
+		for i, ft := range sc.Timeline {
+			if ft.At.D() >= f.duration {
+				fmt.Fprintf(stderr, "meridian sim run: --duration %s ends before timeline[%d] of %s (%s at %s), which would silently not happen; give --truncate to run it cut\n",
+					f.duration, i, sc.Name, ft.Kind, ft.At.D())
+				return exitUsage
+			}
+		}
 	}
 
 	first, code := runOnce(sc, &f, true, stderr)
@@ -228,7 +240,7 @@ func runOnce(sc *scenarios.Scenario, f *runFlags, primary bool, stderr io.Writer
 		buf = bufio.NewWriterSize(logFile, 1<<16)
 		logW = io.MultiWriter(h, buf)
 	}
-	opts := sim.Options{Seed: f.seed, Duration: f.duration, EventLog: logW}
+	opts := sim.Options{Seed: f.seed, Duration: f.duration, Truncate: f.truncate, EventLog: logW}
 	if !f.quiet {
 		opts.Progress = progressPrinter(sc.Name, stderr, time.Now)
 	}

@@ -101,6 +101,7 @@ func TestSimUsageErrors(t *testing.T) {
 		{"fuzz"},
 		{"fuzz", "--seeds", "0"},
 		{"list", "extra"},
+		{"run", "region-cutoff", "--duration", "1m"}, // ends before the partition at 3m: needs --truncate
 	} {
 		if code, _, _ := runSim(t, args...); code != 2 {
 			t.Errorf("sim %q: exit %d, want 2", args, code)

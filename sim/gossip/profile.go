@@ -135,7 +135,10 @@ func (p Profile) suspicionTimeout(n, c int) time.Duration {
 		return hi
 	}
 	frac := math.Log(float64(c)+1) / math.Log(float64(k)+1)
-	raw := hi.Seconds() - frac*(hi.Seconds()-lo.Seconds())
+	// The explicit float64 conversion rounds the product (Go spec,
+	// "Floating-point operators"), so no architecture fuses it into a
+	// multiply-subtract: the same seed replays the same on amd64 and arm64.
+	raw := hi.Seconds() - float64(frac*(hi.Seconds()-lo.Seconds()))
 	t := time.Duration(math.Floor(1000*raw)) * time.Millisecond
 	return max(t, lo)
 }

@@ -183,6 +183,9 @@ func (b *builder) invariants(r *sim.Result) {
 		for _, v := range r.Violations {
 			if v.Invariant == inv.Name {
 				first = "at " + dur(v.At) + ": " + v.Detail
+				if v.Explanation != "" {
+					first += " (router: " + v.Explanation + ")"
+				}
 				break
 			}
 		}

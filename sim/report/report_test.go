@@ -198,3 +198,56 @@ func TestTickLabel(t *testing.T) {
 		}
 	}
 }
+
+// Violations are marked on the timeline, one row per invariant, one mark
+// per time step with violations, and the first one's router explanation
+// is shown.
+func TestReportMarksViolations(t *testing.T) {
+	res, sc := runScenario(t, "steady-state")
+	if len(res.Timeline.Violations) != 0 {
+		t.Fatalf("steady-state has violations: %v", res.Timeline.Violations)
+	}
+	var b bytes.Buffer
+	if err := Write(&b, res, sc); err != nil {
+		t.Fatal(err)
+	}
+	if byID(parseXML(t, b.Bytes()), "violations") != nil {
+		t.Error("a violations row without violations")
+	}
+	step := res.Timeline.Step
+	res.Timeline.Violations = []sim.ViolationMark{
+		{Invariant: sim.InvUnreachable, At: 3 * step}, {Invariant: sim.InvUnreachable, At: 3*step + 1}, {Invariant: sim.InvUnreachable, At: 10 * step},
+		{Invariant: sim.InvStaleness, At: 5 * step},
+	}
+	res.Violations = append(res.Violations, sim.Violation{Invariant: sim.InvUnreachable, At: 3 * step, Detail: "sent to eu-west", Explanation: "us-east: 0 healthy; eu-west <takes 100%>"})
+	for i := range res.Invariants {
+		if res.Invariants[i].Name == sim.InvUnreachable {
+			res.Invariants[i].Count = 3
+		}
+	}
+	b.Reset()
+	if err := Write(&b, res, sc); err != nil {
+		t.Fatal(err)
+	}
+	root := parseXML(t, b.Bytes())
+	g := byID(root, "violations")
+	if g == nil {
+		t.Fatal("no violations row on the timeline")
+	}
+	marks := g.find(func(x *element) bool { return x.attrs["class"] == "violation" })
+	var got []string
+	for _, m := range marks {
+		got = append(got, m.attrs["data-invariant"]+" "+m.allText())
+	}
+	want := []string{
+		sim.InvUnreachable + " " + sim.InvUnreachable + ": 2 violation(s) " + dur(3*step) + "-" + dur(4*step),
+		sim.InvUnreachable + " " + sim.InvUnreachable + ": 1 violation(s) " + dur(10*step) + "-" + dur(11*step),
+		sim.InvStaleness + " " + sim.InvStaleness + ": 1 violation(s) " + dur(5*step) + "-" + dur(6*step),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("marks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(byID(root, "invariants").allText(), "router: us-east: 0 healthy; eu-west <takes 100%>") {
+		t.Error("the router's explanation is not shown")
+	}
+}

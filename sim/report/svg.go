@@ -71,7 +71,12 @@ func (b *builder) timeline(r *sim.Result) {
 	stripsTop := 10
 	chartTop := stripsTop + nr*(stripH+rowGap) + 14
 	faultTop := chartTop + chartH + 24
-	axisTop := faultTop + len(faults)*(faultH+rowGap) + 6
+	viol := violationRows(tl)
+	violTop := faultTop + len(faults)*(faultH+rowGap) + 6
+	if len(viol) > 0 {
+		violTop += 18
+	}
+	axisTop := violTop + len(viol)*(faultH+rowGap) + 6
 	height := axisTop + axisH
 
 	b.f("<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n", svgWidth, height, svgWidth, height)
@@ -158,9 +163,28 @@ func (b *builder) timeline(r *sim.Result) {
 		b.f("<text x=\"%s\" y=\"%d\" font-size=\"11\" text-anchor=\"%s\">%s</text>\n", num(tx, 1), y+12, anchor, esc(truncate(label, 70)))
 	}
 	if hidden > 0 {
-		b.f("<text x=\"4\" y=\"%d\" font-size=\"11\">(%d more faults not drawn)</text>\n", axisTop-2, hidden)
+		b.f("<text x=\"4\" y=\"%d\" font-size=\"11\">(%d more faults not drawn)</text>\n", violTop-2, hidden)
 	}
 	b.f("</g>\n")
+
+	// Violations, one row per invariant that fired: a mark per time step
+	// with violations, its count in the tooltip.
+	if len(viol) > 0 {
+		b.f("<g id=\"violations\">\n")
+		b.f("<text x=\"4\" y=\"%d\" font-size=\"12\">violations</text>\n", violTop-6)
+		step := max(tl.Step, time.Second)
+		for i, row := range viol {
+			y := violTop + i*(faultH+rowGap)
+			b.f("<text x=\"4\" y=\"%d\" font-size=\"11\" fill=\"#cf222e\">%s (%d)</text>\n", y+12, esc(row.inv), row.total)
+			for _, c := range row.cells {
+				s, e := time.Duration(c.bucket)*step, time.Duration(c.bucket+1)*step
+				x0, x1 := x(s), x(e)
+				b.f("<rect class=\"violation\" data-invariant=\"%s\" x=\"%s\" y=\"%d\" width=\"%s\" height=\"%d\" fill=\"#cf222e\"><title>%s: %d violation(s) %s-%s</title></rect>\n",
+					esc(row.inv), num(x0, 1), y, num(max(x1-x0, 2), 1), faultH, esc(row.inv), c.n, dur(s), dur(e))
+			}
+		}
+		b.f("</g>\n")
+	}
 
 	// Time axis.
 	b.f("<g id=\"axis\">\n")
@@ -173,7 +197,41 @@ func (b *builder) timeline(r *sim.Result) {
 		b.f("<line x1=\"%s\" y1=\"%d\" x2=\"%s\" y2=\"%d\" stroke=\"#d0d7de\" stroke-dasharray=\"2,3\"/>\n", num(xt, 1), stripsTop, num(xt, 1), axisTop)
 	}
 	b.f("</g>\n</svg>\n")
-	b.f("<p class=\"muted\">Heat strips and lines: share of each region's lookups answered with a live instance per %s (grey: no lookups; the colour scale runs from red at 0.9 and below to green at 1). Bars: faults from start to end.</p>\n", dur(tl.Step))
+	b.f("<p class=\"muted\">Heat strips and lines: share of each region's lookups answered with a live instance per %s (grey: no lookups; the colour scale runs from red at 0.9 and below to green at 1). Bars: faults from start to end; red marks: invariant violations per step (all of them; the event log has each one with the router's explanation).</p>\n", dur(tl.Step))
+}
+
+// violRow is one invariant's violations, counted per time step.
+type violRow struct {
+	inv   string
+	total int
+	cells []violCell
+}
+
+type violCell struct{ bucket, n int }
+
+// violationRows groups the timeline's violation marks by invariant (in
+// order of first violation) and time step.
+func violationRows(tl *sim.Timeline) []violRow {
+	step := max(tl.Step, time.Second)
+	var rows []violRow
+	idx := map[string]int{}
+	for _, v := range tl.Violations {
+		i, ok := idx[v.Invariant]
+		if !ok {
+			i = len(rows)
+			idx[v.Invariant] = i
+			rows = append(rows, violRow{inv: v.Invariant})
+		}
+		r := &rows[i]
+		r.total++
+		bk := int(v.At / step)
+		if n := len(r.cells); n > 0 && r.cells[n-1].bucket == bk {
+			r.cells[n-1].n++
+		} else {
+			r.cells = append(r.cells, violCell{bucket: bk, n: 1})
+		}
+	}
+	return rows
 }
 
 // tickLabel writes 90s as "1m30s" and 2m as "2m" (not "2m0s").
