@@ -116,6 +116,13 @@
 //	heal halves: other side alive   1.31s/1.11s    5.77s/6.67s    18.0s/14.3s
 //	restart seen alive              100ms/100ms    200ms/200ms    500ms/500ms
 //	tag change spread               70ms/60ms      120ms/100ms    340ms/240ms
+//	one-way 1->n-1: n-1 see failed  5.02s/4.66s    5.51s/5.68s    39.6s/38.1s
+//	one-way 1->n-1: it sees failed  21.7s/21.6s    28.4s/27.5s    55.1s/49.4s
+//
+// (A one-way cut is checked against the cut's functions, as the simulator
+// uses them: the cut-off member's acks and refutations are lost, so both
+// sides see the other failed. The harness black-holes stream dials both
+// ways through it, as a TCP handshake fails.)
 //
 // pools of 8 and 16 (16 runs a profile):
 //

@@ -33,6 +33,10 @@ const (
 	caseCutHalves  = "cut halves: each sees the other side failed"
 	caseHealHalves = "heal halves: each sees the other side alive"
 	caseRestart    = "restart: each survivor sees it alive"
+
+	caseOneWayMajor = "one-way cut 1->n-1: the n-1 see it failed"
+	caseOneWayIso   = "one-way cut 1->n-1: it sees the n-1 failed"
+	caseOneWayHeal  = "one-way cut 1->n-1 heals: the n-1 see it alive"
 )
 
 var checkCases = []checkCase{
@@ -51,6 +55,13 @@ var checkCases = []checkCase{
 		return p.RejoinCut(rng, m.n, m.side, m.cutFor)
 	}},
 	{caseRestart, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.Restart(rng, m.n) }},
+	// The simulator treats a one-way cut as a cut (sim/membership.go
+	// pathOK): the same model functions.
+	{caseOneWayMajor, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.DetectCut(rng, m.n, m.side) }},
+	{caseOneWayIso, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.DetectCut(rng, m.n, m.side) }},
+	{caseOneWayHeal, func(p Profile, rng *rand.Rand, m measured) time.Duration {
+		return p.RejoinCut(rng, m.n, m.side, m.cutFor)
+	}},
 }
 
 // measured is one real delay with its circumstances: pool size, the
@@ -158,12 +169,39 @@ func runSerf(t *testing.T, prof Profile, n, run int, rng *rand.Rand, got map[str
 			add(caseHealHalves, len(b), t0, p.delays(t0, federation.EventJoin, b, a, nil))
 		}
 
+		// (f) A one-way cut: nothing from one member reaches the others
+		// (the others' packets still reach it). Acks and refutations are
+		// lost, so both sides see the other failed, as for a cut; then it
+		// heals.
+		time.Sleep(20 * time.Second)
+		pause(5 * time.Second)
+		iso := nodes[rng.IntN(n)]
+		rest := without(nodes, iso)
+		from, to := iso.BindAddr(), addrs(rest)
+		t0 := time.Now()
+		p.net.SetFilter(func(a, b string) (bool, time.Duration) { return a == from && slices.Contains(to, b), 0 })
+		p.setNoDial(func(a, b string) bool {
+			return (a == from && slices.Contains(to, b)) || (b == from && slices.Contains(to, a))
+		})
+		p.waitStatus(long, "the others to see the one-way cut member failed", rest, []*serfNode{iso}, federation.StatusFailed)
+		p.waitStatus(long, "the one-way cut member to see the others failed", []*serfNode{iso}, rest, federation.StatusFailed)
+		cutFor = 0
+		add(caseOneWayMajor, n-1, t0, p.delays(t0, federation.EventFailed, rest, []*serfNode{iso}, nil))
+		add(caseOneWayIso, 1, t0, p.delays(t0, federation.EventFailed, []*serfNode{iso}, rest, nil))
+		pause(time.Minute)
+		cutFor = time.Since(t0)
+		t0 = time.Now()
+		p.net.SetFilter(nil)
+		p.setNoDial(nil)
+		p.waitStatus(long, "all alive after the one-way cut", nodes, nodes, federation.StatusAlive)
+		add(caseOneWayHeal, n-1, t0, p.delays(t0, federation.EventJoin, rest, []*serfNode{iso}, nil))
+
 		// (a) A gateway dies: Shutdown without a leave.
 		time.Sleep(20 * time.Second)
 		pause(5 * time.Second)
 		dead := nodes[rng.IntN(n)]
 		alive := without(nodes, dead)
-		t0 := time.Now()
+		t0 = time.Now()
 		dead.stop(t)
 		p.waitStatus(long, "the survivors to see the dead failed", alive, []*serfNode{dead}, federation.StatusFailed)
 		add(caseCrash, n-1, t0, p.delays(t0, federation.EventFailed, alive, []*serfNode{dead}, nil))
