@@ -138,3 +138,33 @@ func TestRestartUsesRestart(t *testing.T) {
 func without(names []string, drop string) []string {
 	return slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == drop })
 }
+
+// TestOneWayCutMembership: a one-way cut is a cut for membership when no
+// third region relays (acks and refutations are lost: real Serf marks both
+// sides failed, modelcheck_test.go), and nothing at all when one does
+// (memberlist's indirect probes go around it).
+func TestOneWayCutMembership(t *testing.T) {
+	cutAt := time.Minute
+	for _, tc := range []struct {
+		regions []string
+		failed  int // failed events, both directions
+	}{
+		{[]string{"us-east", "eu-west"}, 2},
+		{[]string{"us-east", "eu-west", "ap-south"}, 0},
+	} {
+		sc := wanWorld(10 * time.Minute)
+		sc.Topology.Regions = nil
+		for _, r := range tc.regions {
+			sc.Topology.Regions = append(sc.Topology.Regions, scenarios.Region{Name: r})
+		}
+		sc.Timeline = []scenarios.Fault{{At: dur(cutAt), Kind: scenarios.FaultCut, From: "us-east", To: "eu-west", For: dur(5 * time.Minute)}}
+		failed := memberDelays(t, sc, 1, cutAt, "failed")
+		got := 0
+		for _, ds := range failed {
+			got += len(ds)
+		}
+		if got != tc.failed {
+			t.Errorf("%d regions, one-way cut us-east -> eu-west: %d failed events %v, want %d", len(tc.regions), got, failed, tc.failed)
+		}
+	}
+}
