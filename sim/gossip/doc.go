@@ -96,7 +96,8 @@
 // modelcheck_test.go runs real Serf (federation.SerfMembership on a
 // federation.MemNetwork, in testing/synctest virtual time) through these
 // events for the local, lan and wan profiles, pools of 3 to 5 (15 runs
-// each) and of 8 and 16 (2 runs; 16 with -modelcheck.full), and checks
+// each) and of 8 and 16 (4 runs; 16 with -modelcheck.full; fewer under
+// -race, see checkPlans), and checks
 // the model's distribution against the measurements (see
 // TestModelMatchesSerf for the tolerances); run it with -v for the full
 // table (min, median, max against the model's p5, p50, p95). Medians,
