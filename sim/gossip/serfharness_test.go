@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -232,6 +233,9 @@ func (p *serfPool) waitStatus(timeout time.Duration, what string, observers, tar
 			}
 		}
 		if done {
+			// The status is Serf's; the events that announce it may still
+			// be on their way to the recorder: let them arrive.
+			synctest.Wait()
 			return
 		}
 		if time.Since(start) > timeout {
