@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"time"
+
 	"github.com/meridian-sd/meridian/federation"
 )
 
@@ -12,6 +14,14 @@ type memberView struct {
 	target  federation.MemberStatus
 	gen     int
 	version uint64
+	// cutAt is when target last became failed, cutSide how many running
+	// gateways the observer reached then (itself included): what a heal's
+	// RejoinCut needs.
+	cutAt   time.Duration
+	cutSide int
+	// subjInc is the subject's incarnation when the observer last saw it
+	// running: a different one means it restarted since.
+	subjInc int
 }
 
 // pathOK reports whether gossip gets between regions a and b: directly, or
@@ -46,13 +56,41 @@ func (w *world) wantStatus(o, s *gateway) federation.MemberStatus {
 	return federation.StatusFailed
 }
 
+// side is how many running gateways o reaches (itself included): the
+// members on its side of whatever cut the network has.
+func (w *world) side(o *gateway) int {
+	n := 0
+	for _, g := range w.gateways {
+		if g.running && w.pathOK(o.rs.idx, g.rs.idx) {
+			n++
+		}
+	}
+	return n
+}
+
 // recomputeMembership starts, for every pair whose truth changed, the
-// transition the gossip model says takes: failure detection after a crash
-// or cut (DetectFailure), rejoin after a heal or restart (Rejoin), and a
-// leave broadcast (Spread). A pending transition the truth undoes is
-// cancelled.
+// transition the gossip model says takes:
+//
+//   - alive to failed (a crash, a partition, a cut): DetectCut with the
+//     observer's side, the running gateways it still reaches (a crash
+//     with everything else up is DetectFailure);
+//   - failed or left to alive because the subject restarted and joined:
+//     Restart (it refutes its own death at once);
+//   - failed to alive because a cut healed: RejoinCut with the side and
+//     the length of the cut (Serf's reconnect loop crosses it);
+//   - a gateway that restarts learns the live members from its join's
+//     push/pull (one round trip), and the failed ones as before (Rejoin);
+//   - a graceful leave: Spread.
+//
+// A pending transition the truth undoes is cancelled.
 func (w *world) recomputeMembership() {
 	n := len(w.gateways)
+	sides := make([]int, len(w.gateways))
+	for _, o := range w.gateways {
+		if o.running {
+			sides[o.idx] = w.side(o)
+		}
+	}
 	for _, o := range w.gateways {
 		if !o.running {
 			continue
@@ -63,22 +101,35 @@ func (w *world) recomputeMembership() {
 			}
 			want := w.wantStatus(o, s)
 			vw := &o.view[s.idx]
+			restarted := s.running && s.inc != vw.subjInc
+			if s.running {
+				vw.subjInc = s.inc
+			}
 			if vw.target == want {
 				continue
+			}
+			if want == federation.StatusFailed {
+				vw.cutAt, vw.cutSide = w.now, sides[o.idx]
 			}
 			vw.target = want
 			vw.gen++
 			if want == vw.status {
 				continue // back to what the core believes: nothing to deliver
 			}
-			var d = w.profile.Spread(w.memRng, n)
+			var d time.Duration
 			switch {
+			case want == federation.StatusLeft:
+				d = w.profile.Spread(w.memRng, n)
+			case want == federation.StatusAlive && vw.status == 0:
+				d = w.net.rtt(o.rs.idx, s.rs.idx) // the join's push/pull
+			case want == federation.StatusAlive && restarted:
+				d = w.profile.Restart(w.memRng, n)
 			case want == federation.StatusAlive:
-				d = w.profile.Rejoin(w.memRng, n)
-			case want == federation.StatusFailed && vw.status == 0:
+				d = w.profile.RejoinCut(w.memRng, n, vw.cutSide, w.now-vw.cutAt)
+			case vw.status == 0:
 				d = w.profile.Rejoin(w.memRng, n) // learned with the member list at join
-			case want == federation.StatusFailed:
-				d = w.profile.DetectFailure(w.memRng, n)
+			default:
+				d = w.profile.DetectCut(w.memRng, n, sides[o.idx])
 			}
 			gen, inc := vw.gen, o.inc
 			w.after(d, func() {

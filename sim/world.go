@@ -188,7 +188,7 @@ func (w *world) run() error {
 				continue
 			}
 			vw := &o.view[s.idx]
-			vw.status, vw.target, vw.version = federation.StatusAlive, federation.StatusAlive, s.pubVer
+			vw.status, vw.target, vw.version, vw.subjInc = federation.StatusAlive, federation.StatusAlive, s.pubVer, s.inc
 			o.core.Member(w.wall(), federation.MemberEvent{Kind: federation.EventJoin,
 				Member: federation.Member{Name: s.name, Region: s.rs.name, HTTPAddr: s.addr, Version: s.pubVer}})
 		}

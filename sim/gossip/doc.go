@@ -75,8 +75,66 @@
 // while dead messages are still being gossiped, can make real Serf flap
 // (report a member of its own side failed, then alive); the model does not.
 //
+// # How the simulator uses it
+//
+// sim/membership.go draws, for each (observer, member) pair whose truth
+// changes: DetectCut with the observer's side (the running gateways it
+// still reaches, directly or through a third region, as memberlist's
+// indirect probes do) when the member crashes or a partition or one-way
+// cut separates them; RejoinCut with that side and the cut's length when
+// the cut heals; Restart when the member restarts (after a crash or a
+// graceful leave); Spread for a leave and for version tags. A restarted
+// gateway learns the live members from its join's push/pull, one round
+// trip. Loss on a link (the degrade fault) does not reach membership.
+// That is right when a third region bridges the link: memberlist's
+// indirect probes go around it, and real Serf marks no one failed at 30%
+// loss (lossy_test.go). With no relay (two regions alone), real Serf
+// flaps under heavy loss (30% and more); the model does not cover that.
+//
+// # Checked against real Serf
+//
 // modelcheck_test.go runs real Serf (federation.SerfMembership on a
 // federation.MemNetwork, in testing/synctest virtual time) through these
-// events for the local and lan profiles and checks the model against the
-// measurements; run it with -v for the table.
+// events for the local, lan and wan profiles, pools of 3 to 5 (15 runs
+// each) and of 8 and 16 (4 runs; 16 with -modelcheck.full; fewer under
+// -race, see checkPlans), and checks
+// the model's distribution against the measurements (see
+// TestModelMatchesSerf for the tolerances); run it with -v for the full
+// table (min, median, max against the model's p5, p50, p95). Medians,
+// real / model, from
+//
+//	go test ./sim/gossip/ -run TestModelMatchesSerf -v -modelcheck.full
+//
+// pools of 3 to 5 (15 runs a profile):
+//
+//	                                local          lan            wan
+//	crash seen failed               4.73s/4.65s    5.83s/5.66s    39.4s/38.3s
+//	cut 1|n-1: n-1 see it failed    4.80s/4.63s    5.57s/5.68s    38.2s/38.3s
+//	cut 1|n-1: it sees n-1 failed   21.7s/21.6s    28.4s/27.4s    55.0s/49.3s
+//	heal 1|n-1: n-1 see it alive    1.63s/1.84s    10.6s/11.6s    22.2s/15.6s
+//	heal 1|n-1: it sees n-1 alive   1.08s/1.73s    10.4s/11.0s    22.2s/15.1s
+//	cut halves: other side failed   5.76s/5.68s    12.7s/12.7s    42.1s/39.7s
+//	heal halves: other side alive   1.31s/1.11s    5.77s/6.67s    18.0s/14.3s
+//	restart seen alive              100ms/100ms    200ms/200ms    500ms/500ms
+//	tag change spread               70ms/60ms      120ms/100ms    340ms/240ms
+//	one-way 1->n-1: n-1 see failed  5.02s/4.66s    5.51s/5.68s    39.6s/38.1s
+//	one-way 1->n-1: it sees failed  21.7s/21.6s    28.4s/27.5s    55.1s/49.4s
+//
+// (A one-way cut is checked against the cut's functions, as the simulator
+// uses them: the cut-off member's acks and refutations are lost, so both
+// sides see the other failed. The harness black-holes stream dials both
+// ways through it, as a TCP handshake fails.)
+//
+// pools of 8 and 16 (16 runs a profile):
+//
+//	                                local          lan            wan
+//	crash seen failed               5.47s/5.23s    6.25s/6.46s    44.1s/43.7s
+//	cut 1|n-1: n-1 see it failed    5.28s/5.23s    6.27s/6.47s    43.6s/43.6s
+//	cut 1|n-1: it sees n-1 failed   43.1s/46.3s    1m5.5s/1m5.7s  6m40s/6m40s
+//	heal 1|n-1: n-1 see it alive    1.78s/1.97s    8.31s/11.4s    15.2s/14.8s
+//	heal 1|n-1: it sees n-1 alive   1.71s/1.70s    8.20s/11.3s    15.0s/13.2s
+//	cut halves: other side failed   6.08s/6.53s    8.23s/9.13s    57.3s/1m11s
+//	heal halves: other side alive   390ms/400ms    2.99s/1.98s    2.18s/3.85s
+//	restart seen alive              140ms/150ms    280ms/270ms    630ms/590ms
+//	tag change spread               100ms/100ms    150ms/170ms    370ms/370ms
 package gossip

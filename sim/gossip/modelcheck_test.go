@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -32,6 +33,10 @@ const (
 	caseCutHalves  = "cut halves: each sees the other side failed"
 	caseHealHalves = "heal halves: each sees the other side alive"
 	caseRestart    = "restart: each survivor sees it alive"
+
+	caseOneWayMajor = "one-way cut 1->n-1: the n-1 see it failed"
+	caseOneWayIso   = "one-way cut 1->n-1: it sees the n-1 failed"
+	caseOneWayHeal  = "one-way cut 1->n-1 heals: the n-1 see it alive"
 )
 
 var checkCases = []checkCase{
@@ -50,6 +55,13 @@ var checkCases = []checkCase{
 		return p.RejoinCut(rng, m.n, m.side, m.cutFor)
 	}},
 	{caseRestart, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.Restart(rng, m.n) }},
+	// The simulator treats a one-way cut as a cut (sim/membership.go
+	// pathOK): the same model functions.
+	{caseOneWayMajor, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.DetectCut(rng, m.n, m.side) }},
+	{caseOneWayIso, func(p Profile, rng *rand.Rand, m measured) time.Duration { return p.DetectCut(rng, m.n, m.side) }},
+	{caseOneWayHeal, func(p Profile, rng *rand.Rand, m measured) time.Duration {
+		return p.RejoinCut(rng, m.n, m.side, m.cutFor)
+	}},
 }
 
 // measured is one real delay with its circumstances: pool size, the
@@ -86,7 +98,10 @@ func runSerf(t *testing.T, prof Profile, n, run int, rng *rand.Rand, got map[str
 				got[c] = append(got[c], measured{n: n, side: side, cutFor: cutFor, event: event, d: d})
 			}
 		}
-		long := 10 * time.Minute // bounds every wait (virtual time)
+		// bounds every wait (virtual time): a member cut off from everyone
+		// probes the others ever more slowly (awareness), up to twice the
+		// model's detection bound.
+		long := max(10*time.Minute, 2*prof.detectBound(n))
 
 		// (d) Tag changes: SetVersion on three members in turn.
 		for v := 1; v <= 3; v++ {
@@ -154,12 +169,39 @@ func runSerf(t *testing.T, prof Profile, n, run int, rng *rand.Rand, got map[str
 			add(caseHealHalves, len(b), t0, p.delays(t0, federation.EventJoin, b, a, nil))
 		}
 
+		// (f) A one-way cut: nothing from one member reaches the others
+		// (the others' packets still reach it). Acks and refutations are
+		// lost, so both sides see the other failed, as for a cut; then it
+		// heals.
+		time.Sleep(20 * time.Second)
+		pause(5 * time.Second)
+		iso := nodes[rng.IntN(n)]
+		rest := without(nodes, iso)
+		from, to := iso.BindAddr(), addrs(rest)
+		t0 := time.Now()
+		p.net.SetFilter(func(a, b string) (bool, time.Duration) { return a == from && slices.Contains(to, b), 0 })
+		p.setNoDial(func(a, b string) bool {
+			return (a == from && slices.Contains(to, b)) || (b == from && slices.Contains(to, a))
+		})
+		p.waitStatus(long, "the others to see the one-way cut member failed", rest, []*serfNode{iso}, federation.StatusFailed)
+		p.waitStatus(long, "the one-way cut member to see the others failed", []*serfNode{iso}, rest, federation.StatusFailed)
+		cutFor = 0
+		add(caseOneWayMajor, n-1, t0, p.delays(t0, federation.EventFailed, rest, []*serfNode{iso}, nil))
+		add(caseOneWayIso, 1, t0, p.delays(t0, federation.EventFailed, []*serfNode{iso}, rest, nil))
+		pause(time.Minute)
+		cutFor = time.Since(t0)
+		t0 = time.Now()
+		p.net.SetFilter(nil)
+		p.setNoDial(nil)
+		p.waitStatus(long, "all alive after the one-way cut", nodes, nodes, federation.StatusAlive)
+		add(caseOneWayHeal, n-1, t0, p.delays(t0, federation.EventJoin, rest, []*serfNode{iso}, nil))
+
 		// (a) A gateway dies: Shutdown without a leave.
 		time.Sleep(20 * time.Second)
 		pause(5 * time.Second)
 		dead := nodes[rng.IntN(n)]
 		alive := without(nodes, dead)
-		t0 := time.Now()
+		t0 = time.Now()
 		dead.stop(t)
 		p.waitStatus(long, "the survivors to see the dead failed", alive, []*serfNode{dead}, federation.StatusFailed)
 		add(caseCrash, n-1, t0, p.delays(t0, federation.EventFailed, alive, []*serfNode{dead}, nil))
@@ -195,6 +237,52 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[i]
 }
 
+var modelcheckFull = flag.Bool("modelcheck.full", false, "TestModelMatchesSerf: more runs of the big pools (minutes)")
+
+// checkPlan is one group of model-check runs: a profile, the pool sizes
+// taken in turn, and how many runs.
+type checkPlan struct {
+	profile string
+	sizes   []int
+	runs    int
+}
+
+// pools names the plan's pool sizes ("3-5", "16").
+func (c checkPlan) pools() string {
+	lo, hi := slices.Min(c.sizes), slices.Max(c.sizes)
+	if lo == hi {
+		return fmt.Sprint(lo)
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
+}
+
+// minEvents is the fewest independent events a case needs to be judged:
+// with fewer, one odd event is the median, and the case is only printed.
+const minEvents = 4
+
+// checkPlans are the model check's runs: every profile with pools of 3 to
+// 5 (15 runs each), and pools of 8 and 16 with four runs (a pool of 16
+// costs about ten times a pool of 4: the whole check takes about 45s of
+// CPU, 25s on two cores); full gives the big pools 16 runs (about 5
+// minutes of CPU). Under the race detector (make test), which slows Serf
+// down 5 to 10 times, it is smaller: 5 runs of the small pools, judged
+// with the wider tolerances that fewer events give, and one of 8, only
+// printed (a smoke test that real Serf goes through every event).
+func checkPlans(full bool) []checkPlan {
+	small, big, bigSizes := 15, 4, []int{8, 16}
+	switch {
+	case full:
+		big = 16
+	case raceEnabled:
+		small, big, bigSizes = 5, 1, []int{8}
+	}
+	var plans []checkPlan
+	for _, p := range []string{Local, LAN, WAN} {
+		plans = append(plans, checkPlan{p, []int{3, 4, 5}, small}, checkPlan{p, bigSizes, big})
+	}
+	return plans
+}
+
 // TestModelMatchesSerf measures real Serf (SerfMembership on a MemNetwork,
 // in synctest virtual time) through the events the simulator's scenarios
 // use, and checks the model against the measurements.
@@ -228,11 +316,11 @@ func TestModelMatchesSerf(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real Serf for a few seconds of wall time")
 	}
-	const runs, samples = 15, 2000
-	sizes := []int{3, 4, 5} // pool sizes, in turn
+	const samples = 2000
 	type row struct {
 		c            string
 		profile      string
+		pools        string
 		real         []time.Duration
 		p5, p50, p95 time.Duration
 		modelQ       [3]time.Duration // p25, p50, p75
@@ -240,20 +328,35 @@ func TestModelMatchesSerf(t *testing.T) {
 		events       int              // independent events measured
 	}
 	var rows []row
-	for pi, profile := range []string{Local, LAN} {
-		prof, err := ProfileByName(profile)
+	for pi, plan := range checkPlans(*modelcheckFull) {
+		prof, err := ProfileByName(plan.profile)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The runs go in parallel (each in its own bubble), each into its
+		// own map, merged in run order.
+		perRun := make([]map[string][]measured, plan.runs)
+		t.Run(plan.profile+"/"+plan.pools(), func(t *testing.T) {
+			for run := range plan.runs {
+				n := plan.sizes[run%len(plan.sizes)]
+				rng := rand.New(rand.NewPCG(uint64(pi), uint64(run)))
+				perRun[run] = map[string][]measured{}
+				t.Run(fmt.Sprintf("n=%d/run%d", n, run), func(t *testing.T) {
+					t.Parallel()
+					runSerf(t, prof, n, run, rng, perRun[run])
+				})
+			}
+		})
 		got := map[string][]measured{}
-		for run := range runs {
-			n := sizes[run%len(sizes)]
-			rng := rand.New(rand.NewPCG(uint64(pi), uint64(run)))
-			t.Run(fmt.Sprintf("%s/n=%d/run%d", profile, n, run), func(t *testing.T) { runSerf(t, prof, n, run, rng, got) })
+		for _, m := range perRun {
+			for _, c := range checkCases {
+				got[c.name] = append(got[c.name], m[c.name]...)
+			}
 		}
 		if t.Failed() {
 			return
 		}
+		profile := plan.profile
 		for ci, c := range checkCases {
 			ms := got[c.name]
 			if len(ms) == 0 {
@@ -277,28 +380,35 @@ func TestModelMatchesSerf(t *testing.T) {
 			for _, m := range ms {
 				events[m.event] = true
 			}
-			rows = append(rows, row{c.name, profile, real, quantile(model, 0.05), quantile(model, 0.5), quantile(model, 0.95),
+			rows = append(rows, row{c.name, profile, plan.pools(), real, quantile(model, 0.05), quantile(model, 0.5), quantile(model, 0.95),
 				[3]time.Duration{quantile(model, 0.25), quantile(model, 0.5), quantile(model, 0.75)}, model, len(events)})
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pools of %v, %d runs per profile; real = Serf on a MemNetwork under synctest\n", sizes, runs)
-	fmt.Fprintf(&b, "%-45s %-7s %4s %9s %9s %9s | %9s %9s %9s\n", "case", "profile", "#", "real min", "median", "max", "model p5", "p50", "p95")
+	fmt.Fprintf(&b, "real = Serf on a MemNetwork under synctest; # = real samples\n")
+	fmt.Fprintf(&b, "%-45s %-7s %-6s %4s %9s %9s %9s | %9s %9s %9s\n", "case", "profile", "pools", "#", "real min", "median", "max", "model p5", "p50", "p95")
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 	for _, w := range rows {
 		lo, med, hi := w.real[0], quantile(w.real, 0.5), w.real[len(w.real)-1]
-		fmt.Fprintf(&b, "%-45s %-7s %4d %9v %9v %9v | %9v %9v %9v\n", w.c, w.profile, len(w.real), r(lo), r(med), r(hi), r(w.p5), r(w.p50), r(w.p95))
+		note := ""
+		if w.events < minEvents {
+			note = fmt.Sprintf("  (not judged: %d events)", w.events)
+		}
+		fmt.Fprintf(&b, "%-45s %-7s %-6s %4d %9v %9v %9v | %9v %9v %9v%s\n", w.c, w.profile, w.pools, len(w.real), r(lo), r(med), r(hi), r(w.p5), r(w.p50), r(w.p95), note)
 	}
 	t.Log("\n" + b.String())
 	if os.Getenv("MERIDIAN_MODELCHECK_RAW") != "" {
 		for _, w := range rows {
-			t.Logf("%s %s real: %v", w.profile, w.c, w.real)
+			t.Logf("%s %s %s real: %v", w.profile, w.pools, w.c, w.real)
 		}
 	}
 	const slack, qslack = 250 * time.Millisecond, 50 * time.Millisecond
 	// alpha is the chance a correct model fails a statistical check.
 	const alpha = 0.001
 	for _, w := range rows {
+		if w.events < minEvents {
+			continue
+		}
 		lo, hi := w.real[0], w.real[len(w.real)-1]
 		// With m independent events, the real min lies below the model's
 		// quantile delta (and the max above 1-delta) except with
@@ -306,11 +416,11 @@ func TestModelMatchesSerf(t *testing.T) {
 		delta := 1 - math.Pow(alpha, 1/float64(w.events))
 		if w.p5 < lo/2-slack && lo > quantile(w.model, delta) {
 			t.Errorf("%s, %s: model p5 %v below [0.5×real min − %v] = %v, and real min above model p%.0f = %v (%d events)",
-				w.c, w.profile, w.p5, slack, lo/2-slack, 100*delta, quantile(w.model, delta), w.events)
+				w.c, w.profile+" "+w.pools, w.p5, slack, lo/2-slack, 100*delta, quantile(w.model, delta), w.events)
 		}
 		if w.p95 > hi*3/2 && hi < quantile(w.model, 1-delta) {
 			t.Errorf("%s, %s: model p95 %v above 1.5×real max = %v, and real max below model p%.0f = %v (%d events)",
-				w.c, w.profile, w.p95, hi*3/2, 100*(1-delta), quantile(w.model, 1-delta), w.events)
+				w.c, w.profile+" "+w.pools, w.p95, hi*3/2, 100*(1-delta), quantile(w.model, 1-delta), w.events)
 		}
 		// DKW: with m independent events, the real CDF is within eps of the
 		// true one except with probability alpha.
@@ -321,7 +431,7 @@ func TestModelMatchesSerf(t *testing.T) {
 			lo, hi := quantile(w.model, max(q-eps, 0)), quantile(w.model, min(q+eps, 1))
 			if !ratioOK && (r < lo || r > hi) {
 				t.Errorf("%s, %s: real p%.0f %v outside [model p%.0f/2, 2×model p%.0f] ± %v = [%v, %v], and outside model p%.0f..p%.0f = [%v, %v] (%d events)",
-					w.c, w.profile, 100*q, r, 100*q, 100*q, qslack, m/2-qslack, 2*m+qslack, 100*max(q-eps, 0), 100*min(q+eps, 1), lo, hi, w.events)
+					w.c, w.profile+" "+w.pools, 100*q, r, 100*q, 100*q, qslack, m/2-qslack, 2*m+qslack, 100*max(q-eps, 0), 100*min(q+eps, 1), lo, hi, w.events)
 			}
 		}
 	}

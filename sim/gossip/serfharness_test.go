@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/meridian-sd/meridian/federation"
 )
 
@@ -85,6 +88,47 @@ type serfPool struct {
 	profile string
 	log     *slog.Logger
 	nodes   []*serfNode
+
+	mu sync.Mutex
+	// noDial, when set, black-holes stream dials between two addresses
+	// (either way): MemNetwork's filter can drop packets one way, but a
+	// stream dialled the other way would carry the answers back, where a
+	// real TCP handshake through a one-way cut fails.
+	noDial func(from, to string) bool
+}
+
+// setNoDial installs (nil: removes) the dial block.
+func (p *serfPool) setNoDial(f func(from, to string) bool) {
+	p.mu.Lock()
+	p.noDial = f
+	p.mu.Unlock()
+}
+
+// dialGate is a MemTransport whose stream dials the pool may black-hole.
+type dialGate struct {
+	*federation.MemTransport
+	pool *serfPool
+}
+
+func (g *dialGate) blocked(to string) bool {
+	g.pool.mu.Lock()
+	defer g.pool.mu.Unlock()
+	return g.pool.noDial != nil && g.pool.noDial(g.Addr(), to)
+}
+
+// DialAddressTimeout black-holes a blocked dial (it fails after its
+// timeout, as a TCP SYN into a cut does).
+func (g *dialGate) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if g.blocked(a.Addr) {
+		time.Sleep(timeout)
+		return nil, &net.OpError{Op: "dial", Net: "mem", Addr: nil, Err: os.ErrDeadlineExceeded}
+	}
+	return g.MemTransport.DialAddressTimeout(a, timeout)
+}
+
+// DialTimeout is DialAddressTimeout.
+func (g *dialGate) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return g.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
 // start starts node i ("gw<i>") at addr (empty: a new address), joining
@@ -92,10 +136,11 @@ type serfPool struct {
 func (p *serfPool) start(i int, addr string, join []string) *serfNode {
 	t := p.t
 	t.Helper()
-	tr, err := p.net.NewTransport(addr)
+	mt, err := p.net.NewTransport(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr := &dialGate{MemTransport: mt, pool: p}
 	cfg := federation.SerfConfig{
 		NodeName: fmt.Sprintf("gw%d", i), Region: fmt.Sprintf("r%d", i),
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 8700+i),
@@ -188,6 +233,9 @@ func (p *serfPool) waitStatus(timeout time.Duration, what string, observers, tar
 			}
 		}
 		if done {
+			// The status is Serf's; the events that announce it may still
+			// be on their way to the recorder: let them arrive.
+			synctest.Wait()
 			return
 		}
 		if time.Since(start) > timeout {
