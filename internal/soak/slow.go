@@ -53,6 +53,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // slowBody sends registrations whose body arrives one byte a second, one
 // after another, and checks that the gateway cuts each off in time.
 func (s *run) slowBody(ctx context.Context, n int) {
+	s.slowClient(ctx, n, "slow body", func(g *gateway, i int) string {
+		k := Key{"soak-slow", fmt.Sprintf("s-%d-%d", n, i)}
+		s.ledger.Record(OpRegister, k, NotApplied) // never complete: must stay absent
+		return s.slowBodyOnce(ctx, g, k)
+	})
+}
+
+// slowClient runs once against the gateways in turn until ctx ends, and
+// counts each outcome under name: "" is a success, "stopped" the end of
+// the run, anything else an error (not a broken bound while the gateway
+// was down or restarted meanwhile).
+func (s *run) slowClient(ctx context.Context, n int, name string, once func(g *gateway, i int) string) {
 	for i := 0; ctx.Err() == nil; i++ {
 		g := s.gws[(n+i)%len(s.gws)]
 		if up, _ := g.state(); !up {
@@ -60,27 +72,23 @@ func (s *run) slowBody(ctx context.Context, n int) {
 			continue
 		}
 		_, gen0 := g.state()
-		k := Key{"soak-slow", fmt.Sprintf("s-%d-%d", n, i)}
-		s.ledger.Record(OpRegister, k, NotApplied) // never complete: must stay absent
-		res := s.slowBodyOnce(ctx, g, k)
+		res := once(g, i)
 		up1, gen1 := g.state()
 		if res != "stopped" {
-			s.errs.request("slow body")
+			s.errs.request(name)
 		}
 		switch {
 		case res == "":
-			s.errs.ok("slow body")
+			s.errs.ok(name)
 		case res == "stopped":
 		case !up1 || gen0 != gen1:
-			s.errs.add("slow body: connection error, gateway down", false)
+			s.errs.add(name+": connection error, gateway down", false)
 		default:
-			s.errs.add("slow body: "+res, true)
+			s.errs.add(name+": "+res, true)
 		}
 	}
 }
 
-// slowBodyOnce returns "" when the gateway cut the request off within
-// slowBodyCut, else what happened.
 func (s *run) slowBodyOnce(ctx context.Context, g *gateway, k Key) string {
 	c, err := net.DialTimeout("tcp", g.httpAddr, 2*time.Second)
 	if err != nil {
@@ -146,30 +154,11 @@ func (s *run) slowBodyOnce(ctx context.Context, g *gateway, k Key) string {
 // the gateway gave up on it (its write deadline) rather than holding the
 // answers.
 func (s *run) neverReader(ctx context.Context, n int) {
-	for i := 0; ctx.Err() == nil; i++ {
-		g := s.gws[(n+i)%len(s.gws)]
-		if up, _ := g.state(); !up {
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		_, gen0 := g.state()
-		res := s.neverReadOnce(ctx, g)
-		up1, gen1 := g.state()
-		if res != "stopped" {
-			s.errs.request("never-reading client")
-		}
-		switch {
-		case res == "":
-			s.errs.ok("never-reading client")
-		case res == "stopped":
-		case !up1 || gen0 != gen1:
-			s.errs.add("never-reading client: connection error, gateway down", false)
-		default:
-			s.errs.add("never-reading client: "+res, true)
-		}
-	}
+	s.slowClient(ctx, n, "never-reading client", func(g *gateway, _ int) string { return s.neverReadOnce(ctx, g) })
 }
 
+// neverReadOnce runs one never-reading connection against g and says how
+// it ended ("" when the gateway gave up on it in time).
 func (s *run) neverReadOnce(ctx context.Context, g *gateway) string {
 	d := net.Dialer{Timeout: 2 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
