@@ -52,6 +52,24 @@ type CA struct {
 	KeyPEM  []byte
 }
 
+// newKey makes an ECDSA P-256 key, a random serial number and the key's
+// subject key id, for a new certificate.
+func newKey() (*ecdsa.PrivateKey, *big.Int, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("generating the key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ski, err := keyID(&key.PublicKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, ski, nil
+}
+
 // NewCA makes a self-signed ECDSA P-256 CA valid for days days.
 func NewCA(domain string, days int) (*CA, error) {
 	if domain == "" {
@@ -60,15 +78,7 @@ func NewCA(domain string, days int) (*CA, error) {
 	if days <= 0 {
 		return nil, fmt.Errorf("days: must be positive, got %d", days)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the CA key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, err
-	}
-	ski, err := keyID(&key.PublicKey)
+	key, serial, ski, err := newKey()
 	if err != nil {
 		return nil, err
 	}
@@ -194,15 +204,7 @@ func (ca *CA) Sign(o CertOptions) (*Cert, error) {
 		}
 	}
 	ips = append(ips, o.IPs...)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, err
-	}
-	ski, err := keyID(&key.PublicKey)
+	key, serial, ski, err := newKey()
 	if err != nil {
 		return nil, err
 	}
