@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"reflect"
+	"strings"
 )
 
 // Errors of the HTTP layer. Go's net/http server answers some malformed
@@ -21,7 +22,12 @@ import (
 // jsonMux serves mux, answering in JSON where the mux itself would answer
 // in text or HTML. Only requests the mux would not hand to a route (no
 // pattern, or a redirect) take the slower path.
-type jsonMux struct{ mux *http.ServeMux }
+type jsonMux struct {
+	mux *http.ServeMux
+	// catchAll: mux has a "/" route answering JSON and no method patterns
+	// (the gateway's own mux), so a clean path skips the lookup.
+	catchAll bool
+}
 
 // redirectType is the type of the handler ServeMux returns for its
 // redirects (a path to clean, a subtree without its trailing slash): it
@@ -35,6 +41,14 @@ func (j jsonMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// without a body.
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusBadRequest, "", "request target \"*\" is not supported; name a path such as /v1/services")
+		return
+	}
+	if p := r.URL.Path; j.catchAll && r.Method != http.MethodConnect && p != "/metrics" && cleanPath(p) && !strings.HasPrefix(p, "/v1/proxy/") {
+		// The mux hands every clean path to a route (there is a catch-all
+		// "/" answering 404 in JSON); only an unclean path, a subtree
+		// pattern without its trailing slash (/v1/proxy/S), CONNECT and
+		// /metrics' methods need the lookup below.
+		j.mux.ServeHTTP(w, r)
 		return
 	}
 	h, pattern := j.mux.Handler(r)
@@ -91,4 +105,28 @@ func (r *headerRecorder) WriteHeader(code int) {
 func (r *headerRecorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// cleanPath reports whether ServeMux would leave p as it is: it starts with
+// "/" and has no empty, "." or ".." element (a trailing "/" is fine).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		// p[start:i] is the element that ends here.
+		start := strings.LastIndexByte(p[:i], '/') + 1
+		switch p[start:i] {
+		case "":
+			if i != len(p) {
+				return false // "//"
+			}
+		case ".", "..":
+			return false
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
@@ -161,7 +162,7 @@ func TestHTTPLayerErrorsGoAnswers(t *testing.T) {
 func TestJSONMuxMethodPatterns(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
-	srv := httptest.NewServer(jsonMux{mux})
+	srv := httptest.NewServer(jsonMux{mux: mux})
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 	for _, tc := range []struct {
@@ -183,5 +184,20 @@ func TestJSONMuxMethodPatterns(t *testing.T) {
 	}
 	if resp, body := rawExchange(t, addr, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != "x" {
 		t.Errorf("GET /x: got %d %q, want 200 \"x\"", resp.StatusCode, body)
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": true, "/v1/services": true, "/v1/services/": true, "/v1/services/web/instances/a.b": true,
+		"": false, "v1": false, "//v1": false, "/v1//services": false, "/v1/./services": false,
+		"/v1/../x": false, "/v1/.": false, "/v1/..": false, "/.hidden": true, "/a..b/": true,
+	} {
+		if got := cleanPath(p); got != want {
+			t.Errorf("cleanPath(%q) = %v, want %v", p, got, want)
+		}
+		if want && path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/" {
+			t.Errorf("%q: path.Clean says %q", p, path.Clean(p))
+		}
 	}
 }

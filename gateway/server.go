@@ -158,7 +158,7 @@ func New(cfg Config) *Server {
 	route("/", "unknown", openRoute, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
-	s.handler = s.withLimits(jsonMux{s.mux}) // httperrors.go: the mux's own errors in JSON
+	s.handler = s.withLimits(jsonMux{mux: s.mux, catchAll: true}) // httperrors.go: the mux's own errors in JSON
 	return s
 }
 
