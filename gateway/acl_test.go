@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,29 +44,10 @@ func (s *syncBuffer) String() string {
 // callTok is call with a token in X-Meridian-Token ("" sends none).
 func callTok(t *testing.T, method, url, body, token string) response {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+	if token == "" {
+		return call(t, method, url, body)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set(TokenHeader, token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := response{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("%s %s: Content-Type %q, want application/json; body %s", method, url, ct, raw)
-	}
-	json.Unmarshal(raw, &r.body)
-	return r
+	return callWithHeader(t, method, url, body, TokenHeader, token)
 }
 
 func (r response) wantError(t *testing.T, code int, contains string) {
