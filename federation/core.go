@@ -41,6 +41,13 @@ type CoreConfig struct {
 	// clock starts from it, so the region may be reaped up to this much
 	// early. 0 means ReapAfter/24 (3h for the 72h default).
 	PersistSyncEvery time.Duration
+	// UnreachableAfter is how many fetches of a region in a row must fail
+	// before the region counts as unreachable (RegionView.Reachable false)
+	// although gossip still shows alive gateways: gossip reaches a member
+	// through others (indirect probes), so after a one-way cut a region can
+	// look alive while nothing this gateway sends it gets an answer, and
+	// traffic routed there would be lost. 0 turns it off. Default 2.
+	UnreachableAfter int
 }
 
 // DefaultCoreConfig returns the WAN defaults.
@@ -50,6 +57,7 @@ func DefaultCoreConfig(regionName, self string) CoreConfig {
 		AntiEntropy: 30 * time.Second, FetchTimeout: 10 * time.Second,
 		BackoffBase: time.Second, BackoffMax: 30 * time.Second,
 		ReapAfter: 72 * time.Hour, PersistEvery: 5 * time.Second,
+		UnreachableAfter: 2,
 	}
 }
 
@@ -797,7 +805,7 @@ type RegionView struct {
 	Local      bool
 	Gateways   []Member // sorted by name
 	Advertised uint64   // highest version among alive gateways
-	Reachable  bool     // at least one alive gateway
+	Reachable  bool     // at least one alive gateway, and fetches of it are not failing (UnreachableAfter)
 	Replica    *Replica // nil for the local region or before the first sync
 	Stale      bool     // no replica, unreachable, behind the advertised version, restored, or last fetch failed
 	LastError  string
@@ -833,6 +841,9 @@ func (c *Core) View(name string) RegionView {
 		return v
 	}
 	rs := c.regions[name]
+	if rs != nil && c.cfg.UnreachableAfter > 0 && rs.failures >= c.cfg.UnreachableAfter {
+		v.Reachable = false // alive in gossip, but it does not answer us
+	}
 	v.Replica, v.Stale = c.replicaOf(rs), c.stale(rs, v.Advertised, v.Reachable)
 	if rs != nil {
 		v.LastError = rs.lastErr

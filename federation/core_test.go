@@ -678,3 +678,36 @@ func TestCoreFetchSeqs(t *testing.T) {
 		t.Fatalf("seqs %v, want [1 2 3]", seqs)
 	}
 }
+
+// TestCoreUnreachableWhileFetchesFail: a region whose gateways look alive
+// in gossip (indirect probes carry them across a one-way cut) but whose
+// fetches keep failing counts as unreachable, so routing does not send
+// traffic there; one answered fetch makes it reachable again. Found by the
+// simulator (sim fuzz seed 87: a one-way cut us-east -> us-west).
+func TestCoreUnreachableWhileFetchesFail(t *testing.T) {
+	c := newTestCore(t)
+	c.Member(t0, MemberEvent{Kind: EventJoin, Member: gw("eu-1", "eu-west", 5)})
+	now := t0
+	for i := range c.cfg.UnreachableAfter {
+		if v := c.View("eu-west"); !v.Reachable {
+			t.Fatalf("unreachable after %d failed fetches, want after %d", i, c.cfg.UnreachableAfter)
+		}
+		f := only(t, c.Tick(now), EffectFetch)
+		c.FetchFailed(now, f, errors.New("context deadline exceeded"))
+		now = now.Add(c.cfg.BackoffMax * 2)
+	}
+	if v := c.View("eu-west"); v.Reachable || !v.Stale {
+		t.Fatalf("after %d failed fetches: reachable %v stale %v, want unreachable and stale", c.cfg.UnreachableAfter, v.Reachable, v.Stale)
+	}
+	cat := region.NewCatalog()
+	for v := uint64(1); v <= 5; v++ {
+		cat.Apply(put(v, fmt.Sprint("i", v)))
+	}
+	f := only(t, c.Tick(now), EffectFetch)
+	if err := c.FetchDone(now, f, SyncResult{Full: true, Catalog: cat}); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.View("eu-west"); !v.Reachable {
+		t.Fatal("a region that answered again is still unreachable")
+	}
+}
