@@ -70,6 +70,24 @@ func newKey() (*ecdsa.PrivateKey, *big.Int, []byte, error) {
 	return key, serial, ski, nil
 }
 
+// sign makes tmpl for key, signed by parent's signer, and returns it
+// parsed and both PEM encodings.
+func sign(tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) (*x509.Certificate, []byte, []byte, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+}
+
 // NewCA makes a self-signed ECDSA P-256 CA valid for days days.
 func NewCA(domain string, days int) (*CA, error) {
 	if domain == "" {
@@ -97,19 +115,11 @@ func NewCA(domain string, days int) (*CA, error) {
 		SubjectKeyId:          ski,
 		AuthorityKeyId:        ski,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, certPEM, keyPEM, err := sign(tmpl, tmpl, key, key)
 	if err != nil {
 		return nil, fmt.Errorf("signing the CA certificate: %w", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+	return &CA{Cert: cert, Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // LoadCA reads a CA certificate and its key (PEM files).
@@ -226,19 +236,11 @@ func (ca *CA) Sign(o CertOptions) (*Cert, error) {
 		SubjectKeyId:          ski,
 		AuthorityKeyId:        ca.Cert.SubjectKeyId,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	cert, certPEM, keyPEM, err := sign(tmpl, ca.Cert, key, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("signing the certificate: %w", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Cert{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+	return &Cert{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // CAFileNames returns the CA's certificate and key file names in dir:

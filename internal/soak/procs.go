@@ -199,25 +199,15 @@ func (g *gateway) start(ctx context.Context) error {
 
 // kill sends SIGKILL and waits for the process to go.
 func (g *gateway) kill() {
-	g.mu.Lock()
-	g.up = false
-	g.gen++
-	cmd, done := g.cmd, g.done
-	g.mu.Unlock()
-	if cmd == nil {
-		return
+	if cmd, done := g.down(); cmd != nil {
+		cmd.Process.Kill()
+		<-done
 	}
-	cmd.Process.Kill()
-	<-done
 }
 
 // stop ends the gateway with SIGTERM (a graceful shutdown), then SIGKILL.
 func (g *gateway) stop() {
-	g.mu.Lock()
-	g.up = false
-	g.gen++
-	cmd, done := g.cmd, g.done
-	g.mu.Unlock()
+	cmd, done := g.down()
 	if cmd == nil {
 		return
 	}
@@ -234,6 +224,16 @@ func (g *gateway) stop() {
 		<-done
 	}
 	g.log.Close()
+}
+
+// down marks the gateway down (a new generation) and returns its process
+// and the channel closed when it exits; cmd is nil when none ran.
+func (g *gateway) down() (*exec.Cmd, chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.up = false
+	g.gen++
+	return g.cmd, g.done
 }
 
 // rssBytes reads VmRSS of pid from /proc.
