@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/meridian-sd/meridian/rt"
 )
 
 // ForgetEvent is the Serf user event that makes every gateway drop a
@@ -17,28 +19,55 @@ const ForgetEvent = "meridian-forget"
 // FederatorConfig wires a Federator.
 type FederatorConfig struct {
 	Core       CoreConfig
-	Membership Membership
+	Membership Membership   // Run reads its events; nil: the caller feeds Member and User
 	Replicas   ReplicaStore // nil: replicas are not persisted
 	Client     *http.Client // for fetches; a default with Core.FetchTimeout when nil
 	Logger     *slog.Logger
-	Now        func() time.Time // time.Now when nil
+	Now        func() time.Time // Runtime.Now when nil
 	Rand       *rand.Rand
 
 	// Fetch says how fetches reach a gateway (HTTPS and the check that
 	// a peer's certificate names the region it serves).
 	Fetch FetchOptions
+
+	// Runtime runs the driver's steps and timers; rt.Real() when nil.
+	Runtime rt.Runtime
+	// Transport carries fetches; an HTTPTransport over Client and Fetch
+	// when nil.
+	Transport SyncTransport
+	// OnSync, when set, sees every fetch outcome after the core took it
+	// (on the driver's task): the replica's version before and after.
+	OnSync func(SyncOutcome)
+	// OnStep, when set, runs after every tick of the core.
+	OnStep func()
 }
 
-// Federator is the production driver of Core: it feeds it Serf events, the
-// wall clock and fetch results, fetches catalogs over HTTP, and persists
-// replicas. Reads of replicas go through Read, under a read lock that fetch
-// results hold only while applying (snapshots are built before).
+// SyncOutcome is one fetch as the core took it.
+type SyncOutcome struct {
+	Effect        Effect
+	Result        SyncResult
+	Err           error // the fetch's error, or the core's refusal of its result
+	Before, After uint64
+}
+
+// Federator is the driver of Core, written once against the rt seam: it
+// feeds the core membership events, the runtime's clock and fetch results,
+// fetches catalogs through its SyncTransport, and persists replicas.
+// Production runs it on rt.Real() with HTTP fetches; the simulator on its
+// event queue with simulated ones. Reads of replicas go through Read,
+// under a read lock that fetch results hold only while applying
+// (snapshots are built before).
 type Federator struct {
-	cfg     FederatorConfig
-	mu      sync.RWMutex
-	core    *Core
-	results chan fetchResult
-	kick    chan struct{}
+	cfg  FederatorConfig
+	rt   rt.Runtime
+	tr   SyncTransport
+	mu   sync.RWMutex
+	core *Core
+	loop *rt.Loop
+
+	ctx     context.Context
+	stopped bool // under mu
+	fetches sync.WaitGroup
 
 	cbMu      sync.Mutex
 	onMembers []func()
@@ -49,13 +78,7 @@ type Federator struct {
 	refused   map[string]bool
 }
 
-type fetchResult struct {
-	eff Effect
-	res SyncResult
-	err error
-}
-
-// NewFederator returns a driver; Run starts it.
+// NewFederator returns a driver; Run (or Start) starts it.
 func NewFederator(cfg FederatorConfig) (*Federator, error) {
 	core, err := NewCore(cfg.Core, cfg.Rand)
 	if err != nil {
@@ -64,13 +87,21 @@ func NewFederator(cfg FederatorConfig) (*Federator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	r := rt.Or(cfg.Runtime)
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = r.Now
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Core.FetchTimeout}
+	f := &Federator{cfg: cfg, rt: r, core: core, ctx: context.Background()}
+	f.tr = cfg.Transport
+	if f.tr == nil {
+		if cfg.Client == nil {
+			cfg.Client = &http.Client{Timeout: cfg.Core.FetchTimeout}
+			f.cfg.Client = cfg.Client
+		}
+		f.tr = &HTTPTransport{Client: cfg.Client, Opts: cfg.Fetch, OnError: f.logRefused}
 	}
-	return &Federator{cfg: cfg, core: core, results: make(chan fetchResult, 64), kick: make(chan struct{}, 1)}, nil
+	f.loop = rt.NewLoop(r, "federator", f.step)
+	return f, nil
 }
 
 // Read calls fn with the core under the read lock; fn must not keep
@@ -84,8 +115,8 @@ func (f *Federator) Read(fn func(*Core)) {
 // Membership returns the pool.
 func (f *Federator) Membership() Membership { return f.cfg.Membership }
 
-// OnMembership registers fn to run (on the federator's goroutine) after
-// every membership event, e.g. to move health-check ownership.
+// OnMembership registers fn to run after every membership event, e.g. to
+// move health-check ownership. Calls are never concurrent.
 func (f *Federator) OnMembership(fn func()) {
 	f.cbMu.Lock()
 	f.onMembers = append(f.onMembers, fn)
@@ -104,9 +135,37 @@ func (f *Federator) LocalGateways() []Member {
 	return f.core.AliveGateways(f.cfg.Core.Region)
 }
 
-// Run drives the core until ctx ends.
+// Run starts the driver, feeds it the membership's events until ctx ends,
+// then stops it and waits for the fetches in flight.
 func (f *Federator) Run(ctx context.Context) {
+	f.Start(ctx)
+	defer func() {
+		f.Stop()
+		f.fetches.Wait()
+	}()
+	events := f.cfg.Membership.Events()
+	users := f.cfg.Membership.UserEvents()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			f.Member(ev)
+		case ue := <-users:
+			f.User(ue)
+		}
+	}
+}
+
+// Start restores the persisted replicas, takes the membership's current
+// members (when there is a Membership) and starts ticking. ctx bounds
+// fetches and store calls. The caller then feeds Member and User.
+func (f *Federator) Start(ctx context.Context) {
 	log := f.cfg.Logger
+	f.ctx = ctx
 	if f.cfg.Replicas != nil {
 		snaps, err := f.cfg.Replicas.Load(ctx)
 		if err != nil {
@@ -119,79 +178,107 @@ func (f *Federator) Run(ctx context.Context) {
 		}
 		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	for _, m := range f.cfg.Membership.Members() {
-		f.core.Member(f.cfg.Now(), MemberEvent{Kind: EventJoin, Member: m})
+	if f.cfg.Membership != nil {
+		f.mu.Lock()
+		for _, m := range f.cfg.Membership.Members() {
+			f.core.Member(f.cfg.Now(), MemberEvent{Kind: EventJoin, Member: m})
+		}
+		f.mu.Unlock()
+		f.membersChanged()
 	}
+	f.loop.Kick()
+}
+
+// Stop stops ticking; outcomes of fetches in flight are dropped (Run
+// waits for them).
+func (f *Federator) Stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
+	f.loop.Stop()
+}
+
+// Member feeds the core a membership event and ticks it.
+func (f *Federator) Member(ev MemberEvent) {
+	if ev.Kind != EventUpdate {
+		f.cfg.Logger.Info("gateway "+ev.Kind.String(), "node", ev.Member.Name, "of", ev.Member.Region, "http", ev.Member.HTTPAddr)
+	}
+	f.mu.Lock()
+	f.core.Member(f.cfg.Now(), ev)
 	f.mu.Unlock()
 	f.membersChanged()
+	f.loop.Kick()
+}
 
-	events := f.cfg.Membership.Events()
-	users := f.cfg.Membership.UserEvents()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	var fetches sync.WaitGroup
-	defer fetches.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if ev.Kind != EventUpdate {
-				log.Info("gateway "+ev.Kind.String(), "node", ev.Member.Name, "of", ev.Member.Region, "http", ev.Member.HTTPAddr)
-			}
-			f.mu.Lock()
-			f.core.Member(f.cfg.Now(), ev)
-			f.mu.Unlock()
-			f.membersChanged()
-		case ue := <-users:
-			if ue.Name == ForgetEvent {
-				f.mu.Lock()
-				effs := f.core.Forget(string(ue.Payload))
-				f.mu.Unlock()
-				log.Warn("region forgotten by an operator", "region", string(ue.Payload))
-				f.execute(ctx, effs, &fetches)
-			}
-		case r := <-f.results:
-			now := f.cfg.Now()
-			f.mu.Lock()
-			var err error
-			if r.err != nil {
-				f.core.FetchFailed(now, r.eff, r.err)
-				err = r.err
-			} else {
-				had := f.core.Replica(r.eff.Region)
-				err = f.core.FetchDone(now, r.eff, r.res)
-				f.logRegression(had, f.core.Replica(r.eff.Region), r.eff.Gateway)
-			}
-			f.mu.Unlock()
-			if err != nil {
-				log.Debug("sync failed", "region", r.eff.Region, "gateway", r.eff.Gateway, "err", err)
-			}
-		case <-f.kick:
-		case <-timer.C:
-		}
-		now := f.cfg.Now()
-		f.mu.Lock()
-		effs := f.core.Tick(now)
-		next := f.core.NextDeadline(now)
-		f.mu.Unlock()
-		f.execute(ctx, effs, &fetches)
-		wait := time.Second
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(f.cfg.Now()), time.Millisecond))
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
+// User handles a user event (ForgetEvent; others are ignored).
+func (f *Federator) User(ue UserEvent) {
+	if ue.Name != ForgetEvent {
+		return
 	}
+	f.mu.Lock()
+	effs := f.core.Forget(string(ue.Payload))
+	f.mu.Unlock()
+	f.cfg.Logger.Warn("region forgotten by an operator", "region", string(ue.Payload))
+	f.execute(effs)
+	f.loop.Kick()
+}
+
+// Kick makes the driver tick now.
+func (f *Federator) Kick() { f.loop.Kick() }
+
+// step ticks the core, carries out its effects and arms the next tick:
+// at the core's deadline, at least once a second.
+func (f *Federator) step() {
+	now := f.cfg.Now()
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	effs := f.core.Tick(now)
+	next := f.core.NextDeadline(now)
+	f.mu.Unlock()
+	f.execute(effs)
+	wait := time.Second
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(f.cfg.Now()), time.Millisecond))
+	}
+	f.loop.After(wait)
+	if f.cfg.OnStep != nil {
+		f.cfg.OnStep()
+	}
+}
+
+// fetched hands a fetch's outcome to the core.
+func (f *Federator) fetched(e Effect, res SyncResult, err error) {
+	now := f.cfg.Now()
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	var before, after uint64
+	had := f.core.Replica(e.Region)
+	if had != nil {
+		before = had.Version()
+	}
+	if err != nil {
+		f.core.FetchFailed(now, e, err)
+	} else {
+		err = f.core.FetchDone(now, e, res)
+		f.logRegression(had, f.core.Replica(e.Region), e.Gateway)
+	}
+	if rep := f.core.Replica(e.Region); rep != nil {
+		after = rep.Version()
+	}
+	f.mu.Unlock()
+	if err != nil {
+		f.cfg.Logger.Debug("sync failed", "region", e.Region, "gateway", e.Gateway, "err", err)
+	}
+	if f.cfg.OnSync != nil {
+		f.cfg.OnSync(SyncOutcome{Effect: e, Result: res, Err: err, Before: before, After: after})
+	}
+	f.loop.Kick()
 }
 
 // logRefused logs, once per region and gateway, a fetch refused because
@@ -224,25 +311,19 @@ func (f *Federator) membersChanged() {
 	}
 }
 
-func (f *Federator) execute(ctx context.Context, effs []Effect, fetches *sync.WaitGroup) {
+func (f *Federator) execute(effs []Effect) {
+	ctx := f.ctx
 	for _, e := range effs {
 		switch e.Kind {
 		case EffectFetch:
 			f.cfg.Logger.Debug("sync", "effect", e.String())
-			fetches.Add(1)
-			go func() {
-				defer fetches.Done()
-				fctx, cancel := context.WithTimeout(ctx, f.cfg.Core.FetchTimeout)
-				res, err := FetchWith(fctx, f.cfg.Client, f.cfg.Fetch, e.Addr, e.Region, e.Since)
+			f.fetches.Add(1)
+			fctx, cancel := context.WithTimeout(ctx, f.cfg.Core.FetchTimeout)
+			f.tr.Fetch(fctx, e, func(res SyncResult, err error) {
 				cancel()
-				if err != nil {
-					f.logRefused(e, err)
-				}
-				select {
-				case f.results <- fetchResult{eff: e, res: res, err: err}:
-				case <-ctx.Done():
-				}
-			}()
+				defer f.fetches.Done()
+				f.fetched(e, res, err)
+			})
 		case EffectPersist:
 			if f.cfg.Replicas == nil {
 				continue

@@ -20,6 +20,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/meridian-sd/meridian/rt"
 )
 
 // Serf tags a gateway advertises. A member without a region tag is not a
@@ -220,8 +222,7 @@ type SerfMembership struct {
 	events     chan MemberEvent
 	users      chan UserEvent
 
-	version    atomic.Uint64 // wanted in the tags
-	kick       chan struct{}
+	pub        *Publisher // puts the wanted version in the tags
 	stop       chan struct{}
 	loops      sync.WaitGroup // event loop
 	stopOnce   sync.Once
@@ -285,7 +286,6 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		serfEvents: make(chan serf.Event, 2048),
 		events:     make(chan MemberEvent, 1024),
 		users:      make(chan UserEvent, 1024),
-		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
 	if cfg.Transport != nil {
@@ -341,7 +341,7 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 
 	m.loops.Add(1)
 	go m.eventLoop()
-	go m.publishLoop()
+	m.pub = NewPublisher(rt.Real(), cfg.PublishInterval, m.publishTags)
 	if join := m.joinTargets(); len(join) > 0 {
 		go m.joinLoop(join)
 	}
@@ -402,11 +402,7 @@ func (m *SerfMembership) UserEvents() <-chan UserEvent { return m.users }
 
 // SetVersion implements Membership; it never blocks.
 func (m *SerfMembership) SetVersion(v uint64) {
-	m.version.Store(v)
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
+	m.pub.Set(v)
 }
 
 // RTT implements Membership from Serf's network coordinates.
@@ -447,6 +443,7 @@ func (m *SerfMembership) Shutdown() error {
 			m.stopErr = fmt.Errorf("shutting serf down: %w", err)
 		}
 		close(m.stop)
+		m.pub.Stop()
 		m.loops.Wait()
 	})
 	return m.stopErr
@@ -523,34 +520,23 @@ func (m *SerfMembership) handle(e serf.Event) {
 	}
 }
 
-// publishLoop puts the wanted version in the tags, at most once per
-// PublishInterval. SetTags blocks until the change is broadcast.
-func (m *SerfMembership) publishLoop() {
-	var published uint64
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-m.kick:
-		}
-		v := m.version.Load()
-		if v == published || m.serf.State() != serf.SerfAlive {
-			continue // after a leave, re-advertising would undo it
-		}
-		t := time.NewTimer(m.cfg.PublishInterval)
-		if err := m.serf.SetTags(m.cfg.tags(v)); err != nil {
-			// The local state has the tags even when the broadcast timed out;
-			// gossip and push/pull carry them on.
-			m.log.Debug("publishing catalog version", "version", v, "err", err)
-		}
-		published = v
-		select {
-		case <-m.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+// publishTags is the Publisher's publish: SetTags blocks until the change
+// is broadcast.
+func (m *SerfMembership) publishTags(v uint64) bool {
+	select {
+	case <-m.stop:
+		return false
+	default:
 	}
+	if m.serf.State() != serf.SerfAlive {
+		return false // after a leave, re-advertising would undo it
+	}
+	if err := m.serf.SetTags(m.cfg.tags(v)); err != nil {
+		// The local state has the tags even when the broadcast timed out;
+		// gossip and push/pull carry them on.
+		m.log.Debug("publishing catalog version", "version", v, "err", err)
+	}
+	return true
 }
 
 // joinTargets is cfg.Join without this node's own address (joining

@@ -598,11 +598,12 @@ func TestSerfMembershipPublishCoalesces(t *testing.T) {
 
 		start := time.Now()
 		const burst = 2 * time.Second
+		var last uint64
 		for v := uint64(1); time.Since(start) < burst; v++ {
 			a.SetVersion(v)
+			last = v
 			time.Sleep(10 * time.Millisecond)
 		}
-		last := a.version.Load()
 		waitFor(t, time.Second, "the last version at b", func() bool {
 			_, ok := b.firstEvent(start, EventUpdate, a.LocalName(), func(e MemberEvent) bool { return e.Member.Version == last })
 			return ok

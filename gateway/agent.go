@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -152,7 +150,7 @@ type Agent struct {
 	listener net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	peers    atomic.Pointer[[]federation.Member] // this region's alive gateways
+	shards   *federation.Shards // check ownership among this region's alive gateways
 	tls      *meridiantls.Gateway                // nil: plain HTTP
 }
 
@@ -315,6 +313,7 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 		return fmt.Errorf("joining the gossip pool: %w", err)
 	}
 	a.Members = mem
+	a.shards = federation.NewShards(mem.LocalName())
 	core := federation.DefaultCoreConfig(cfg.Region, mem.LocalName())
 	if cfg.GossipProfile == "local" {
 		core = federation.LocalCoreConfig(cfg.Region, mem.LocalName())
@@ -342,34 +341,15 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 // peersChanged moves check ownership when this region's gateways change.
 func (a *Agent) peersChanged() {
 	alive := a.Fed.LocalGateways()
-	old := a.peers.Swap(&alive)
-	if old == nil || !slices.EqualFunc(*old, alive, func(x, y federation.Member) bool { return x.Name == y.Name && x.HTTPAddr == y.HTTPAddr }) {
-		names := make([]string, len(alive))
-		for i, m := range alive {
-			names[i] = m.Name
-		}
-		a.cfg.Logger.Info("health checks sharded", "region", a.cfg.Region, "gateways", strings.Join(names, ","))
+	if a.shards.Update(alive) {
+		a.cfg.Logger.Info("health checks sharded", "region", a.cfg.Region, "gateways", strings.Join(a.shards.Names(), ","))
 		a.Health.Resync()
 	}
 }
 
 // owner returns the gateway that runs an instance's checks.
 func (a *Agent) owner(k region.Key) (federation.Member, bool) {
-	p := a.peers.Load()
-	if p == nil || len(*p) == 0 {
-		return federation.Member{}, false
-	}
-	names := make([]string, len(*p))
-	for i, m := range *p {
-		names[i] = m.Name
-	}
-	o := federation.Owner(k.String(), names)
-	for _, m := range *p {
-		if m.Name == o {
-			return m, true
-		}
-	}
-	return federation.Member{}, false
+	return a.shards.Owner(k.String())
 }
 
 // owns: this gateway runs the checks of k (also while it knows no peers).
