@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meridian-sd/meridian/rt"
 )
 
 // CacheOptions configures a Cache.
@@ -30,6 +32,10 @@ type CacheOptions struct {
 	// NewEpoch names the epoch a restore gives the store; NewEpoch (random)
 	// when nil. The simulator passes a deterministic one.
 	NewEpoch func() string
+	// Runtime runs the follower (Start, Run); rt.Real() when nil.
+	Runtime rt.Runtime
+	// OnSynced, when set, sees the outcome of every follower sync.
+	OnSynced func(err error)
 }
 
 func (o *CacheOptions) fill() {
@@ -45,8 +51,9 @@ func (o *CacheOptions) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Runtime = rt.Or(o.Runtime)
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = o.Runtime.Now
 	}
 	if o.OnStoreLoss == "" {
 		o.OnStoreLoss = LossRestore
@@ -73,7 +80,9 @@ type Cache struct {
 	synced   time.Time   // last successful read of the store
 	storeErr error       // last error reading the store, nil when it answered
 	changed  chan struct{}
-	kick     chan struct{}
+	follow   *rt.Loop
+	started  atomic.Bool
+	ctx      context.Context // of the follower; set by Start
 	onChange []func([]Change, bool)
 
 	// mark is where the store was at the last read; loss the last data
@@ -88,8 +97,9 @@ type Cache struct {
 // first successful Sync.
 func NewCache(store Store, opt CacheOptions) *Cache {
 	opt.fill()
-	return &Cache{store: store, opt: opt, cat: NewCatalog(),
-		changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c := &Cache{store: store, opt: opt, cat: NewCatalog(), changed: make(chan struct{})}
+	c.follow = rt.NewLoop(opt.Runtime, "cache", c.followStep)
+	return c
 }
 
 // OnChange registers fn to be called (outside the cache's lock, from the
@@ -99,22 +109,37 @@ func (c *Cache) OnChange(fn func(changes []Change, reload bool)) {
 	c.onChange = append(c.onChange, fn)
 }
 
-// Run follows the store until ctx ends.
+// Run follows the store until ctx ends: Start, then a Kick for every
+// notification of the store.
 func (c *Cache) Run(ctx context.Context) {
 	notes := c.store.Subscribe(ctx)
-	t := time.NewTicker(c.opt.CatchUp)
-	defer t.Stop()
-	c.syncLogged(ctx)
+	c.Start(ctx)
+	defer c.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-notes:
-		case <-c.kick:
-		case <-t.C:
+			c.Kick()
 		}
-		c.syncLogged(ctx)
 	}
+}
+
+// Start starts the follower on the runtime: a sync now, on every Kick and
+// at least every CatchUp. ctx bounds the store calls. The simulator calls
+// it and Kicks for the store's simulated notifications.
+func (c *Cache) Start(ctx context.Context) {
+	c.ctx = ctx
+	c.started.Store(true)
+	c.follow.Kick()
+}
+
+// Stop stops the follower; a sync in progress completes.
+func (c *Cache) Stop() { c.follow.Stop() }
+
+func (c *Cache) followStep() {
+	c.follow.After(c.opt.CatchUp)
+	c.syncLogged(c.ctx)
 }
 
 func (c *Cache) syncLogged(ctx context.Context) {
@@ -126,14 +151,16 @@ func (c *Cache) syncLogged(ctx context.Context) {
 	case err == nil && wasErr != nil:
 		c.opt.Logger.Info("store reachable again; cache caught up", "version", c.Version())
 	}
+	if c.opt.OnSynced != nil {
+		c.opt.OnSynced(err)
+	}
 }
 
-// Kick asks Run to catch up now (for instance after a write that skipped a
-// version).
+// Kick asks the follower to catch up now (for instance after a write that
+// skipped a version). Before Start it does nothing.
 func (c *Cache) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	if c.started.Load() {
+		c.follow.Kick()
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-sd/meridian/rt"
 )
 
 // fakeClock is a settable clock for cache freshness.
@@ -76,8 +78,10 @@ func TestCacheFollowsLogAndReloads(t *testing.T) {
 func TestCacheApplyOwnWritesAndGaps(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemStore(100)
-	c := NewCache(store, CacheOptions{})
-	c.Sync(ctx)
+	m := rt.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := NewCache(store, CacheOptions{Runtime: m})
+	c.Start(ctx)
+	m.Run()
 	ch1, _ := store.Put(ctx, testInstance("web", "a", 80), Cond{})
 	c.Apply(ch1)
 	if c.Version() != 1 {
@@ -90,12 +94,9 @@ func TestCacheApplyOwnWritesAndGaps(t *testing.T) {
 	if c.Version() != 1 {
 		t.Fatalf("gap: version %d, want 1 until a sync", c.Version())
 	}
-	select {
-	case <-c.kick:
-	default:
+	if n := m.Run(); n == 0 {
 		t.Fatal("a gap must kick the follower")
 	}
-	c.Sync(ctx)
 	if c.Version() != 3 {
 		t.Fatalf("after sync: version %d, want 3", c.Version())
 	}

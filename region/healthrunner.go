@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/egress"
+	"github.com/meridian-sd/meridian/rt"
 )
 
 // ErrNotOwner is returned for a heartbeat of an instance whose checks
@@ -23,10 +24,15 @@ var ErrNotOwner = errors.New("another gateway of this region runs this instance'
 // HealthRunnerOptions configures a HealthRunner.
 type HealthRunnerOptions struct {
 	Logger *slog.Logger
-	// Now is the clock; time.Now when nil.
+	// Now is the clock; Runtime.Now when nil.
 	Now func() time.Time
 	// Rand seeds probe jitter; a fixed seed when nil.
 	Rand *rand.Rand
+	// Runtime runs the driver's steps and timers; rt.Real() when nil.
+	Runtime rt.Runtime
+	// Probes runs the probes; when nil, RealProbes over a Prober with
+	// Client and Egress, at most MaxProbes at once.
+	Probes ProbeTransport
 	// Client runs HTTP probes; NewEgressProbeClient(Egress) when nil.
 	Client *http.Client
 	// Egress refuses probe targets (see Prober); nil refuses nothing.
@@ -39,6 +45,9 @@ type HealthRunnerOptions struct {
 	// (several gateways in a region shard them). nil: every instance.
 	// When its answer changes, call Resync.
 	Owns func(Key) bool
+	// OnWrite, when set, sees every status write and deregistration the
+	// store took.
+	OnWrite func(Effect, Change)
 
 	// TracerProvider receives a "health.check" span for every probe that
 	// did not pass and for one passing probe in TracePassingEvery (default
@@ -52,70 +61,111 @@ type HealthRunnerOptions struct {
 	Region string
 }
 
-// HealthRunner is the production driver of Health: it feeds it the cache's
-// catalog, the wall clock, heartbeats and probe results, runs the probes it
-// asks for on real sockets, and writes the statuses and deregistrations it
-// decides to the store (compare-and-set on ModifyIndex, so a
-// re-registration that raced a health write wins).
+// ProbeTransport runs the probes a health machine asks for: the health
+// runner's one I/O seam. Production probes real sockets (RealProbes), the
+// simulator its simulated instances.
+type ProbeTransport interface {
+	// Probe starts the probe of e (an EffectProbe) and returns at once;
+	// done is called exactly once with the result, from any goroutine or
+	// as a task of the runtime. A canceled ctx may drop the result.
+	Probe(ctx context.Context, e Effect, done func(ProbeResult))
+}
+
+// RealProbes runs probes with a Prober on goroutines, at most max at once.
+type RealProbes struct {
+	prober Prober
+	sem    chan struct{}
+}
+
+var _ ProbeTransport = (*RealProbes)(nil)
+
+// NewRealProbes returns probes over p, at most max (default 64) at once.
+func NewRealProbes(p Prober, max int) *RealProbes {
+	if max <= 0 {
+		max = 64
+	}
+	return &RealProbes{prober: p, sem: make(chan struct{}, max)}
+}
+
+// Probe implements ProbeTransport.
+func (p *RealProbes) Probe(ctx context.Context, e Effect, done func(ProbeResult)) {
+	go func() {
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			done(ProbeResult{Status: StatusCritical, Output: ctx.Err().Error()})
+			return
+		}
+		res := p.prober.Probe(ctx, e.CheckKind, e.Target, e.Timeout)
+		<-p.sem
+		done(res)
+	}()
+}
+
+// HealthRunner is the driver of Health, written once against the rt seam:
+// it feeds the machine the cache's catalog, the runtime's clock,
+// heartbeats and probe results, runs the probes it asks for through its
+// ProbeTransport, and writes the statuses and deregistrations it decides
+// to the store (compare-and-set on ModifyIndex, so a re-registration that
+// raced a health write wins).
 type HealthRunner struct {
 	store Store
 	cache *Cache
 	opt   HealthRunnerOptions
+	rt    rt.Runtime
+	loop  *rt.Loop
+	w     *StatusWriter
 
-	mu    sync.Mutex // guards h
-	h     *Health
-	dirty chan struct{} // the catalog changed since the last Sync
-	kick  chan struct{}
-	sem   chan struct{}
-	tel   *probeTelemetry
-
-	loggedDown atomic.Bool // a write failure was logged; cleared on the next success
+	mu      sync.Mutex // guards h
+	h       *Health
+	dirty   atomic.Bool // the catalog changed since the last Sync
+	started atomic.Bool
+	ctx     context.Context
+	probes  sync.WaitGroup
+	tel     *probeTelemetry
 }
 
-// NewHealthRunner returns a runner over store and cache. Run starts it.
+// NewHealthRunner returns a runner over store and cache. Run (or Start)
+// starts it.
 func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *HealthRunner {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	r0 := rt.Or(opt.Runtime)
 	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	if opt.Client == nil {
-		opt.Client = NewEgressProbeClient(opt.Egress)
+		opt.Now = r0.Now
 	}
 	if opt.MaxProbes <= 0 {
 		opt.MaxProbes = 64
 	}
-	if opt.WriteTimeout <= 0 {
-		opt.WriteTimeout = 2 * time.Second
-	}
-	r := &HealthRunner{store: store, cache: cache, opt: opt, h: NewHealth(opt.Rand),
-		dirty: make(chan struct{}, 1), kick: make(chan struct{}, 1), sem: make(chan struct{}, opt.MaxProbes),
-		tel: newProbeTelemetry(opt)}
-	cache.OnChange(func([]Change, bool) {
-		select {
-		case r.dirty <- struct{}{}:
-		default:
+	if opt.Probes == nil {
+		if opt.Client == nil {
+			opt.Client = NewEgressProbeClient(opt.Egress)
 		}
+		opt.Probes = NewRealProbes(Prober{Client: opt.Client, Egress: opt.Egress}, opt.MaxProbes)
+	}
+	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
+		tel: newProbeTelemetry(opt), ctx: context.Background(),
+		w:   &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
+	r.loop = rt.NewLoop(r0, "health", r.step)
+	cache.OnChange(func([]Change, bool) {
+		r.dirty.Store(true)
 		r.Kick()
 	})
 	return r
 }
 
-// Kick wakes Run to tick now.
+// Kick makes the runner tick now (after Start).
 func (r *HealthRunner) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
+	if r.started.Load() {
+		r.loop.Kick()
 	}
 }
 
 // syncLocked feeds the machine the catalog if it changed. A burst of
 // changes costs one Sync.
 func (r *HealthRunner) syncLocked(now time.Time) {
-	select {
-	case <-r.dirty:
-	default:
+	if !r.dirty.Swap(false) {
 		return
 	}
 	var all []Instance
@@ -135,85 +185,83 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 // Resync makes the runner re-read the catalog, e.g. after check ownership
 // moved between gateways.
 func (r *HealthRunner) Resync() {
-	select {
-	case r.dirty <- struct{}{}:
-	default:
-	}
+	r.dirty.Store(true)
 	r.Kick()
 }
 
 // Owns reports whether this runner checks the instance.
 func (r *HealthRunner) Owns(k Key) bool { return r.opt.Owns == nil || r.opt.Owns(k) }
 
-// Run ticks the machine at its deadlines until ctx ends.
+// Run starts the runner and stops it when ctx ends, after the probes in
+// flight.
 func (r *HealthRunner) Run(ctx context.Context) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	var probes sync.WaitGroup
-	defer probes.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-r.kick:
-		}
-		now := r.opt.Now()
-		r.mu.Lock()
-		r.syncLocked(now)
-		effs := r.h.Tick(now)
-		next := r.h.NextDeadline()
-		r.mu.Unlock()
-		r.execute(ctx, effs, &probes)
-
-		wait := time.Second // wake at least once a second to pick up changes
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(r.opt.Now()), time.Millisecond))
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
-	}
+	r.Start(ctx)
+	<-ctx.Done()
+	r.loop.Stop()
+	r.probes.Wait()
 }
 
-// execute carries out effects: probes in the background (bounded), store
-// writes in order. It returns the error of the write of each key that
-// failed, so a heartbeat can report it.
-func (r *HealthRunner) execute(ctx context.Context, effs []Effect, probes *sync.WaitGroup) map[Key]error {
+// Start starts ticking the machine at its deadlines (at least once a
+// second, to pick up changes) on the runtime; ctx bounds probes and
+// writes.
+func (r *HealthRunner) Start(ctx context.Context) {
+	r.ctx = ctx
+	r.dirty.Store(true)
+	r.started.Store(true)
+	r.loop.Kick()
+}
+
+// Stop stops ticking; probes in flight are dropped.
+func (r *HealthRunner) Stop() { r.loop.Stop() }
+
+func (r *HealthRunner) step() {
+	ctx := r.ctx
+	if ctx.Err() != nil {
+		return
+	}
+	now := r.opt.Now()
+	r.mu.Lock()
+	r.syncLocked(now)
+	effs := r.h.Tick(now)
+	next := r.h.NextDeadline()
+	r.mu.Unlock()
+	r.execute(ctx, effs)
+
+	wait := time.Second // wake at least once a second to pick up changes
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(r.opt.Now()), time.Millisecond))
+	}
+	r.loop.After(wait)
+}
+
+// execute carries out effects: probes through the transport, store writes
+// in order. It returns the error of the write of each key that failed, so
+// a heartbeat can report it.
+func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error {
 	var failed map[Key]error
 	storeDown := false
 	for _, e := range effs {
 		switch e.Kind {
 		case EffectProbe:
-			probes.Add(1)
-			go func() {
-				defer probes.Done()
-				select {
-				case r.sem <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				start := r.opt.Now()
-				res := Prober{Client: r.opt.Client, Egress: r.opt.Egress}.Probe(ctx, e.CheckKind, e.Target, e.Timeout)
-				<-r.sem
+			r.probes.Add(1)
+			start := r.opt.Now()
+			r.opt.Probes.Probe(ctx, e, func(res ProbeResult) {
+				defer r.probes.Done()
 				if ctx.Err() != nil {
 					return
 				}
-				r.tel.observe(ctx, e, res, start, r.opt.Now())
+				end := r.opt.Now()
+				r.tel.observe(ctx, e, res, start, end)
 				r.mu.Lock()
-				r.h.Result(r.opt.Now(), e.Key, res)
+				r.h.Result(end, e.Key, res)
 				r.mu.Unlock()
 				r.Kick()
-			}()
+			})
 		case EffectSetStatus, EffectDeregister:
 			if storeDown {
 				continue // retried when the machine re-emits it
 			}
-			if err := r.write(ctx, e); err != nil {
+			if err := r.w.Write(ctx, e); err != nil {
 				if failed == nil {
 					failed = map[Key]error{}
 				}
@@ -225,54 +273,6 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect, probes *sync.
 		}
 	}
 	return failed
-}
-
-// write carries out one SetStatus or Deregister.
-func (r *HealthRunner) write(ctx context.Context, e Effect) error {
-	ctx, cancel := context.WithTimeout(ctx, r.opt.WriteTimeout)
-	defer cancel()
-	var ch Change
-	var err error
-	if e.Kind == EffectDeregister {
-		ch, err = r.store.Delete(ctx, e.Key, Cond{IfIndex: e.IfIndex})
-	} else {
-		var in Instance
-		var ok bool
-		r.cache.Read(func(c *Catalog) { in, ok = c.Get(e.Key) })
-		if !ok || in.ModifyIndex != e.IfIndex {
-			r.cache.Kick() // the machine is behind the cache or the cache behind the store
-			return ErrConflict
-		}
-		prev := in.Status
-		in.Status, in.Output, in.UpdatedAt = e.Status, e.Output, r.opt.Now()
-		ch, err = r.store.Put(ctx, in, Cond{IfIndex: e.IfIndex})
-		if err == nil && prev != e.Status {
-			r.opt.Logger.Info("health status changed", "instance", e.Key.String(), "from", prev, "to", e.Status, "output", e.Output)
-		}
-	}
-	switch {
-	case err == nil:
-		if r.loggedDown.CompareAndSwap(true, false) {
-			r.opt.Logger.Info("health writes reach the store again")
-		}
-		if e.Kind == EffectDeregister {
-			r.opt.Logger.Info("deregistered critical instance", "instance", e.Key.String(), "reason", e.Reason)
-		}
-		if !r.cache.Apply(ch) {
-			// Another gateway wrote in between: catch up now, so the
-			// write is visible to whoever asked for it.
-			r.cache.Sync(ctx)
-		}
-		return nil
-	case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
-		r.cache.Kick()
-		return err
-	default:
-		if r.loggedDown.CompareAndSwap(false, true) {
-			r.opt.Logger.Warn("health write failed; will retry", "effect", e.String(), "err", err)
-		}
-		return err
-	}
 }
 
 // Heartbeat renews an instance's TTL check and writes the status it carries
@@ -303,8 +303,7 @@ func (r *HealthRunner) Heartbeat(ctx context.Context, k Key, hb Heartbeat) (Inst
 		if err != nil {
 			return Instance{}, err
 		}
-		var probes sync.WaitGroup
-		failed := r.execute(context.WithoutCancel(ctx), effs, &probes)
+		failed := r.execute(context.WithoutCancel(ctx), effs)
 		if werr := failed[k]; werr != nil {
 			if errors.Is(werr, ErrConflict) && attempt == 0 {
 				// The machine or the cache was behind the store: catch up,
