@@ -254,23 +254,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
-	ch, err := storeWrite(ctx, id, func(ctx context.Context, c region.Cond) (region.Change, error) {
-		return s.cfg.Store.Put(ctx, in, c)
-	})
+	ch, err := s.registrar().Register(ctx, in, id)
 	if err != nil {
 		s.metrics.write(ctx, "register", "unavailable")
-		s.cfg.Logger.Warn("register failed", "instance", k.String(), "err", err)
 		writeStoreError(w, err)
 		return
 	}
 	s.metrics.write(ctx, "register", "ok")
-	if !s.cfg.Cache.Apply(ch) {
-		// Another gateway wrote in between, or the cache has not loaded
-		// yet: catch up now, so this gateway reads the write it acknowledged.
-		s.cfg.Cache.Sync(ctx)
-		ch = s.cfg.Cache.Settled(ch) // a restore after a store loss moved it up
-	}
-	s.cfg.Logger.Info("registered", "instance", k.String(), "address", in.Address, "port", in.Port, "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
 	writeJSON(w, http.StatusOK, ch.Instance)
 }
@@ -283,9 +273,7 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
-	ch, err := storeWrite(ctx, id, func(ctx context.Context, c region.Cond) (region.Change, error) {
-		return s.cfg.Store.Delete(ctx, k, c)
-	})
+	ch, err := s.registrar().Deregister(ctx, k, id)
 	if errors.Is(err, region.ErrNotFound) {
 		s.metrics.write(ctx, "deregister", "not_found")
 		writeError(w, http.StatusNotFound, "id", "instance "+k.String()+" is not registered")
@@ -293,18 +281,10 @@ func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key
 	}
 	if err != nil {
 		s.metrics.write(ctx, "deregister", "unavailable")
-		s.cfg.Logger.Warn("deregister failed", "instance", k.String(), "err", err)
 		writeStoreError(w, err)
 		return
 	}
 	s.metrics.write(ctx, "deregister", "ok")
-	if !s.cfg.Cache.Apply(ch) {
-		// Another gateway wrote in between, or the cache has not loaded
-		// yet: catch up now, so this gateway reads the write it acknowledged.
-		s.cfg.Cache.Sync(ctx)
-		ch = s.cfg.Cache.Settled(ch) // a restore after a store loss moved it up
-	}
-	s.cfg.Logger.Info("deregistered", "instance", k.String(), "version", ch.Version)
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
 	writeJSON(w, http.StatusOK, map[string]any{"deregistered": k.ID, "service": k.Service, "version": ch.Version})
 }

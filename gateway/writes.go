@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"syscall"
-	"time"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -36,30 +35,9 @@ func writeID(r *http.Request, op string, k region.Key) (string, error) {
 	return "g:" + hex.EncodeToString(b[:]), nil
 }
 
-// storeWrite runs one store write under a write id. When the store cannot
-// tell whether the write was applied (its answer was lost), it asks again
-// with the same id, which returns the first write's result without
-// applying it twice, for as long as ctx allows. An error that still wraps
-// region.ErrOutcomeUnknown means the outcome is unknown.
-func storeWrite(ctx context.Context, id string, write func(ctx context.Context, c region.Cond) (region.Change, error)) (region.Change, error) {
-	backoff := 50 * time.Millisecond
-	for {
-		ch, err := write(ctx, region.Cond{WriteID: id})
-		if err == nil || !errors.Is(err, region.ErrOutcomeUnknown) {
-			return ch, err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < backoff+100*time.Millisecond {
-			return ch, err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ch, err
-		case <-t.C:
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+// registrar is the logic of the registration handlers (region.Registrar).
+func (s *Server) registrar() *region.Registrar {
+	return &region.Registrar{Store: s.cfg.Store, Cache: s.cfg.Cache, Logger: s.cfg.Logger}
 }
 
 // loading answers 503 with Retry-After while the gateway has not loaded its
