@@ -150,8 +150,8 @@ type Agent struct {
 	listener net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	shards   *federation.Shards // check ownership among this region's alive gateways
-	tls      *meridiantls.Gateway                // nil: plain HTTP
+	shards   *federation.Shards   // check ownership among this region's alive gateways
+	tls      *meridiantls.Gateway // nil: plain HTTP
 }
 
 // StartAgent opens the store, starts following it, starts health checks,

@@ -146,7 +146,7 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
 		tel: newProbeTelemetry(opt), ctx: context.Background(),
-		w:   &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
+		w: &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
 	r.loop = rt.NewLoop(r0, "health", r.step)
 	cache.OnChange(func([]Change, bool) {
 		r.dirty.Store(true)
