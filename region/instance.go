@@ -85,6 +85,10 @@ const (
 	DefaultCheckTimeout  = 2 * time.Second
 )
 
+// WithDefaults returns the check with its zero fields filled, as a
+// registration stores it.
+func (c Check) WithDefaults() Check { return c.withDefaults() }
+
 // withDefaults fills the zero fields of a check.
 func (c Check) withDefaults() Check {
 	if c.Interval == 0 && c.Kind() != "ttl" {

@@ -293,7 +293,7 @@ func (w *world) restart(gws []*gateway) {
 	w.recomputeMembership()
 	for _, g := range gws {
 		g.peersChanged()
-		g.fedStep()
+		g.fed.Kick()
 	}
 	w.quiet()
 }
@@ -417,16 +417,13 @@ func (w *world) register(in *instance, attempt int) {
 			return
 		}
 		ck := w.cfg.services[in.svc].check
-		ch, err := rs.store.Put(w.ctx, in.record(w, region.InitialStatus(&ck)), region.Cond{})
+		ch, err := g.registrar.Register(w.ctx, in.record(w, region.InitialStatus(&ck)), "")
 		if err != nil {
 			retry(err.Error())
 			return
 		}
 		w.acknowledge(in, ch, false)
 		w.committed(rs, ch, true)
-		if !g.cache.Apply(ch) {
-			g.syncCache()
-		}
 	})
 }
 
@@ -458,15 +455,17 @@ func (w *world) deregister(in *instance) {
 		return
 	}
 	g := gws[w.stormRng.IntN(len(gws))]
+	inc := g.inc
 	w.after(w.cfg.net.intra+rs.slow, func() {
-		ch, err := rs.store.Delete(w.ctx, in.key, region.Cond{})
+		if !g.running || g.inc != inc {
+			w.log.event(w.now, "deregister_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", "gateway went down"))
+			return
+		}
+		ch, err := g.registrar.Deregister(w.ctx, in.key, "")
 		if err != nil {
 			w.log.event(w.now, "deregister_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", err.Error()))
 			return
 		}
 		w.committed(rs, ch, true)
-		if g.running && !g.cache.Apply(ch) {
-			g.syncCache()
-		}
 	})
 }

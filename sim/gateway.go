@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,11 +13,15 @@ import (
 	"github.com/meridian-sd/meridian/region"
 )
 
-// gateway is one simulated gateway process: a region.Cache over its
-// region's store, a federation.Core, per-instance health machines for the
-// checks it owns, and its membership views. It is driven the way the
-// production agent drives the same cores (gateway/agent.go,
-// federation/federator.go, region/healthrunner.go), with simulated time.
+// gateway is one simulated gateway process. It runs the production
+// drivers on the simulator's runtime (gwRuntime): the region.Cache
+// follower over its region's store, the federation.Federator (fetching
+// through the simulated network, see transport.go), the
+// federation.Publisher of its version tag, federation.Shards for check
+// ownership, region.Registrar for registrations and region.StatusWriter for
+// health writes. What stays here is simulated: per-instance health
+// machines (health.go, for parking), its membership views, and routing
+// memoization.
 type gateway struct {
 	w    *world
 	idx  int
@@ -28,22 +33,23 @@ type gateway struct {
 	left    bool // left gracefully (rolling restart)
 	inc     int  // incarnation: bumped by every crash and restart
 
+	rt        gwRuntime
 	cache     *region.Cache
-	core      *federation.Core
+	fed       *federation.Federator
+	core      *federation.Core // fed's core; read directly (one goroutine)
+	pub       *federation.Publisher
+	shards    *federation.Shards
+	registrar *region.Registrar
+	writer    *region.StatusWriter
 	healthRng *rand.Rand
 	checks    map[region.Key]*check
-	peers     []string // alive gateways of the region as the core sees them (check sharding)
 	view      []memberView
 
-	fedT, catchT timer
 	cachePending bool
 	storeErr     bool
-	fetchSeq     uint64
-	inflight     map[string]fetchRec
+	fetches      map[uint64]fetchRec // answered fetches, by Effect.Seq, until the federator took them
 
-	wantVer, pubVer uint64
-	pubBlocked      time.Duration
-	pubScheduled    bool
+	pubVer uint64 // the version in this gateway's tags
 
 	epoch    uint64   // bumped whenever a routing input of every service may have changed
 	svcEpoch []uint64 // per service: bumped when its instances changed in a catalog the gateway holds
@@ -69,22 +75,17 @@ func (w *world) coreConfig(g *gateway) federation.CoreConfig {
 }
 
 // start boots the gateway process: an empty cache loaded from the store,
-// a fresh core with the replicas persisted in the region's store restored,
-// and no knowledge of the pool until membership delivers it.
+// a fresh federator with the replicas persisted in the region's store
+// restored, and no knowledge of the pool until membership delivers it.
 func (g *gateway) start() error {
 	w := g.w
 	g.running, g.left = true, false
 	g.inc++
-	core, err := federation.NewCore(w.coreConfig(g), w.rand(streamCore+uint64(g.idx)+uint64(g.inc)<<10))
-	if err != nil {
-		return err
-	}
-	g.core = core
+	g.rt = gwRuntime{g: g, inc: g.inc}
 	g.healthRng = w.rand(streamHealth + uint64(g.idx) + uint64(g.inc)<<10)
 	g.checks = map[region.Key]*check{}
-	g.inflight = map[string]fetchRec{}
+	g.fetches = map[uint64]fetchRec{}
 	g.lastVer = map[string]uint64{}
-	g.peers = nil
 	g.sig = nil
 	g.dataEpoch++
 	g.insts = map[instsKey]instsEntry{}
@@ -94,30 +95,49 @@ func (g *gateway) start() error {
 	g.view = make([]memberView, len(w.gateways))
 	g.memo = make([]*routeMemo, len(w.streams))
 	g.pickers = make([]failover.Picker, len(w.streams))
-	g.wantVer, g.pubVer, g.pubBlocked, g.pubScheduled = 0, 0, 0, false
+	g.pubVer = 0
 	g.cachePending, g.storeErr = false, false
 	g.epoch++
 	restores := 0
-	g.cache = region.NewCache(g.rs.store, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Now: w.wall,
-		NewEpoch: func() string { restores++; return fmt.Sprintf("%s-restore-%d", g.name, restores) }})
+	g.cache = region.NewCache(g.rs.store, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Runtime: g.rt,
+		NewEpoch: func() string { restores++; return fmt.Sprintf("%s-restore-%d", g.name, restores) },
+		OnSynced: g.cacheSynced})
 	g.cache.OnChange(g.onCacheChange)
-	now := w.wall()
-	if !g.rs.down {
-		names := make([]string, 0, len(g.rs.persisted))
-		for n := range g.rs.persisted {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			g.core.Restore(now, g.rs.persisted[n])
-		}
+	g.registrar = &region.Registrar{Store: g.rs.store, Cache: g.cache, Logger: w.logger, Runtime: g.rt,
+		Sleep: func(context.Context, time.Duration) error { return errNoRetry }}
+	g.writer = &region.StatusWriter{Store: g.rs.store, Cache: g.cache, Now: w.wall, Logger: w.logger,
+		OnWrite: func(_ region.Effect, ch region.Change) {
+			w.m.statusWrites++
+			w.m.statusWritesBy[g.rs.idx]++
+			w.committed(g.rs, ch, true)
+		}}
+	g.shards = federation.NewShards(g.name)
+	fed, err := federation.NewFederator(federation.FederatorConfig{
+		Core: w.coreConfig(g), Rand: w.rand(streamCore + uint64(g.idx) + uint64(g.inc)<<10),
+		Runtime: g.rt, Transport: g, Replicas: simReplicas{g}, Logger: w.logger,
+		OnSync: g.onSync, OnStep: g.routingInputs,
+	})
+	if err != nil {
+		return err
 	}
-	g.core.Member(now, federation.MemberEvent{Kind: federation.EventJoin,
+	g.fed = fed
+	fed.Read(func(c *federation.Core) { g.core = c })
+	fed.OnMembership(g.peersChanged)
+	interval := time.Second
+	if w.cfg.profile.Name == "local" {
+		interval = 200 * time.Millisecond
+	}
+	g.pub = federation.NewPublisher(g.rt, interval, g.publish)
+	fed.Start(w.ctx)
+	fed.Member(federation.MemberEvent{Kind: federation.EventJoin,
 		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr}})
-	g.syncCache()
-	g.scheduleCatchUp()
+	g.cache.Start(w.ctx)
 	return nil
 }
+
+// errNoRetry: the simulator cannot block a registration for a retry; its
+// stores answer every write (they fail outright while down).
+var errNoRetry = errors.New("no retries in the simulator")
 
 // crash stops the process; graceful is a leave (rolling restart).
 func (g *gateway) crash(graceful bool) {
@@ -125,7 +145,6 @@ func (g *gateway) crash(graceful bool) {
 		return
 	}
 	g.running, g.left = false, graceful
-	g.inc++
 	keys := make([]region.Key, 0, len(g.checks))
 	for k := range g.checks {
 		keys = append(keys, k)
@@ -134,9 +153,11 @@ func (g *gateway) crash(graceful bool) {
 	for _, k := range keys {
 		g.checks[k].drop()
 	}
-	g.fedT.stop()
-	g.catchT.stop()
-	g.inflight = map[string]fetchRec{}
+	g.inc++ // the drivers' pending tasks and timers on gwRuntime end here
+	g.fed.Stop()
+	g.pub.Stop()
+	g.cache.Stop()
+	g.fetches = map[uint64]fetchRec{}
 	g.memo = nil
 }
 
@@ -156,21 +177,8 @@ func keyCmp(a, b region.Key) int {
 	return 0
 }
 
-// scheduleCatchUp reads the change log every second, as the cache's
-// catch-up ticker does.
-func (g *gateway) scheduleCatchUp() {
-	w := g.w
-	w.arm(&g.catchT, w.now+time.Second, func() {
-		if !g.running {
-			return
-		}
-		g.syncCache()
-		g.scheduleCatchUp()
-	})
-}
-
 // notifyStore is the store's pub/sub notification of a new version: the
-// cache catches up after the intra-region latency (and the store's
+// cache follower is kicked after the intra-region latency (and the store's
 // slowness). Notifications coalesce.
 func (g *gateway) notifyStore() {
 	w := g.w
@@ -184,12 +192,13 @@ func (g *gateway) notifyStore() {
 			return
 		}
 		g.cachePending = false
-		g.syncCache()
+		g.cache.Kick()
 	})
 }
 
-func (g *gateway) syncCache() {
-	err := g.cache.Sync(g.w.ctx)
+// cacheSynced is the follower's OnSynced: a store that stops or starts
+// answering changes every routing answer's freshness.
+func (g *gateway) cacheSynced(err error) {
 	if (err != nil) != g.storeErr {
 		g.storeErr = err != nil
 		g.epoch++
@@ -205,7 +214,7 @@ func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	}
 	v := g.cache.Version()
 	w.checkVersion(g, g.rs.name, v)
-	g.onVersion(v)
+	g.pub.Set(v)
 	if reload {
 		g.epoch++
 		g.dataEpoch++
@@ -238,27 +247,17 @@ func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	}
 }
 
-// owns reports whether this gateway runs the instance's checks: rendezvous
-// hashing over the region's alive gateways, as the agent shards them.
-func (g *gateway) owns(k region.Key) bool {
-	if len(g.peers) == 0 {
-		return true
-	}
-	return federation.Owner(k.String(), g.peers) == g.name
-}
+// owns reports whether this gateway runs the instance's checks: the
+// agent's sharding (federation.Shards).
+func (g *gateway) owns(k region.Key) bool { return g.shards.Owns(k.String()) }
 
-// peersChanged re-shards the checks when the region's alive gateways change.
+// peersChanged re-shards the checks when the region's alive gateways
+// change (the federator's OnMembership, as in the agent).
 func (g *gateway) peersChanged() {
-	alive := g.core.AliveGateways(g.rs.name)
-	names := make([]string, len(alive))
-	for i, m := range alive {
-		names[i] = m.Name
-	}
-	if slices.Equal(names, g.peers) {
+	if !g.shards.Update(g.core.AliveGateways(g.rs.name)) {
 		return
 	}
-	g.peers = names
-	g.w.log.event(g.w.now, "shard", kv("gateway", g.name), kvStrs("gateways", names))
+	g.w.log.event(g.w.now, "shard", kv("gateway", g.name), kvStrs("gateways", g.shards.Names()))
 	g.reconcileChecks()
 }
 
@@ -305,8 +304,8 @@ func (g *gateway) reconcileChecks() {
 	}
 }
 
-// write carries out a health machine's store write (compare-and-set on
-// ModifyIndex), as HealthRunner.write does.
+// write carries out a health machine's store write through the
+// production StatusWriter, after the store's latency.
 func (g *gateway) write(e region.Effect) {
 	w := g.w
 	inc := g.inc
@@ -314,87 +313,31 @@ func (g *gateway) write(e region.Effect) {
 		if !g.running || g.inc != inc {
 			return
 		}
-		var ch region.Change
-		var err error
-		if e.Kind == region.EffectDeregister {
-			ch, err = g.rs.store.Delete(w.ctx, e.Key, region.Cond{IfIndex: e.IfIndex})
-		} else {
-			var in region.Instance
-			var ok bool
-			g.cache.Read(func(c *region.Catalog) { in, ok = c.Get(e.Key) })
-			if !ok || in.ModifyIndex != e.IfIndex {
-				g.notifyStore()
-				return
-			}
-			in.Status, in.Output, in.UpdatedAt = e.Status, e.Output, w.wall()
-			ch, err = g.rs.store.Put(w.ctx, in, region.Cond{IfIndex: e.IfIndex})
-		}
-		switch {
-		case err == nil:
-			w.m.statusWrites++
-			w.m.statusWritesBy[g.rs.idx]++
-			w.committed(g.rs, ch, true)
-			if !g.cache.Apply(ch) {
-				g.syncCache()
-			}
-		case errors.Is(err, region.ErrConflict), errors.Is(err, region.ErrNotFound):
-			g.notifyStore()
-		default:
+		err := g.writer.Write(w.ctx, e)
+		if err != nil && !errors.Is(err, region.ErrConflict) && !errors.Is(err, region.ErrNotFound) {
 			w.m.writeFailed++ // the store is down: the machine re-emits
 		}
 	})
 }
 
-// onVersion is Membership.SetVersion: the tag follows at most once per
-// publish interval (serf.go publishLoop).
-func (g *gateway) onVersion(v uint64) {
-	g.wantVer = v
-	g.tryPublish()
-}
-
-func (g *gateway) publishInterval() time.Duration {
-	if g.w.cfg.profile.Name == "local" {
-		return 200 * time.Millisecond
+// publish is the Publisher's publish: the tag changes locally (the core
+// sees its own update) and gossip spreads it.
+func (g *gateway) publish(v uint64) bool {
+	if !g.running {
+		return false
 	}
-	return time.Second
-}
-
-func (g *gateway) tryPublish() {
-	w := g.w
-	if !g.running || g.wantVer == g.pubVer {
-		return
-	}
-	if w.now < g.pubBlocked {
-		if !g.pubScheduled {
-			g.pubScheduled = true
-			inc := g.inc
-			w.at(g.pubBlocked, func() {
-				if g.inc != inc {
-					return
-				}
-				g.pubScheduled = false
-				g.tryPublish()
-			})
-		}
-		return
-	}
-	g.pubVer = g.wantVer
-	g.pubBlocked = w.now + g.publishInterval()
-	g.core.Member(w.wall(), federation.MemberEvent{Kind: federation.EventUpdate,
-		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr, Version: g.pubVer}})
-	w.spreadVersion(g, g.pubVer)
+	g.pubVer = v
+	g.fed.Member(federation.MemberEvent{Kind: federation.EventUpdate,
+		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr, Version: v}})
+	g.w.spreadVersion(g, v)
+	return true
 }
 
 // memberEvent feeds the core a membership change of s.
 func (g *gateway) memberEvent(kind federation.EventKind, s *gateway, version uint64) {
-	w := g.w
-	g.core.Member(w.wall(), federation.MemberEvent{Kind: kind,
+	g.w.m.memberEvents++
+	g.fed.Member(federation.MemberEvent{Kind: kind,
 		Member: federation.Member{Name: s.name, Region: s.rs.name, HTTPAddr: s.addr, Version: version}})
-	w.m.memberEvents++
-	if s.rs == g.rs {
-		g.peersChanged()
-	}
-	g.fedStep()
 }
 
 // pickServing picks which running gateway of a region answers a lookup

@@ -66,7 +66,7 @@ func (w *world) newInstance(rs *regionSim, svc int) *instance {
 
 // record is the registration of the instance with status st.
 func (in *instance) record(w *world, st region.Status) region.Instance {
-	ck := w.cfg.services[in.svc].check
+	ck := w.cfg.services[in.svc].check.WithDefaults()
 	out := ""
 	if ck.Kind() == "http" {
 		ck.HTTP = "http://" + in.addr + ":8080/health"

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"fmt"
 	"time"
 
@@ -9,43 +11,13 @@ import (
 	"github.com/meridian-sd/meridian/region"
 )
 
-// fetchRec is a fetch in flight.
+// fetchRec is a fetch whose answer arrived, until the federator took it.
 type fetchRec struct {
-	id   uint64
-	at   time.Duration
-	span spanRef
-}
-
-// fedStep ticks the federation core, carries out its effects and arms the
-// next tick, as Federator.Run does after every event.
-func (g *gateway) fedStep() {
-	w := g.w
-	if !g.running {
-		return
-	}
-	now := w.wall()
-	effs := g.core.Tick(now)
-	for _, e := range effs {
-		switch e.Kind {
-		case federation.EffectFetch:
-			g.fetch(e)
-		case federation.EffectPersist:
-			g.persist(e.Region)
-		case federation.EffectDrop:
-			delete(g.rs.persisted, e.Region)
-			w.log.event(w.now, "drop", kv("gateway", g.name), kv("region", e.Region), kv("reason", e.Reason))
-		}
-	}
-	// The core times fetches out itself; staleness may flip then, so tick
-	// at its deadline. A deadline in the past with nothing done means it
-	// waits for an event (production wakes at least once a second).
-	next := g.core.NextDeadline(now)
-	at := w.now + time.Second
-	if !next.IsZero() && next.After(now) {
-		at = min(at, next.Sub(w.cfg.start))
-	}
-	w.arm(&g.fedT, at, g.fedStep)
-	g.routingInputs()
+	span     spanRef
+	size     int64
+	nchanges int
+	answered  bool // the server answered (not a transport failure)
+	serverErr bool // ... with an error (HTTP 503)
 }
 
 // regionSig is what routing reads of a remote region besides its
@@ -95,33 +67,40 @@ func (g *gateway) routingInputs() {
 	}
 }
 
-// fetch simulates GET /v1/federation/catalog?since=V against a gateway of
-// another region: request and response cross the simulated network; a lost
-// packet or a dead server leaves the core to time the fetch out.
-func (g *gateway) fetch(e federation.Effect) {
+// Fetch implements federation.SyncTransport over the simulated network:
+// GET /v1/federation/catalog?since=V against a gateway of another region.
+// Request and response cross the simulated network; a lost packet, a dead
+// server or an answer later than the core's FetchTimeout ends the fetch
+// with an error at the timeout, as the HTTP client does.
+func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federation.SyncResult, error)) {
 	w := g.w
-	g.fetchSeq++
-	rec := fetchRec{id: g.fetchSeq, at: w.now}
-	rec.span = w.trc.startFetch(g, e, w.now)
-	g.inflight[e.Region] = rec
+	start, inc := w.now, g.inc
+	timeout := g.core.Config().FetchTimeout
+	span := w.trc.startFetch(g, e, w.now)
+	fail := func(why string) {
+		w.at(start+timeout, func() {
+			if g.inc != inc {
+				w.trc.endFetch(span, w.now, "gateway restarted", nil)
+				return
+			}
+			w.trc.endFetch(span, w.now, why, nil)
+			done(federation.SyncResult{}, errors.New(why))
+		})
+	}
 	t := w.gwByName[e.Gateway]
 	if t == nil {
-		g.syncFailed() // nobody answers: the core times the fetch out
-		w.trc.endFetch(rec.span, w.now+g.core.Config().FetchTimeout, "no such gateway", nil)
+		fail("no such gateway")
 		return
 	}
-	inc := g.inc
 	d1, ok := w.net.deliver(g.rs.idx, t.rs.idx)
 	if !ok {
-		g.syncFailed()
-		w.trc.endFetch(rec.span, w.now+g.core.Config().FetchTimeout, "request lost", nil)
+		fail("request lost")
 		return
 	}
 	tinc := t.inc
 	w.after(d1, func() {
 		if !t.running || t.inc != tinc {
-			g.syncFailed()
-			w.trc.endFetch(rec.span, rec.at+g.core.Config().FetchTimeout, "gateway down", nil)
+			fail("gateway down")
 			return
 		}
 		src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
@@ -132,15 +111,28 @@ func (g *gateway) fetch(e federation.Effect) {
 		if err == nil {
 			res, size, nchanges = syncResultOf(ans)
 		}
-		w.trc.serve(t, rec.span, w.now, w.now+t.rs.slow, e, res, size, nchanges, err)
+		w.trc.serve(t, span, w.now, w.now+t.rs.slow, e, res, size, nchanges, err)
 		d2, ok := w.net.deliver(t.rs.idx, g.rs.idx)
 		if !ok {
-			g.syncFailed()
-			w.trc.endFetch(rec.span, rec.at+g.core.Config().FetchTimeout, "response lost", nil)
+			fail("response lost")
 			return
 		}
-		w.after(t.rs.slow+d2, func() {
-			g.received(inc, e, rec, res, size, nchanges, err)
+		arrive := w.now + t.rs.slow + d2
+		if arrive-start >= timeout {
+			fail("timed out")
+			return
+		}
+		w.at(arrive, func() {
+			if g.inc != inc {
+				w.trc.endFetch(span, w.now, "gateway restarted", nil)
+				return
+			}
+			g.fetches[e.Seq] = fetchRec{span: span, size: size, nchanges: nchanges, answered: true, serverErr: err != nil}
+			if err != nil {
+				done(federation.SyncResult{}, fmt.Errorf("HTTP 503: %w", err))
+				return
+			}
+			done(res, nil)
 		})
 	})
 }
@@ -160,38 +152,26 @@ func syncResultOf(ans any) (federation.SyncResult, int64, int) {
 	return federation.SyncResult{}, size, 0
 }
 
-func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res federation.SyncResult, size int64, nchanges int, err error) {
+// onSync is the federator's OnSync: metrics, traces, the event log and
+// the convergence and monotonicity checks of one fetch the core took.
+func (g *gateway) onSync(o federation.SyncOutcome) {
 	w := g.w
-	if !g.running || g.inc != inc {
-		w.trc.endFetch(rec.span, w.now, "gateway restarted", nil)
-		return
-	}
-	timeout := g.core.Config().FetchTimeout
-	cur, ok := g.inflight[e.Region]
-	if !ok || cur.id != rec.id || w.now-rec.at >= timeout {
-		g.syncFailed()
-		w.trc.endFetch(rec.span, rec.at+timeout, "timed out", nil)
-		return // the core timed it out already (the HTTP client would have too)
-	}
-	delete(g.inflight, e.Region)
-	now := w.wall()
-	var before uint64
-	if rep := g.core.Replica(e.Region); rep != nil {
-		before = rep.Version()
-	}
+	e, res, err := o.Effect, o.Result, o.Err
+	rec, answered := g.fetches[e.Seq]
+	delete(g.fetches, e.Seq)
 	if err != nil {
-		g.core.FetchFailed(now, e, fmt.Errorf("HTTP 503: %w", err))
 		g.syncFailed()
+	}
+	if !answered {
+		return // lost or timed out: the transport ended its span
+	}
+	if rec.serverErr {
 		w.trc.endFetch(rec.span, w.now, err.Error(), nil)
 	} else {
-		w.m.syncBytes[g.rs.idx] += size
+		w.m.syncBytes[g.rs.idx] += rec.size
 		w.m.syncs++
 		if res.Full {
 			w.m.fullSyncs++
-		}
-		if serr := g.core.FetchDone(now, e, res); serr != nil {
-			g.syncFailed()
-			err = serr
 		}
 		// What the replica's instances now are: a delta changes the
 		// services it names, a snapshot may change any.
@@ -200,25 +180,21 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 			g.dataEpoch++
 		} else if ri, ok := w.cfg.regionIdx[e.Region]; ok {
 			for i := range res.Changes {
-				if ch := &res.Changes[i]; ch.Version > before {
+				if ch := &res.Changes[i]; ch.Version > o.Before {
 					g.patch(ri, ch)
 				}
 			}
 		}
-		w.trc.endFetch(rec.span, w.now, errString(err), &syncAttrs{from: e.Since, to: res.Version, bytes: size, changes: nchanges, full: res.Full})
-	}
-	var after uint64
-	if rep := g.core.Replica(e.Region); rep != nil {
-		after = rep.Version()
+		w.trc.endFetch(rec.span, w.now, errString(err), &syncAttrs{from: e.Since, to: res.Version, bytes: rec.size, changes: rec.nchanges, full: res.Full})
 	}
 	w.log.event(w.now, "sync", kv("gateway", g.name), kv("region", e.Region), kv("from", e.Gateway),
-		kvInt("since", int64(e.Since)), kvInt("before", int64(before)), kvInt("after", int64(after)),
-		kvBool("full", res.Full), kvInt("bytes", size), kv("error", errString(err)))
-	w.checkVersion(g, e.Region, after)
+		kvInt("since", int64(e.Since)), kvInt("before", int64(o.Before)), kvInt("after", int64(o.After)),
+		kvBool("full", res.Full), kvInt("bytes", rec.size), kv("error", errString(err)))
+	w.checkVersion(g, e.Region, o.After)
 	if r := w.regionByName(e.Region); r != nil {
 		w.checkConvergence(r)
 	}
-	g.fedStep()
+	g.routingInputs()
 }
 
 // syncFailed counts one fetch of the gateway that failed: lost on the
@@ -238,24 +214,45 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// persist writes a replica to the region's store (RedisReplicaStore in
-// production); it fails while the store is down. An unchanged version only
-// refreshes the bookkeeping, without copying the catalog.
-func (g *gateway) persist(regionName string) {
-	rs := g.rs
+// simReplicas is the region's store of persisted replicas
+// (RedisReplicaStore in production); it fails while the store is down.
+type simReplicas struct{ g *gateway }
+
+var _ federation.ReplicaStore = simReplicas{}
+
+// Load implements federation.ReplicaStore, in region order.
+func (r simReplicas) Load(context.Context) ([]federation.ReplicaSnapshot, error) {
+	rs := r.g.rs
 	if rs.down {
-		return
+		return nil, errStoreDown
 	}
-	rep := g.core.Replica(regionName)
-	if rep == nil {
-		return
+	names := make([]string, 0, len(rs.persisted))
+	for n := range rs.persisted {
+		names = append(names, n)
 	}
-	if prev, ok := rs.persisted[regionName]; ok && prev.Version == rep.Version() && prev.Source == rep.Source {
-		prev.LastSync = rep.LastSync
-		rs.persisted[regionName] = prev
-		return
+	slices.Sort(names)
+	out := make([]federation.ReplicaSnapshot, len(names))
+	for i, n := range names {
+		out[i] = rs.persisted[n]
 	}
-	rs.persisted[regionName] = rep.Snapshot()
+	return out, nil
+}
+
+// Save implements federation.ReplicaStore.
+func (r simReplicas) Save(_ context.Context, s federation.ReplicaSnapshot) error {
+	if r.g.rs.down {
+		return errStoreDown
+	}
+	r.g.rs.persisted[s.Region] = s
+	return nil
+}
+
+// Delete implements federation.ReplicaStore.
+func (r simReplicas) Delete(_ context.Context, regionName string) error {
+	w := r.g.w
+	delete(r.g.rs.persisted, regionName)
+	w.log.event(w.now, "drop", kv("gateway", r.g.name), kv("region", regionName))
+	return nil
 }
 
 func (w *world) regionByName(name string) *regionSim {

@@ -189,13 +189,9 @@ func (w *world) run() error {
 			}
 			vw := &o.view[s.idx]
 			vw.status, vw.target, vw.version, vw.subjInc = federation.StatusAlive, federation.StatusAlive, s.pubVer, s.inc
-			o.core.Member(w.wall(), federation.MemberEvent{Kind: federation.EventJoin,
+			o.fed.Member(federation.MemberEvent{Kind: federation.EventJoin,
 				Member: federation.Member{Name: s.name, Region: s.rs.name, HTTPAddr: s.addr, Version: s.pubVer}})
 		}
-	}
-	for _, g := range w.gateways {
-		g.peersChanged()
-		g.fedStep()
 	}
 	for _, s := range w.streams {
 		s.scheduleNext()
