@@ -3,8 +3,8 @@ package sim
 import (
 	"context"
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/meridian-sd/meridian/federation"
@@ -13,9 +13,9 @@ import (
 
 // fetchRec is a fetch whose answer arrived, until the federator took it.
 type fetchRec struct {
-	span     spanRef
-	size     int64
-	nchanges int
+	span      spanRef
+	size      int64
+	nchanges  int
 	answered  bool // the server answered (not a transport failure)
 	serverErr bool // ... with an error (HTTP 503)
 }
