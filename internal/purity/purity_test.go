@@ -44,6 +44,8 @@ var coreFiles = []string{
 	"federation/membership.go",
 	"federation/replica.go",
 	"federation/shard.go",
+	"federation/shards.go",    // check ownership among a region's gateways
+	"federation/publisher.go", // the version publisher, on the rt seam
 	"region/catalog.go",
 	"region/change.go",
 	"region/decode.go",
@@ -53,7 +55,8 @@ var coreFiles = []string{
 	"region/store.go",
 	"region/storeloss.go",
 	"region/validate.go",
-	"scenarios/generate.go", // swarm-fuzzing schedules, from a seed
+	"region/statuswriter.go", // health writes: store calls through the Store seam
+	"scenarios/generate.go",  // swarm-fuzzing schedules, from a seed
 }
 
 // drivers are the files of region/ and federation/ that do I/O by design:
@@ -68,6 +71,8 @@ var drivers = []string{
 	"federation/keyring.go",        // gossip keyring: files, Serf's key manager
 	"federation/serf.go",           // SerfMembership: the Serf agent
 	"federation/syncproto.go",      // catalog sync over HTTP
+	"federation/transport.go",      // SyncTransport and its HTTP implementation
+	"region/registrar.go",          // registration logic; sleeps between retries
 	"region/cache.go",              // catalog cache kept current from Redis
 	"region/faultstore.go",         // Store decorator injecting faults
 	"region/healthrunner.go",       // runs probes on a timer
