@@ -19,13 +19,15 @@ import (
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/meridiantls"
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/region/redisstore"
 )
 
 // AgentConfig configures one region gateway process.
 type AgentConfig struct {
 	Region   string // region name (a DNS label)
 	HTTPAddr string // listen address, e.g. 127.0.0.1:8700 (port 0 picks one)
-	// RedisURL selects the store (see region.RedisOptions). Empty starts an
+	// RedisURL selects the store (see redisstore.RedisOptions). Empty starts an
 	// embedded miniredis whose data does not survive a restart.
 	RedisURL string
 	LogMax   int           // change log length; region.DefaultLogMax when 0
@@ -165,7 +167,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger.With("region", cfg.Region)
-	region.RouteRedisLogs(cfg.Logger)
+	redisstore.RouteRedisLogs(cfg.Logger)
 	tel, err := cfg.Telemetry.resolve()
 	if err != nil {
 		return nil, err
@@ -185,7 +187,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		redisURL = "redis://" + m.Addr() + "/0"
 		log.Warn("no --redis given: using an embedded in-memory store (miniredis); data will not survive a restart", "addr", m.Addr())
 	}
-	store, err := region.NewRedisStore(region.RedisOptions{URL: redisURL, Region: cfg.Region, LogMax: cfg.LogMax,
+	store, err := redisstore.NewRedisStore(redisstore.RedisOptions{URL: redisURL, Region: cfg.Region, LogMax: cfg.LogMax,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
 	if err != nil {
 		a.closeStore()
@@ -294,7 +296,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // startFederation joins the gossip pool and builds the federator.
-func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed uint64, log *slog.Logger) error {
+func (a *Agent) startFederation(store *redisstore.RedisStore, httpAddr string, seed uint64, log *slog.Logger) error {
 	cfg := a.cfg
 	newMem := cfg.NewMembership
 	if newMem == nil {

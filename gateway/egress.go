@@ -11,6 +11,8 @@ import (
 
 	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/region/redisstore"
 )
 
 // refuseEgress answers 403 when a registration's address or check target
@@ -61,7 +63,7 @@ func (a *Agent) egressPolicy(redisURL string, httpAddr net.Addr, log *slog.Logge
 	for _, hp := range self {
 		cfg.Self = append(cfg.Self, resolveHostPort(ctx, hp, log)...)
 	}
-	if uo, err := region.ParseRedisURL(redisURL); err == nil {
+	if uo, err := redisstore.ParseRedisURL(redisURL); err == nil {
 		for _, hp := range uo.Addrs {
 			cfg.Store = append(cfg.Store, resolveHostPort(ctx, hp, log)...)
 		}

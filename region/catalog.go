@@ -198,6 +198,9 @@ func (c *Catalog) Len() int {
 	return n
 }
 
+// SortInstances sorts by service, then id (the order of Catalog.All).
+func SortInstances(ins []Instance) { sortInstances(ins) }
+
 func sortInstances(ins []Instance) {
 	slices.SortFunc(ins, func(a, b Instance) int {
 		if c := strings.Compare(a.Service, b.Service); c != 0 {

@@ -77,10 +77,9 @@ var drivers = []string{
 	"region/faultstore.go",         // Store decorator injecting faults
 	"region/healthrunner.go",       // runs probes on a timer
 	"region/healthrunner_telemetry.go",
-	"region/memstore.go",   // in-memory Store twin
-	"region/probe.go",      // HTTP and TCP health probes
-	"region/redisstore.go", // Store on Redis
-	"region/redistrace.go", // go-redis instrumentation
+	"region/memstore.go", // in-memory Store twin
+	"region/probe.go",    // HTTP and TCP health probes
+	"region/epoch.go",    // random store epochs
 }
 
 // classifiedDirs are the directories whose every non-test file must be

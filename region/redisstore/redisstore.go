@@ -1,9 +1,7 @@
-package region
+package redisstore
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meridian-sd/meridian/region"
 )
 
 // RedisStore keeps a region's catalog in Redis. All of a region's keys carry
@@ -41,7 +41,7 @@ type RedisStore struct {
 	kInstances, kIndex, kVersion, kLog, kWrites, kEpoch, channel string
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ region.Store = (*RedisStore)(nil)
 
 // applyScript applies one change atomically: condition check, write,
 // version INCR, change-log XADD (trimmed), PUBLISH. A store without an
@@ -156,7 +156,7 @@ type RedisOptions struct {
 	//   redis://sentinel:port?master_name=mymaster  Sentinel (more with &addr=)
 	URL    string
 	Region string
-	LogMax int // changes kept in the log; DefaultLogMax when 0
+	LogMax int // changes kept in the log; region.DefaultLogMax when 0
 	// TracerProvider, when set, traces Redis commands run under a traced
 	// context (see instrumentRedis); MeterProvider, when set, receives
 	// go-redis's pool and command metrics.
@@ -255,13 +255,13 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 
 // NewRedisStoreClient wraps an existing client. The store owns it: Close
 // closes it.
-func NewRedisStoreClient(c redis.UniversalClient, region string, logMax int) *RedisStore {
+func NewRedisStoreClient(c redis.UniversalClient, regionName string, logMax int) *RedisStore {
 	if logMax <= 0 {
-		logMax = DefaultLogMax
+		logMax = region.DefaultLogMax
 	}
-	p := "meridian:{" + region + "}:"
+	p := "meridian:{" + regionName + "}:"
 	return &RedisStore{
-		c: c, region: region, logMax: logMax,
+		c: c, region: regionName, logMax: logMax,
 		kInstances: p + "instances", kIndex: p + "index", kVersion: p + "version",
 		kLog: p + "log", kWrites: p + "write:", kEpoch: p + "epoch", channel: p + "changes",
 	}
@@ -270,36 +270,36 @@ func NewRedisStoreClient(c redis.UniversalClient, region string, logMax int) *Re
 // Client returns the underlying go-redis client.
 func (s *RedisStore) Client() redis.UniversalClient { return s.c }
 
-func field(k Key) string { return k.Service + "/" + k.ID }
+func field(k region.Key) string { return k.Service + "/" + k.ID }
 
-func parseField(f string) (Key, error) {
+func parseField(f string) (region.Key, error) {
 	svc, id, ok := strings.Cut(f, "/")
 	if !ok {
-		return Key{}, fmt.Errorf("bad instance key %q in redis", f)
+		return region.Key{}, fmt.Errorf("bad instance key %q in redis", f)
 	}
-	return Key{Service: svc, ID: id}, nil
+	return region.Key{Service: svc, ID: id}, nil
 }
 
-func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Cond) (Change, error) {
+func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
 	must := "0"
 	if c.MustExist {
 		must = "1"
 	}
 	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog, s.kEpoch}
-	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel, NewEpoch()}
+	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel, region.NewEpoch()}
 	if c.WriteID != "" {
-		if err := ValidateWriteID(c.WriteID); err != nil {
-			return Change{}, err
+		if err := region.ValidateWriteID(c.WriteID); err != nil {
+			return region.Change{}, err
 		}
 		keys = append(keys, s.kWrites+c.WriteID)
-		args = append(args, int(WriteIDTTL/time.Second))
+		args = append(args, int(region.WriteIDTTL/time.Second))
 	}
 	res, err := applyScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return Change{}, fmt.Errorf("redis %s %s: %w", op, k, writeOutcome(err))
+		return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, writeOutcome(err))
 	}
 	if len(res) < 2 {
-		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
 	}
 	v, _ := res[0].(int64)
 	str, _ := res[1].(string)
@@ -310,22 +310,15 @@ func (s *RedisStore) apply(ctx context.Context, op Op, k Key, data string, c Con
 	if v == 0 {
 		switch str {
 		case "notfound":
-			return Change{}, ErrNotFound
+			return region.Change{}, region.ErrNotFound
 		case "conflict":
-			return Change{}, ErrConflict
+			return region.Change{}, region.ErrConflict
 		}
-		return Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
 	}
 	ch, err := decodeChange(uint64(v), op, k, str)
 	ch.Epoch = epoch
 	return ch, err
-}
-
-// NewEpoch returns a random store epoch (16 hex digits).
-func NewEpoch() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
@@ -341,15 +334,15 @@ func writeOutcome(err error) error {
 		errors.As(err, &op) && op.Op == "dial":
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	return fmt.Errorf("%w: %w", region.ErrOutcomeUnknown, err)
 }
 
-func decodeChange(v uint64, op Op, k Key, data string) (Change, error) {
-	ch := Change{Version: v, Op: op, Service: k.Service, ID: k.ID}
-	if op == OpPut {
-		var in Instance
+func decodeChange(v uint64, op region.Op, k region.Key, data string) (region.Change, error) {
+	ch := region.Change{Version: v, Op: op, Service: k.Service, ID: k.ID}
+	if op == region.OpPut {
+		var in region.Instance
 		if err := json.Unmarshal([]byte(data), &in); err != nil {
-			return Change{}, fmt.Errorf("decoding instance %s at v%d: %w", k, v, err)
+			return region.Change{}, fmt.Errorf("decoding instance %s at v%d: %w", k, v, err)
 		}
 		in.ModifyIndex = v
 		ch.Instance = &in
@@ -358,24 +351,24 @@ func decodeChange(v uint64, op Op, k Key, data string) (Change, error) {
 }
 
 // Put implements Store.
-func (s *RedisStore) Put(ctx context.Context, in Instance, c Cond) (Change, error) {
+func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond) (region.Change, error) {
 	in.ModifyIndex = 0
 	b, err := json.Marshal(&in)
 	if err != nil {
-		return Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
+		return region.Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
 	}
-	return s.apply(ctx, OpPut, in.Key(), string(b), c)
+	return s.apply(ctx, region.OpPut, in.Key(), string(b), c)
 }
 
 // Delete implements Store.
-func (s *RedisStore) Delete(ctx context.Context, k Key, c Cond) (Change, error) {
+func (s *RedisStore) Delete(ctx context.Context, k region.Key, c region.Cond) (region.Change, error) {
 	c.MustExist = true
-	return s.apply(ctx, OpDelete, k, "", c)
+	return s.apply(ctx, region.OpDelete, k, "", c)
 }
 
 // Snapshot implements Store. It reads the version and both hashes in one
 // MULTI/EXEC, so the instances match the version.
-func (s *RedisStore) Snapshot(ctx context.Context) (Snapshot, error) {
+func (s *RedisStore) Snapshot(ctx context.Context) (region.Snapshot, error) {
 	var ver *redis.StringCmd
 	var insts, idx, epoch *redis.MapStringStringCmd
 	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -386,29 +379,29 @@ func (s *RedisStore) Snapshot(ctx context.Context) (Snapshot, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return Snapshot{}, fmt.Errorf("redis snapshot of region %s: %w", s.region, err)
+		return region.Snapshot{}, fmt.Errorf("redis snapshot of region %s: %w", s.region, err)
 	}
-	snap := Snapshot{Epoch: epoch.Val()["id"], RestoredFrom: epoch.Val()["from"]}
+	snap := region.Snapshot{Epoch: epoch.Val()["id"], RestoredFrom: epoch.Val()["from"]}
 	if vs, err := ver.Result(); err == nil {
 		if snap.Version, err = strconv.ParseUint(vs, 10, 64); err != nil {
-			return Snapshot{}, fmt.Errorf("redis snapshot: bad version %q: %w", vs, err)
+			return region.Snapshot{}, fmt.Errorf("redis snapshot: bad version %q: %w", vs, err)
 		}
 	}
 	index := idx.Val()
 	for f, data := range insts.Val() {
-		var in Instance
+		var in region.Instance
 		if err := json.Unmarshal([]byte(data), &in); err != nil {
-			return Snapshot{}, fmt.Errorf("redis snapshot: decoding %s: %w", f, err)
+			return region.Snapshot{}, fmt.Errorf("redis snapshot: decoding %s: %w", f, err)
 		}
 		in.ModifyIndex, _ = strconv.ParseUint(index[f], 10, 64)
 		snap.Instances = append(snap.Instances, in)
 	}
-	sortInstances(snap.Instances)
+	region.SortInstances(snap.Instances)
 	return snap, nil
 }
 
 // ChangesSince implements Store.
-func (s *RedisStore) ChangesSince(ctx context.Context, since uint64, max int) ([]Change, bool, error) {
+func (s *RedisStore) ChangesSince(ctx context.Context, since uint64, max int) ([]region.Change, bool, error) {
 	if max <= 0 {
 		max = s.logMax
 	}
@@ -427,7 +420,7 @@ func (s *RedisStore) ChangesSince(ctx context.Context, since uint64, max int) ([
 		return nil, true, nil
 	}
 	entries, _ := res[2].([]any)
-	out := make([]Change, 0, len(entries))
+	out := make([]region.Change, 0, len(entries))
 	for _, e := range entries {
 		ch, err := parseLogEntry(e)
 		if err != nil {
@@ -439,16 +432,16 @@ func (s *RedisStore) ChangesSince(ctx context.Context, since uint64, max int) ([
 }
 
 // parseLogEntry decodes one XRANGE entry: [id, [field, value, ...]].
-func parseLogEntry(e any) (Change, error) {
+func parseLogEntry(e any) (region.Change, error) {
 	pair, ok := e.([]any)
 	if !ok || len(pair) != 2 {
-		return Change{}, fmt.Errorf("bad log entry %v", e)
+		return region.Change{}, fmt.Errorf("bad log entry %v", e)
 	}
 	id, _ := pair[0].(string)
 	vs, _, _ := strings.Cut(id, "-")
 	v, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil {
-		return Change{}, fmt.Errorf("bad log entry id %q", id)
+		return region.Change{}, fmt.Errorf("bad log entry id %q", id)
 	}
 	kv, _ := pair[1].([]any)
 	fields := map[string]string{}
@@ -459,15 +452,15 @@ func parseLogEntry(e any) (Change, error) {
 	}
 	k, err := parseField(fields["key"])
 	if err != nil {
-		return Change{}, err
+		return region.Change{}, err
 	}
-	ch, err := decodeChange(v, Op(fields["op"]), k, fields["data"])
+	ch, err := decodeChange(v, region.Op(fields["op"]), k, fields["data"])
 	ch.Epoch = fields["epoch"]
 	return ch, err
 }
 
 // Restore implements Store.
-func (s *RedisStore) Restore(ctx context.Context, expect string, r RestoreRequest) (bool, error) {
+func (s *RedisStore) Restore(ctx context.Context, expect string, r region.RestoreRequest) (bool, error) {
 	args := make([]any, 0, 5+2*len(r.Instances))
 	args = append(args, expect, r.Epoch, r.From, strconv.FormatUint(r.Version, 10), s.channel)
 	for _, in := range r.Instances {

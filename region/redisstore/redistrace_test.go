@@ -1,10 +1,14 @@
-package region
+package redisstore
 
 import (
 	"context"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/meridian-sd/meridian/region"
 )
 
 // TestRedisCommandsTracedUnderASpanOnly: a Redis command gets a client
@@ -25,7 +29,7 @@ func TestRedisCommandsTracedUnderASpanOnly(t *testing.T) {
 		t.Fatalf("untraced Snapshot made %d spans (first %q), want none", len(spans), spans[0].Name)
 	}
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "register")
-	if _, err := s.Put(ctx, Instance{Service: "web", ID: "w1", Address: "10.0.0.1", Port: 80, Status: StatusPassing}, Cond{}); err != nil {
+	if _, err := s.Put(ctx, region.Instance{Service: "web", ID: "w1", Address: "10.0.0.1", Port: 80, Status: region.StatusPassing}, region.Cond{}); err != nil {
 		t.Fatal(err)
 	}
 	parent.End()
@@ -51,4 +55,11 @@ func TestRedisCommandsTracedUnderASpanOnly(t *testing.T) {
 	if children == 0 {
 		t.Fatal("Put under a span made no redis span directly under it")
 	}
+}
+
+func newTestTracer(t *testing.T) (*tracetest.InMemoryExporter, *sdktrace.TracerProvider) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return exp, tp
 }

@@ -1,10 +1,12 @@
-package region
+package redisstore
 
 import (
 	"context"
 	"testing"
 
 	"github.com/meridian-sd/meridian/internal/redistest"
+
+	"github.com/meridian-sd/meridian/region/storetest"
 )
 
 // TestRedisStoreRealLossContract runs the loss contract on a real
@@ -16,7 +18,7 @@ func TestRedisStoreRealLossContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	testStoreLossContract(t, s, func() {
+	storetest.LossContract(t, s, func() {
 		srv.Kill(t)
 		srv.Restart(t)
 		// The pool's connections died with the server: the first command

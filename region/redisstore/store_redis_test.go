@@ -1,4 +1,4 @@
-package region
+package redisstore
 
 import (
 	"context"
@@ -17,6 +17,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meridian-sd/meridian/internal/redistest"
+
+	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/region/storetest"
 )
 
 // uniqueRegion gives each test its own keys on a shared server.
@@ -26,7 +30,7 @@ func uniqueRegion() string { return fmt.Sprintf("test-%08x", rand.Uint32()) }
 // redis-server (MERIDIAN_TEST_REDIS, or one started for the test).
 func TestRedisStoreRealContract(t *testing.T) {
 	url := redistest.FromEnv(t)
-	testStoreContract(t, func(t *testing.T, logMax int) Store {
+	storetest.Contract(t, func(t *testing.T, logMax int) region.Store {
 		s, err := NewRedisStore(RedisOptions{URL: url, Region: uniqueRegion(), LogMax: logMax})
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +51,7 @@ func TestRedisStoreClusterContract(t *testing.T) {
 	addrs := cl.Addrs()
 	url := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	regions := 0
-	testStoreContract(t, func(t *testing.T, logMax int) Store {
+	storetest.Contract(t, func(t *testing.T, logMax int) region.Store {
 		regions++
 		s, err := NewRedisStore(RedisOptions{URL: url, Region: fmt.Sprintf("cluster-%d-%s", regions, uniqueRegion()), LogMax: logMax})
 		if err != nil {
@@ -69,7 +73,7 @@ func TestRedisStoreClusterContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Put(ctx, testInstance("web", "a", 80), Cond{}); err != nil {
+		if _, err := s.Put(ctx, storetest.TestInstance("web", "a", 80), region.Cond{}); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -136,7 +140,7 @@ func TestRedisStoreSentinelContract(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	testStoreContract(t, func(t *testing.T, logMax int) Store {
+	storetest.Contract(t, func(t *testing.T, logMax int) region.Store {
 		s, err := NewRedisStore(RedisOptions{URL: url, Region: uniqueRegion(), LogMax: logMax})
 		if err != nil {
 			t.Fatal(err)
@@ -172,13 +176,13 @@ func TestRedisStoreWriteStalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Pause(t)
-	_, err = s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "stall-1"})
+	_, err = s.Put(ctx, storetest.TestInstance("web", "a", 1), region.Cond{WriteID: "stall-1"})
 	srv.Resume(t)
-	if !errors.Is(err, ErrOutcomeUnknown) {
+	if !errors.Is(err, region.ErrOutcomeUnknown) {
 		t.Fatalf("write during a stall: got %v, want ErrOutcomeUnknown", err)
 	}
 	for i := range 2 {
-		again, err := s.Put(ctx, testInstance("web", "a", 1), Cond{WriteID: "stall-1"})
+		again, err := s.Put(ctx, storetest.TestInstance("web", "a", 1), region.Cond{WriteID: "stall-1"})
 		if err != nil || again.Version != 1 {
 			t.Fatalf("repeat %d with the write id: got %+v, %v; want v1", i, again, err)
 		}
@@ -189,8 +193,8 @@ func TestRedisStoreWriteStalled(t *testing.T) {
 	}
 	// A refused connection is known to have written nothing.
 	srv.Stop(t)
-	_, err = s.Put(ctx, testInstance("web", "b", 1), Cond{WriteID: "down-1"})
-	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+	_, err = s.Put(ctx, storetest.TestInstance("web", "b", 1), region.Cond{WriteID: "down-1"})
+	if err == nil || errors.Is(err, region.ErrOutcomeUnknown) {
 		t.Fatalf("write to a stopped server: got %v, want a known failure (nothing written)", err)
 	}
 }
