@@ -21,6 +21,8 @@ import (
 	"github.com/meridian-sd/meridian/region"
 
 	"github.com/meridian-sd/meridian/region/redisstore"
+
+	"github.com/meridian-sd/meridian/region/probe"
 )
 
 // AgentConfig configures one region gateway process.
@@ -239,7 +241,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, fmt.Errorf("egress policy: %w", err)
 	}
 	log.Info("egress policy", "policy", pol.String())
-	hopt.Egress = pol
+	hopt.Probes = probe.NewTransport(probe.Prober{Client: probe.NewEgressProbeClient(pol), Egress: pol}, 0)
 	a.Health = region.NewHealthRunner(store, a.Cache, hopt)
 	scfg := Config{Region: cfg.Region, Store: store, Cache: a.Cache, Health: a.Health, Fed: a.Fed,
 		Routing: cfg.Routing, Proxy: cfg.Proxy, Limits: cfg.Limits, Logger: log.With("component", "http"),

@@ -19,7 +19,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/failover"
-	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/region/probe"
 )
 
 // ProxyConfig tunes /v1/proxy.
@@ -90,7 +91,7 @@ type proxy struct {
 func newProxy(s *Server, cfg ProxyConfig) *proxy {
 	cfg = cfg.withDefaults()
 	// Every dial, after DNS resolution, goes through the egress policy.
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, ControlContext: region.EgressControl(s.cfg.Egress)}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, ControlContext: probe.EgressControl(s.cfg.Egress)}
 	return &proxy{s: s, cfg: cfg, outliers: outliers{m: map[string]*outlier{}}, inFlight: make(chan struct{}, cfg.MaxInFlight),
 		base: &http.Transport{DialContext: d.DialContext, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}

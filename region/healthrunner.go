@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/rt"
 )
 
@@ -30,15 +28,10 @@ type HealthRunnerOptions struct {
 	Rand *rand.Rand
 	// Runtime runs the driver's steps and timers; rt.Real() when nil.
 	Runtime rt.Runtime
-	// Probes runs the probes; when nil, RealProbes over a Prober with
-	// Client and Egress, at most MaxProbes at once.
+	// Probes runs the probes: probe.NewTransport in production (real
+	// sockets under the egress policy), the simulator's simulated
+	// instances. nil fails every probe.
 	Probes ProbeTransport
-	// Client runs HTTP probes; NewEgressProbeClient(Egress) when nil.
-	Client *http.Client
-	// Egress refuses probe targets (see Prober); nil refuses nothing.
-	Egress *egress.Policy
-	// MaxProbes bounds concurrent probes. Default 64.
-	MaxProbes int
 	// WriteTimeout bounds one status write to the store. Default 2s.
 	WriteTimeout time.Duration
 	// Owns reports whether this gateway runs the checks of an instance
@@ -71,35 +64,11 @@ type ProbeTransport interface {
 	Probe(ctx context.Context, e Effect, done func(ProbeResult))
 }
 
-// RealProbes runs probes with a Prober on goroutines, at most max at once.
-type RealProbes struct {
-	prober Prober
-	sem    chan struct{}
-}
+// noProbes fails every probe: a runner built without a ProbeTransport.
+type noProbes struct{}
 
-var _ ProbeTransport = (*RealProbes)(nil)
-
-// NewRealProbes returns probes over p, at most max (default 64) at once.
-func NewRealProbes(p Prober, max int) *RealProbes {
-	if max <= 0 {
-		max = 64
-	}
-	return &RealProbes{prober: p, sem: make(chan struct{}, max)}
-}
-
-// Probe implements ProbeTransport.
-func (p *RealProbes) Probe(ctx context.Context, e Effect, done func(ProbeResult)) {
-	go func() {
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			done(ProbeResult{Status: StatusCritical, Output: ctx.Err().Error()})
-			return
-		}
-		res := p.prober.Probe(ctx, e.CheckKind, e.Target, e.Timeout)
-		<-p.sem
-		done(res)
-	}()
+func (noProbes) Probe(_ context.Context, e Effect, done func(ProbeResult)) {
+	done(ProbeResult{Status: StatusCritical, Output: "no prober configured"})
 }
 
 // HealthRunner is the driver of Health, written once against the rt seam:
@@ -135,14 +104,8 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 	if opt.Now == nil {
 		opt.Now = r0.Now
 	}
-	if opt.MaxProbes <= 0 {
-		opt.MaxProbes = 64
-	}
 	if opt.Probes == nil {
-		if opt.Client == nil {
-			opt.Client = NewEgressProbeClient(opt.Egress)
-		}
-		opt.Probes = NewRealProbes(Prober{Client: opt.Client, Egress: opt.Egress}, opt.MaxProbes)
+		opt.Probes = noProbes{}
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
 		tel: newProbeTelemetry(opt), ctx: context.Background(),

@@ -78,7 +78,6 @@ var drivers = []string{
 	"region/healthrunner.go",       // runs probes on a timer
 	"region/healthrunner_telemetry.go",
 	"region/memstore.go", // in-memory Store twin
-	"region/probe.go",    // HTTP and TCP health probes
 	"region/epoch.go",    // random store epochs
 }
 

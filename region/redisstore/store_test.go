@@ -8,7 +8,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-
 	"github.com/meridian-sd/meridian/region"
 
 	"github.com/meridian-sd/meridian/region/storetest"

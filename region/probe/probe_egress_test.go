@@ -1,4 +1,4 @@
-package region_test
+package probe_test
 
 import (
 	"bufio"
@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/meridian-sd/meridian/egress"
+
+	"github.com/meridian-sd/meridian/region/probe"
+
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -80,7 +83,7 @@ func TestProbeEgress(t *testing.T) {
 		{"metadata", "http", "http://169.254.169.254/latest/meta-data/", asStore},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pr := region.Prober{Client: region.NewEgressProbeClient(tc.policy), Egress: tc.policy}
+			pr := probe.Prober{Client: probe.NewEgressProbeClient(tc.policy), Egress: tc.policy}
 			got := pr.Probe(context.Background(), tc.kind, tc.target, time.Second)
 			if got.Status != region.StatusCritical || !strings.HasSuffix(got.Output, ": refused by egress policy") {
 				t.Fatalf("got %+v, want critical, refused by egress policy", got)
@@ -96,7 +99,7 @@ func TestProbeEgress(t *testing.T) {
 	// The same listener, allowed: the probe reaches it (so the counter
 	// above could have counted).
 	open, _ := egress.New(egress.Config{AllowLoopback: true})
-	got := region.Prober{Client: region.NewEgressProbeClient(open), Egress: open}.Probe(context.Background(), "tcp", localhost, time.Second)
+	got := probe.Prober{Client: probe.NewEgressProbeClient(open), Egress: open}.Probe(context.Background(), "tcp", localhost, time.Second)
 	if got.Status != region.StatusPassing {
 		t.Fatalf("allowed: got %+v", got)
 	}
@@ -133,15 +136,15 @@ func TestProbeOutputCarriesNoServiceBytes(t *testing.T) {
 		{"http://" + badCode.Addr().String() + "/", region.StatusPassing, ": 299"},
 		{"http://" + reason.Addr().String() + "/" + strings.Repeat("é", 300), region.StatusPassing, ""},
 	} {
-		got := region.Probe(context.Background(), nil, "http", tc.target, time.Second)
+		got := probe.Probe(context.Background(), nil, "http", tc.target, time.Second)
 		if got.Status != tc.wantStatus || !strings.HasSuffix(got.Output, tc.wantSuffix) {
 			t.Errorf("%.60s: got %+v, want %s ending %q", tc.target, got, tc.wantStatus, tc.wantSuffix)
 		}
 		if strings.Contains(got.Output, "SECRET") {
 			t.Errorf("output carries the service's bytes: %q", got.Output)
 		}
-		if len(got.Output) > region.MaxProbeOutput || !utf8Valid(got.Output) {
-			t.Errorf("output is %d bytes (max %d) or cut inside a rune: %q", len(got.Output), region.MaxProbeOutput, got.Output)
+		if len(got.Output) > probe.MaxProbeOutput || !utf8Valid(got.Output) {
+			t.Errorf("output is %d bytes (max %d) or cut inside a rune: %q", len(got.Output), probe.MaxProbeOutput, got.Output)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package region_test
+package probe_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-sd/meridian/region/probe"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -50,7 +52,7 @@ func TestProbeHTTP(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	client := region.NewProbeClient()
+	client := probe.NewProbeClient()
 	tests := []struct {
 		path       string
 		timeout    time.Duration
@@ -71,7 +73,7 @@ func TestProbeHTTP(t *testing.T) {
 		t.Run(tc.path, func(t *testing.T) {
 			target := srv.URL + tc.path
 			start := time.Now()
-			got := region.Probe(context.Background(), client, "http", target, tc.timeout)
+			got := probe.Probe(context.Background(), client, "http", target, tc.timeout)
 			if took := time.Since(start); took > tc.timeout+2*time.Second {
 				t.Errorf("took %s with a %s timeout", took, tc.timeout)
 			}
@@ -84,8 +86,8 @@ func TestProbeHTTP(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, a := range agents {
-		if a != region.ProbeUserAgent {
-			t.Errorf("User-Agent got %q, want %q", a, region.ProbeUserAgent)
+		if a != probe.ProbeUserAgent {
+			t.Errorf("User-Agent got %q, want %q", a, probe.ProbeUserAgent)
 		}
 	}
 }
@@ -93,10 +95,10 @@ func TestProbeHTTP(t *testing.T) {
 func TestProbeHTTPNilClientAndBadTarget(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	if got := region.Probe(context.Background(), nil, "http", srv.URL, time.Second); got.Status != region.StatusPassing {
+	if got := probe.Probe(context.Background(), nil, "http", srv.URL, time.Second); got.Status != region.StatusPassing {
 		t.Errorf("nil client: got %+v, want passing", got)
 	}
-	got := region.Probe(context.Background(), nil, "http", "http://[::1", time.Second)
+	got := probe.Probe(context.Background(), nil, "http", "http://[::1", time.Second)
 	if got.Status != region.StatusCritical || !strings.HasPrefix(got.Output, "HTTP GET http://[::1: ") {
 		t.Errorf("bad URL: got %+v, want critical naming the URL", got)
 	}
@@ -137,7 +139,7 @@ func TestProbeTCP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := region.Probe(context.Background(), nil, tc.kind, tc.target, time.Second)
+			got := probe.Probe(context.Background(), nil, tc.kind, tc.target, time.Second)
 			if got.Status != tc.wantStatus || !strings.HasPrefix(got.Output, tc.wantPrefix) {
 				t.Errorf("got  %+v\nwant status %s, output starting %q", got, tc.wantStatus, tc.wantPrefix)
 			}

@@ -1,4 +1,4 @@
-package region
+package probe
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/meridian-sd/meridian/egress"
+
+	"github.com/meridian-sd/meridian/region"
 )
 
 // This file is the driver side of health checking: it touches the network.
@@ -80,7 +82,7 @@ var defaultProbeClient = sync.OnceValue(NewProbeClient)
 
 // Probe runs one HTTP or TCP check and returns its result, with no egress
 // policy (see Prober).
-func Probe(ctx context.Context, client *http.Client, kind, target string, timeout time.Duration) ProbeResult {
+func Probe(ctx context.Context, client *http.Client, kind, target string, timeout time.Duration) region.ProbeResult {
 	return Prober{Client: client}.Probe(ctx, kind, target, timeout)
 }
 
@@ -110,13 +112,13 @@ type Prober struct {
 //
 // A target the egress policy refuses is critical with "... refused by
 // egress policy", without a dial. Outputs are at most MaxProbeOutput bytes.
-func (pr Prober) Probe(ctx context.Context, kind, target string, timeout time.Duration) ProbeResult {
+func (pr Prober) Probe(ctx context.Context, kind, target string, timeout time.Duration) region.ProbeResult {
 	if timeout <= 0 {
-		timeout = DefaultCheckTimeout
+		timeout = region.DefaultCheckTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var r ProbeResult
+	var r region.ProbeResult
 	switch kind {
 	case "http":
 		client := pr.Client
@@ -124,30 +126,30 @@ func (pr Prober) Probe(ctx context.Context, kind, target string, timeout time.Du
 			client = defaultProbeClient()
 		}
 		if pr.Egress != nil && pr.Egress.CheckURL(target) != nil {
-			r = ProbeResult{Status: StatusCritical, Output: "HTTP GET " + target + ": " + egress.ErrRefused.Error()}
+			r = region.ProbeResult{Status: region.StatusCritical, Output: "HTTP GET " + target + ": " + egress.ErrRefused.Error()}
 			break
 		}
 		r = probeHTTP(ctx, client, target, timeout)
 	case "tcp":
 		if pr.Egress != nil && pr.Egress.CheckHostPort(target) != nil {
-			r = ProbeResult{Status: StatusCritical, Output: "TCP connect " + target + ": " + egress.ErrRefused.Error()}
+			r = region.ProbeResult{Status: region.StatusCritical, Output: "TCP connect " + target + ": " + egress.ErrRefused.Error()}
 			break
 		}
 		r = probeTCP(ctx, EgressControl(pr.Egress), target, timeout)
 	default:
-		r = ProbeResult{Status: StatusCritical, Output: fmt.Sprintf("unknown check kind %q (want http or tcp)", kind)}
+		r = region.ProbeResult{Status: region.StatusCritical, Output: fmt.Sprintf("unknown check kind %q (want http or tcp)", kind)}
 	}
 	r.Output = probeTruncate(r.Output)
 	return r
 }
 
-func probeHTTP(ctx context.Context, client *http.Client, target string, timeout time.Duration) ProbeResult {
-	fail := func(err error) ProbeResult {
-		return ProbeResult{Status: StatusCritical, Output: fmt.Sprintf("HTTP GET %s: %s", target, probeErr(ctx, err, timeout))}
+func probeHTTP(ctx context.Context, client *http.Client, target string, timeout time.Duration) region.ProbeResult {
+	fail := func(err error) region.ProbeResult {
+		return region.ProbeResult{Status: region.StatusCritical, Output: fmt.Sprintf("HTTP GET %s: %s", target, probeErr(ctx, err, timeout))}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return ProbeResult{Status: StatusCritical, Output: fmt.Sprintf("HTTP GET %s: not a valid URL", target)}
+		return region.ProbeResult{Status: region.StatusCritical, Output: fmt.Sprintf("HTTP GET %s: not a valid URL", target)}
 	}
 	req.Header.Set("User-Agent", ProbeUserAgent)
 	req.Header.Set("Accept", "text/plain, application/json, */*")
@@ -161,11 +163,11 @@ func probeHTTP(ctx context.Context, client *http.Client, target string, timeout 
 	out := fmt.Sprintf("HTTP GET %s: %s", target, statusLine(resp.StatusCode))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
-		return ProbeResult{Status: StatusPassing, Output: out}
+		return region.ProbeResult{Status: region.StatusPassing, Output: out}
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return ProbeResult{Status: StatusWarning, Output: out}
+		return region.ProbeResult{Status: region.StatusWarning, Output: out}
 	}
-	return ProbeResult{Status: StatusCritical, Output: out}
+	return region.ProbeResult{Status: region.StatusCritical, Output: out}
 }
 
 // statusLine is "<code> <Go's text for it>", never the service's own
@@ -177,14 +179,14 @@ func statusLine(code int) string {
 	return strconv.Itoa(code)
 }
 
-func probeTCP(ctx context.Context, control func(context.Context, string, string, syscall.RawConn) error, target string, timeout time.Duration) ProbeResult {
+func probeTCP(ctx context.Context, control func(context.Context, string, string, syscall.RawConn) error, target string, timeout time.Duration) region.ProbeResult {
 	d := net.Dialer{ControlContext: control}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
-		return ProbeResult{Status: StatusCritical, Output: fmt.Sprintf("TCP connect %s: %s", target, probeErr(ctx, err, timeout))}
+		return region.ProbeResult{Status: region.StatusCritical, Output: fmt.Sprintf("TCP connect %s: %s", target, probeErr(ctx, err, timeout))}
 	}
 	conn.Close()
-	return ProbeResult{Status: StatusPassing, Output: fmt.Sprintf("TCP connect %s: ok", target)}
+	return region.ProbeResult{Status: region.StatusPassing, Output: fmt.Sprintf("TCP connect %s: ok", target)}
 }
 
 // probeErr describes a probe failure in a fixed phrase, without repeating
