@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -21,19 +20,14 @@ type FederatorConfig struct {
 	Core       CoreConfig
 	Membership Membership   // Run reads its events; nil: the caller feeds Member and User
 	Replicas   ReplicaStore // nil: replicas are not persisted
-	Client     *http.Client // for fetches; a default with Core.FetchTimeout when nil
 	Logger     *slog.Logger
 	Now        func() time.Time // Runtime.Now when nil
 	Rand       *rand.Rand
 
-	// Fetch says how fetches reach a gateway (HTTPS and the check that
-	// a peer's certificate names the region it serves).
-	Fetch FetchOptions
-
 	// Runtime runs the driver's steps and timers; rt.Real() when nil.
 	Runtime rt.Runtime
-	// Transport carries fetches; an HTTPTransport over Client and Fetch
-	// when nil.
+	// Transport carries fetches: httpsync.Transport in production, the
+	// simulated network in the simulator. nil fails every fetch.
 	Transport SyncTransport
 	// OnSync, when set, sees every fetch outcome after the core took it
 	// (on the driver's task): the replica's version before and after.
@@ -71,11 +65,6 @@ type Federator struct {
 
 	cbMu      sync.Mutex
 	onMembers []func()
-
-	// refused remembers the (region, gateway) pairs whose peer check
-	// failed, so each is logged once.
-	refusedMu sync.Mutex
-	refused   map[string]bool
 }
 
 // NewFederator returns a driver; Run (or Start) starts it.
@@ -94,11 +83,7 @@ func NewFederator(cfg FederatorConfig) (*Federator, error) {
 	f := &Federator{cfg: cfg, rt: r, core: core, ctx: context.Background()}
 	f.tr = cfg.Transport
 	if f.tr == nil {
-		if cfg.Client == nil {
-			cfg.Client = &http.Client{Timeout: cfg.Core.FetchTimeout}
-			f.cfg.Client = cfg.Client
-		}
-		f.tr = &HTTPTransport{Client: cfg.Client, Opts: cfg.Fetch, OnError: f.logRefused}
+		f.tr = noTransport{}
 	}
 	f.loop = rt.NewLoop(r, "federator", f.step)
 	return f, nil
@@ -281,27 +266,6 @@ func (f *Federator) fetched(e Effect, res SyncResult, err error) {
 	f.loop.Kick()
 }
 
-// logRefused logs, once per region and gateway, a fetch refused because
-// the peer may not serve the region (FetchOptions.CheckPeer).
-func (f *Federator) logRefused(e Effect, err error) {
-	var pe interface{ PeerRefused() bool }
-	if !errors.As(err, &pe) || !pe.PeerRefused() {
-		return
-	}
-	key := e.Region + "\x00" + e.Gateway + "\x00" + e.Addr
-	f.refusedMu.Lock()
-	if f.refused == nil || len(f.refused) >= 4096 {
-		f.refused = map[string]bool{}
-	}
-	seen := f.refused[key]
-	f.refused[key] = true
-	f.refusedMu.Unlock()
-	if !seen {
-		f.cfg.Logger.Warn("refusing a gateway's catalog: its certificate does not let it serve the region",
-			"region", e.Region, "gateway", e.Gateway, "addr", e.Addr, "err", err)
-	}
-}
-
 func (f *Federator) membersChanged() {
 	f.cbMu.Lock()
 	fns := append([]func(){}, f.onMembers...)
@@ -367,4 +331,11 @@ func (f *Federator) logRegression(had, now *Replica, gateway string) {
 	f.cfg.Logger.Error("a region's catalog went back; accepted the reset its gateways advertise (its store lost data and was not restored)",
 		"region", now.Region, "from_version", had.Version(), "to_version", now.Version(),
 		"from_instances", had.Catalog.Len(), "to_instances", now.Catalog.Len(), "gateway", gateway)
+}
+
+// noTransport fails every fetch: a federator built without a transport.
+type noTransport struct{}
+
+func (noTransport) Fetch(_ context.Context, e Effect, done func(SyncResult, error)) {
+	done(SyncResult{}, errors.New("no sync transport configured"))
 }

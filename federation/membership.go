@@ -115,3 +115,18 @@ type UserEvent struct {
 	Name    string
 	Payload []byte
 }
+
+// Serf tags a gateway advertises. A member without a region tag is not a
+// gateway and is ignored.
+const (
+	TagRegion  = "region"
+	TagHTTP    = "http"
+	TagVersion = "version"
+)
+
+// Gossip profiles: memberlist's WAN, LAN and local configurations.
+const (
+	ProfileWAN   = "wan"
+	ProfileLAN   = "lan"
+	ProfileLocal = "local"
+)

@@ -2,12 +2,8 @@ package federation
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // ReplicaStore persists replicas locally, so a gateway that restarts during
@@ -18,57 +14,7 @@ type ReplicaStore interface {
 	Delete(ctx context.Context, regionName string) error
 }
 
-// RedisReplicaStore keeps replicas in the local region's Redis, in the hash
-// meridian:{local}:replicas (field: remote region, value: JSON), in the
-// local region's hash slot.
-type RedisReplicaStore struct {
-	c   redis.UniversalClient
-	key string
-}
-
-var _ ReplicaStore = (*RedisReplicaStore)(nil)
-
-// NewRedisReplicaStore returns a store for the replicas held by localRegion.
-func NewRedisReplicaStore(c redis.UniversalClient, localRegion string) *RedisReplicaStore {
-	return &RedisReplicaStore{c: c, key: "meridian:{" + localRegion + "}:replicas"}
-}
-
-// Save implements ReplicaStore.
-func (s *RedisReplicaStore) Save(ctx context.Context, r ReplicaSnapshot) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := s.c.HSet(ctx, s.key, r.Region, b).Err(); err != nil {
-		return fmt.Errorf("saving replica of %s: %w", r.Region, err)
-	}
-	return nil
-}
-
-// Load implements ReplicaStore.
-func (s *RedisReplicaStore) Load(ctx context.Context) ([]ReplicaSnapshot, error) {
-	m, err := s.c.HGetAll(ctx, s.key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("loading replicas: %w", err)
-	}
-	out := make([]ReplicaSnapshot, 0, len(m))
-	for name, v := range m {
-		var r ReplicaSnapshot
-		if err := json.Unmarshal([]byte(v), &r); err != nil {
-			return nil, fmt.Errorf("decoding replica of %s: %w", name, err)
-		}
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Region < out[j].Region })
-	return out, nil
-}
-
-// Delete implements ReplicaStore.
-func (s *RedisReplicaStore) Delete(ctx context.Context, regionName string) error {
-	return s.c.HDel(ctx, s.key, regionName).Err()
-}
-
-// MemReplicaStore is the in-memory twin of RedisReplicaStore.
+// MemReplicaStore is the in-memory twin of redisreplica.Store.
 type MemReplicaStore struct {
 	mu sync.Mutex
 	m  map[string]ReplicaSnapshot

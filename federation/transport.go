@@ -1,9 +1,6 @@
 package federation
 
-import (
-	"context"
-	"net/http"
-)
+import "context"
 
 // SyncTransport carries the sync protocol's fetches: GET region R's
 // catalog from gateway G since version V. It is the federator's one I/O
@@ -16,27 +13,4 @@ type SyncTransport interface {
 	// simulator's runtime; a transport gives up after the core's
 	// FetchTimeout and reports an error then. ctx ends the fetch early.
 	Fetch(ctx context.Context, e Effect, done func(SyncResult, error))
-}
-
-// HTTPTransport fetches over HTTP(S) with FetchWith, one goroutine per
-// fetch.
-type HTTPTransport struct {
-	Client *http.Client
-	Opts   FetchOptions
-	// OnError sees every failed fetch (before done), e.g. to log refused
-	// peers. nil: nothing.
-	OnError func(e Effect, err error)
-}
-
-var _ SyncTransport = (*HTTPTransport)(nil)
-
-// Fetch implements SyncTransport.
-func (t *HTTPTransport) Fetch(ctx context.Context, e Effect, done func(SyncResult, error)) {
-	go func() {
-		res, err := FetchWith(ctx, t.Client, t.Opts, e.Addr, e.Region, e.Since)
-		if err != nil && t.OnError != nil {
-			t.OnError(e, err)
-		}
-		done(res, err)
-	}()
 }

@@ -23,6 +23,12 @@ import (
 	"github.com/meridian-sd/meridian/region/redisstore"
 
 	"github.com/meridian-sd/meridian/region/probe"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
+
+	"github.com/meridian-sd/meridian/federation/redisreplica"
+
+	"github.com/meridian-sd/meridian/federation/httpsync"
 )
 
 // AgentConfig configures one region gateway process.
@@ -47,9 +53,9 @@ type AgentConfig struct {
 	// RegionReapAfter drops a replica whose region had no alive gateway
 	// for this long (default 72h).
 	RegionReapAfter time.Duration
-	// NewMembership builds the gossip pool; federation.NewSerfMembership
+	// NewMembership builds the gossip pool; serfmember.NewSerfMembership
 	// when nil (tests inject in-memory transports through it).
-	NewMembership func(federation.SerfConfig) (federation.Membership, error)
+	NewMembership func(serfmember.SerfConfig) (federation.Membership, error)
 	// Routing is the per-service routing policy (meridian agent --routing).
 	Routing RoutingConfig
 	// Proxy tunes /v1/proxy.
@@ -75,7 +81,7 @@ type AgentConfig struct {
 	TLS meridiantls.Config
 	// Encrypt is the gossip encryption key (base64 of 16, 24 or 32 bytes;
 	// --encrypt) and KeyringFile Serf's keyring file (--keyring-file):
-	// see federation.LoadKeyring. Both empty: gossip is not encrypted.
+	// see serfmember.LoadKeyring. Both empty: gossip is not encrypted.
 	Encrypt     string
 	KeyringFile string
 	// ACL configures tokens and the default policy (--acl-*).
@@ -110,7 +116,7 @@ func (c *AgentConfig) Validate() error {
 		}
 	}
 	if c.Encrypt != "" {
-		if _, err := federation.ParseKey(c.Encrypt); err != nil {
+		if _, err := serfmember.ParseKey(c.Encrypt); err != nil {
 			return fmt.Errorf("encrypt: %w", err)
 		}
 	}
@@ -249,7 +255,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if a.Fed != nil {
 		scfg.Node = a.Members.LocalName()
 		scfg.Forward = a.checkOwnerAddr
-		scfg.Keyring, _ = a.Members.(federation.KeyManager)
+		scfg.Keyring, _ = a.Members.(serfmember.KeyManager)
 		a.Fed.OnMembership(a.peersChanged)
 	}
 	a.Server = New(scfg)
@@ -286,7 +292,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if a.Fed != nil {
 		// Sync fetches report to this gateway's telemetry, tagged with
 		// its region.
-		fctx := federation.WithSyncTelemetry(ctx, &federation.SyncTelemetry{
+		fctx := httpsync.WithSyncTelemetry(ctx, &httpsync.SyncTelemetry{
 			TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 			Propagator: tel.Propagator, Region: cfg.Region,
 		})
@@ -302,13 +308,13 @@ func (a *Agent) startFederation(store *redisstore.RedisStore, httpAddr string, s
 	cfg := a.cfg
 	newMem := cfg.NewMembership
 	if newMem == nil {
-		newMem = func(c federation.SerfConfig) (federation.Membership, error) { return federation.NewSerfMembership(c) }
+		newMem = func(c serfmember.SerfConfig) (federation.Membership, error) { return serfmember.NewSerfMembership(c) }
 	}
 	kr, err := loadKeyring(cfg.Encrypt, cfg.KeyringFile, log)
 	if err != nil {
 		return err
 	}
-	mem, err := newMem(federation.SerfConfig{
+	mem, err := newMem(serfmember.SerfConfig{
 		NodeName: cfg.NodeName, Region: cfg.Region, HTTPAddr: httpAddr,
 		BindAddr: cfg.SerfBind, AdvertiseAddr: cfg.SerfAdvertise, Profile: cfg.GossipProfile,
 		Join: cfg.Join, Logger: log, Keys: kr.Keys, KeyringFile: cfg.KeyringFile,
@@ -326,10 +332,13 @@ func (a *Agent) startFederation(store *redisstore.RedisStore, httpAddr string, s
 		core.ReapAfter = cfg.RegionReapAfter
 	}
 	fetchClient, fetchOpts := a.fetchClient(core.FetchTimeout)
+	fedLog := log.With("component", "federation")
 	fed, err := federation.NewFederator(federation.FederatorConfig{
-		Core: core, Membership: mem, Client: withToken(fetchClient, a.ACL.replToken, core.FetchTimeout), Fetch: fetchOpts,
-		Replicas: federation.NewRedisReplicaStore(store.Client(), cfg.Region),
-		Logger:   log.With("component", "federation"),
+		Core: core, Membership: mem,
+		Transport: &httpsync.Transport{Client: withToken(fetchClient, a.ACL.replToken, core.FetchTimeout), Opts: fetchOpts,
+			OnError: (&httpsync.RefusalLog{Logger: fedLog}).Observe},
+		Replicas: redisreplica.New(store.Client(), cfg.Region),
+		Logger:   fedLog,
 		Rand:     rand.New(rand.NewPCG(seed^0x5851f42d4c957f2d, seed)),
 	})
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/internal/redistest"
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 // cutHTTP drops sync fetches to chosen gateways (the HTTP half of a
@@ -49,13 +51,13 @@ func (c *cutHTTP) set(hosts ...string) {
 type fedNode struct {
 	*Agent
 	region string
-	faults *federation.FaultTransport
+	faults *serfmember.FaultTransport
 	http   *cutHTTP
 	cfg    AgentConfig
 }
 
 func (n *fedNode) serfAddr() string {
-	return n.Members.(*federation.SerfMembership).BindAddr()
+	return n.Members.(*serfmember.SerfMembership).BindAddr()
 }
 
 // startFedNode starts a gateway with real Serf over UDP/TCP on 127.0.0.1
@@ -73,15 +75,15 @@ func startFedNodeWith(t *testing.T, tweak func(*AgentConfig), regionName, name, 
 	n.cfg = AgentConfig{
 		Region: regionName, RedisURL: redisURL, NodeName: name, SerfBind: "127.0.0.1:0",
 		GossipProfile: "local", Join: join, FetchClient: &http.Client{Transport: n.http, Timeout: 2 * time.Second},
-		NewMembership: func(c federation.SerfConfig) (federation.Membership, error) {
+		NewMembership: func(c serfmember.SerfConfig) (federation.Membership, error) {
 			nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0})
 			if err != nil {
 				return nil, err
 			}
-			n.faults = federation.NewFaultTransport(nt)
+			n.faults = serfmember.NewFaultTransport(nt)
 			c.Transport = n.faults
 			c.AdvertiseAddr = fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort())
-			return federation.NewSerfMembership(c)
+			return serfmember.NewSerfMembership(c)
 		},
 	}
 	if tweak != nil {
@@ -316,16 +318,16 @@ func TestFederationPartition(t *testing.T) {
 	u2.cfg.Join = []string{e.serfAddr()}
 	u2.cfg.FetchClient = &http.Client{Transport: u2.http, Timeout: 2 * time.Second}
 	u2.http.set(e.Addr(), p.Addr())
-	u2.cfg.NewMembership = func(c federation.SerfConfig) (federation.Membership, error) {
+	u2.cfg.NewMembership = func(c serfmember.SerfConfig) (federation.Membership, error) {
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: port})
 		if err != nil {
 			return nil, err
 		}
-		u2.faults = federation.NewFaultTransport(nt)
+		u2.faults = serfmember.NewFaultTransport(nt)
 		u2.faults.Cut(cutGossip...)
 		c.Transport = u2.faults
 		c.AdvertiseAddr = fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort())
-		return federation.NewSerfMembership(c)
+		return serfmember.NewSerfMembership(c)
 	}
 	u2.Agent = startAgent(t, u2.cfg)
 	waitFor(t, 5*time.Second, "the restarted gateway to restore its replicas", func() bool {

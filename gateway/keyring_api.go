@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 // KeyringResponse is one gossip pool's answer on /v1/operator/keyring, in
@@ -60,7 +60,7 @@ func (s *Server) handleKeyring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		resp federation.KeyringResponse
+		resp serfmember.KeyringResponse
 		err  error
 	)
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -76,7 +76,7 @@ func (s *Server) handleKeyring(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "body", `want a JSON object {"Key": "<base64 key>"}`)
 			return
 		}
-		if _, err := federation.ParseKey(req.Key); err != nil {
+		if _, err := serfmember.ParseKey(req.Key); err != nil {
 			writeError(w, http.StatusBadRequest, "Key", "Key: "+err.Error())
 			return
 		}
@@ -92,13 +92,13 @@ func (s *Server) handleKeyring(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
-		case errors.Is(err, federation.ErrEncryptionOff):
+		case errors.Is(err, serfmember.ErrEncryptionOff):
 			code = http.StatusBadRequest
-		case errors.Is(err, federation.ErrKeyNotInstalled):
+		case errors.Is(err, serfmember.ErrKeyNotInstalled):
 			code = http.StatusNotFound
-		case errors.Is(err, federation.ErrPrimaryKey):
+		case errors.Is(err, serfmember.ErrPrimaryKey):
 			code = http.StatusConflict
-		case errors.Is(err, federation.ErrKeyringIncomplete):
+		case errors.Is(err, serfmember.ErrKeyringIncomplete):
 			code = http.StatusBadGateway
 		}
 		writeJSON(w, code, keyringError{Error: err.Error(), Messages: resp.Messages,
@@ -111,13 +111,13 @@ func (s *Server) handleKeyring(w http.ResponseWriter, r *http.Request) {
 
 // loadKeyring resolves --encrypt and --keyring-file and says at startup
 // whether gossip is encrypted (never the key).
-func loadKeyring(encrypt, file string, log *slog.Logger) (federation.LoadedKeyring, error) {
-	kr, err := federation.LoadKeyring(encrypt, file)
+func loadKeyring(encrypt, file string, log *slog.Logger) (serfmember.LoadedKeyring, error) {
+	kr, err := serfmember.LoadKeyring(encrypt, file)
 	if err != nil {
 		return kr, err
 	}
 	switch kr.Source {
-	case federation.KeyringOff:
+	case serfmember.KeyringOff:
 		log.Info("gossip encryption is off: any process that reaches the gossip port can join the pool (set --encrypt)", "component", "serf")
 	default:
 		args := []any{"component", "serf", "keys", len(kr.Keys), "source", kr.Source.String()}

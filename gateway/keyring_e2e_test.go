@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/meridian-sd/meridian/federation"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 func gossipKey(t *testing.T, n int) string {
@@ -25,7 +27,7 @@ func gossipKey(t *testing.T, n int) string {
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	return federation.EncodeKey(b)
+	return serfmember.EncodeKey(b)
 }
 
 func regionNames(t *testing.T, n *fedNode) []string {
@@ -136,8 +138,8 @@ func TestGossipEncryptionEndToEnd(t *testing.T) {
 		t.Errorf("after rotation: %+v; want only k2, primary on 2 of 2", l)
 	}
 	for _, f := range []string{usFile, euFile} {
-		keys, err := federation.ReadKeyringFile(f)
-		if err != nil || len(keys) != 1 || federation.EncodeKey(keys[0]) != k2 {
+		keys, err := serfmember.ReadKeyringFile(f)
+		if err != nil || len(keys) != 1 || serfmember.EncodeKey(keys[0]) != k2 {
 			t.Errorf("%s after rotation: %d keys, %v; want [k2]", f, len(keys), err)
 		}
 	}
@@ -153,15 +155,15 @@ func TestGossipEncryptionEndToEnd(t *testing.T) {
 	eu2 := &fedNode{region: "eu-west", http: &cutHTTP{}}
 	eu2.cfg = eu.cfg
 	eu2.cfg.FetchClient = &http.Client{Transport: eu2.http, Timeout: 2 * time.Second}
-	eu2.cfg.NewMembership = func(c federation.SerfConfig) (federation.Membership, error) {
+	eu2.cfg.NewMembership = func(c serfmember.SerfConfig) (federation.Membership, error) {
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: bindPort})
 		if err != nil {
 			return nil, err
 		}
-		eu2.faults = federation.NewFaultTransport(nt)
+		eu2.faults = serfmember.NewFaultTransport(nt)
 		c.Transport = eu2.faults
 		c.AdvertiseAddr = fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort())
-		return federation.NewSerfMembership(c)
+		return serfmember.NewSerfMembership(c)
 	}
 	logs := &syncBuffer{}
 	eu2.cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -198,12 +200,12 @@ func TestAgentConfigValidateEncryption(t *testing.T) {
 		edit func(*AgentConfig)
 		want string // "" = valid
 	}{
-		{"key", func(c *AgentConfig) { c.Encrypt = federation.EncodeKey(make([]byte, 24)) }, ""},
-		{"key and file", func(c *AgentConfig) { c.Encrypt, c.KeyringFile = federation.EncodeKey(make([]byte, 16)), "/tmp/k" }, ""},
+		{"key", func(c *AgentConfig) { c.Encrypt = serfmember.EncodeKey(make([]byte, 24)) }, ""},
+		{"key and file", func(c *AgentConfig) { c.Encrypt, c.KeyringFile = serfmember.EncodeKey(make([]byte, 16)), "/tmp/k" }, ""},
 		{"bad base64", func(c *AgentConfig) { c.Encrypt = "%%%" }, "encrypt: not valid standard base64"},
-		{"short key", func(c *AgentConfig) { c.Encrypt = federation.EncodeKey(make([]byte, 8)) }, "encrypt: decodes to 8 bytes"},
+		{"short key", func(c *AgentConfig) { c.Encrypt = serfmember.EncodeKey(make([]byte, 8)) }, "encrypt: decodes to 8 bytes"},
 		{"no federation", func(c *AgentConfig) {
-			c.SerfBind, c.Encrypt = "", federation.EncodeKey(make([]byte, 32))
+			c.SerfBind, c.Encrypt = "", serfmember.EncodeKey(make([]byte, 32))
 		}, "gossip encryption needs federation"},
 	} {
 		c := base

@@ -21,6 +21,8 @@ import (
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/meridiantls"
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 // Heartbeats takes TTL heartbeats (region.HealthRunner).
@@ -38,7 +40,7 @@ type Config struct {
 	// is off.
 	Fed *federation.Federator
 	// Keyring serves /v1/operator/keyring; nil when federation is off.
-	Keyring federation.KeyManager
+	Keyring serfmember.KeyManager
 	// Routing is the per-service routing policy of /v1/lookup, /v1/pick
 	// and /v1/proxy.
 	Routing RoutingConfig

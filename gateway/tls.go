@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meridian-sd/meridian/federation"
-
 	"github.com/meridian-sd/meridian/meridiantls"
+
+	"github.com/meridian-sd/meridian/federation/httpsync"
 )
 
 // Gateway-to-gateway traffic under TLS (Config.TLS):
@@ -25,7 +25,7 @@ import (
 //     the peer's certificate names this region.
 //
 // Catalog fetches are checked per region by the federator
-// (federation.FetchOptions.CheckPeer).
+// (httpsync.FetchOptions.CheckPeer).
 
 // peerScheme is the scheme of requests to other gateways.
 func (s *Server) peerScheme() string {
@@ -95,15 +95,15 @@ func (a *Agent) serve(ln net.Listener) error {
 // fetchClient is the client and options of sync fetches: with TLS, HTTPS
 // with this gateway's certificate and the check that the peer's
 // certificate names the region whose catalog it serves.
-func (a *Agent) fetchClient(timeout time.Duration) (*http.Client, federation.FetchOptions) {
+func (a *Agent) fetchClient(timeout time.Duration) (*http.Client, httpsync.FetchOptions) {
 	c := a.cfg.FetchClient
 	if a.tls == nil {
-		return c, federation.FetchOptions{}
+		return c, httpsync.FetchOptions{}
 	}
 	if c == nil {
 		c = &http.Client{Transport: a.tls.PeerTransport(), Timeout: timeout}
 	}
-	return c, federation.FetchOptions{Scheme: "https", CheckPeer: a.tls.CheckPeer}
+	return c, httpsync.FetchOptions{Scheme: "https", CheckPeer: a.tls.CheckPeer}
 }
 
 // ReloadTLS re-reads the TLS certificate, key and CA files (meridian agent

@@ -13,9 +13,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/gateway"
 	"github.com/meridian-sd/meridian/observability"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 // devRegion is one region of `meridian dev`.
@@ -43,7 +44,7 @@ func cmdDev(args []string) error {
 		return err
 	}
 	if *encrypt != "" {
-		if _, err := federation.ParseKey(*encrypt); err != nil {
+		if _, err := serfmember.ParseKey(*encrypt); err != nil {
 			return fmt.Errorf("--encrypt: %w", err)
 		}
 	}

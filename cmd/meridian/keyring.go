@@ -12,8 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/gateway"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 const keyringUsage = `Usage:
@@ -73,7 +74,7 @@ func cmdKeyring(args []string) error {
 		if len(rest) != 1 {
 			return fmt.Errorf("usage: meridian keyring %s KEY", sub)
 		}
-		if _, err := federation.ParseKey(rest[0]); err != nil {
+		if _, err := serfmember.ParseKey(rest[0]); err != nil {
 			return fmt.Errorf("KEY: %w", err)
 		}
 		method := map[string]string{"install": http.MethodPost, "use": http.MethodPut, "remove": http.MethodDelete}[sub]

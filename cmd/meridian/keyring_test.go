@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
 func TestGenerateKey(t *testing.T) {
@@ -21,7 +21,7 @@ func TestGenerateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := federation.ParseKey(k); err != nil || len(b) != 32 || b[0] != 7 {
+	if b, err := serfmember.ParseKey(k); err != nil || len(b) != 32 || b[0] != 7 {
 		t.Errorf("generateKey = %q: %d bytes, %v; want 32 bytes of 7", k, len(b), err)
 	}
 	if _, err := generateKey(bytes.NewReader(make([]byte, 5))); err == nil {
@@ -78,7 +78,7 @@ func TestKeyringCLIEndToEnd(t *testing.T) {
 	}
 	k1 := strings.TrimSpace(run("keyring", "generate"))
 	k2 := strings.TrimSpace(run("keyring", "generate"))
-	if b, err := federation.ParseKey(k1); err != nil || len(b) != 32 || k1 == k2 {
+	if b, err := serfmember.ParseKey(k1); err != nil || len(b) != 32 || k1 == k2 {
 		t.Fatalf("keyring generate: %q %q: %v", k1, k2, err)
 	}
 
@@ -134,8 +134,8 @@ func TestKeyringCLIEndToEnd(t *testing.T) {
 		t.Errorf("keyring list after rotation:\n%s", out)
 	}
 	for _, f := range []string{usFile, euFile} {
-		keys, err := federation.ReadKeyringFile(f)
-		if err != nil || len(keys) != 1 || federation.EncodeKey(keys[0]) != k2 {
+		keys, err := serfmember.ReadKeyringFile(f)
+		if err != nil || len(keys) != 1 || serfmember.EncodeKey(keys[0]) != k2 {
 			t.Errorf("%s after rotation: %d keys, %v; want [k2]", f, len(keys), err)
 		}
 	}

@@ -41,6 +41,7 @@ var coreFiles = []string{
 	"sim/",
 	"federation/core.go",
 	"federation/doc.go",
+	"federation/syncproto.go", // the sync protocol's answers (CatalogSource)
 	"federation/membership.go",
 	"federation/replica.go",
 	"federation/shard.go",
@@ -64,18 +65,13 @@ var coreFiles = []string{
 // fault-injecting twins of the I/O seams (which start goroutines and use
 // timers to behave like the real thing).
 var drivers = []string{
-	"federation/faulttransport.go", // memberlist transport decorator: drops, delays
-	"federation/federator.go",      // the production driver: Core + Serf + HTTP
-	"federation/memtransport.go",   // in-memory memberlist network
-	"federation/replicastore.go",   // replicas in Redis
-	"federation/keyring.go",        // gossip keyring: files, Serf's key manager
-	"federation/serf.go",           // SerfMembership: the Serf agent
-	"federation/syncproto.go",      // catalog sync over HTTP
-	"federation/transport.go",      // SyncTransport and its HTTP implementation
-	"region/registrar.go",          // registration logic; sleeps between retries
-	"region/cache.go",              // catalog cache kept current from Redis
-	"region/faultstore.go",         // Store decorator injecting faults
-	"region/healthrunner.go",       // runs probes on a timer
+	"federation/federator.go",    // the driver of Core on the rt seam
+	"federation/replicastore.go", // ReplicaStore and its in-memory twin
+	"federation/transport.go",    // SyncTransport and its HTTP implementation
+	"region/registrar.go",        // registration logic; sleeps between retries
+	"region/cache.go",            // catalog cache kept current from Redis
+	"region/faultstore.go",       // Store decorator injecting faults
+	"region/healthrunner.go",     // runs probes on a timer
 	"region/healthrunner_telemetry.go",
 	"region/memstore.go", // in-memory Store twin
 	"region/epoch.go",    // random store epochs

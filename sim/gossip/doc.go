@@ -1,6 +1,6 @@
 // Package gossip is a pure model of Serf/memberlist failure detection and
 // gossip spread, for the simulator. Given a profile's timing (the same
-// settings federation.NewSerfMembership uses: ProfileByName) and the pool
+// settings serfmember.NewSerfMembership uses: ProfileByName) and the pool
 // size, it samples from a passed *rand.Rand how long a crash or a cut
 // takes to be detected, a broadcast to spread, and a healed or restarted
 // member to be seen alive again. It never reads the clock, starts
@@ -93,8 +93,8 @@
 //
 // # Checked against real Serf
 //
-// modelcheck_test.go runs real Serf (federation.SerfMembership on a
-// federation.MemNetwork, in testing/synctest virtual time) through these
+// modelcheck_test.go runs real Serf (serfmember.SerfMembership on a
+// serfmember.MemNetwork, in testing/synctest virtual time) through these
 // events for the local, lan and wan profiles, pools of 3 to 5 (15 runs
 // each) and of 8 and 16 (4 runs; 16 with -modelcheck.full; fewer under
 // -race, see checkPlans), and checks

@@ -377,7 +377,7 @@ func (p Profile) RejoinCut(rng *rand.Rand, n, side int, cutFor time.Duration) ti
 }
 
 // Restart samples the time, after a failed member restarts with its old
-// name and joins a live member (as a gateway does, federation.SerfConfig
+// name and joins a live member (as a gateway does, serfmember.SerfConfig
 // Join), until another member that had marked it failed sees it alive.
 // Its fresh alive message does not count (the others hold it dead at an
 // incarnation at least as high; state.go aliveNode); the join's push/pull

@@ -21,7 +21,7 @@ func mustProfile(t testing.TB, name string) Profile {
 }
 
 // TestProfilesMatchLibraries: the profiles carry memberlist's and serf's
-// own defaults, as federation.NewSerfMembership configures them.
+// own defaults, as serfmember.NewSerfMembership configures them.
 func TestProfilesMatchLibraries(t *testing.T) {
 	serfReconnect := serf.DefaultConfig().ReconnectInterval
 	for _, tc := range []struct {

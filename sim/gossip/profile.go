@@ -33,7 +33,7 @@ type Profile struct {
 	TCPTimeout time.Duration
 }
 
-// Profile names, as federation.SerfConfig.Profile spells them.
+// Profile names, as serfmember.SerfConfig.Profile spells them.
 const (
 	WAN   = "wan"
 	LAN   = "lan"
@@ -41,7 +41,7 @@ const (
 )
 
 // ProfileByName returns "wan", "lan" or "local" with the same settings that
-// federation.NewSerfMembership uses for that profile: memberlist's
+// serfmember.NewSerfMembership uses for that profile: memberlist's
 // DefaultWANConfig, DefaultLANConfig and DefaultLocalConfig (memberlist
 // v0.7.0 config.go), with serf.DefaultConfig's ReconnectInterval (30s)
 // except for local, where federation lowers it to 5s. The test

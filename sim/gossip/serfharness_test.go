@@ -15,10 +15,12 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/meridian-sd/meridian/federation"
+
+	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
-// This file runs real Serf (federation.SerfMembership over a
-// federation.MemNetwork) for modelcheck_test.go. It must be used inside a
+// This file runs real Serf (serfmember.SerfMembership over a
+// serfmember.MemNetwork) for modelcheck_test.go. It must be used inside a
 // testing/synctest bubble: all times are virtual.
 
 // lockedBuffer collects a run's logs, printed only when the test fails.
@@ -47,7 +49,7 @@ type timedEvent struct {
 
 // serfNode is a SerfMembership whose events are recorded.
 type serfNode struct {
-	*federation.SerfMembership
+	*serfmember.SerfMembership
 	mu   sync.Mutex
 	evs  []timedEvent
 	done chan struct{}
@@ -84,7 +86,7 @@ func (n *serfNode) first(since time.Time, kind federation.EventKind, name string
 // first.
 type serfPool struct {
 	t       *testing.T
-	net     *federation.MemNetwork
+	net     *serfmember.MemNetwork
 	profile string
 	log     *slog.Logger
 	nodes   []*serfNode
@@ -106,7 +108,7 @@ func (p *serfPool) setNoDial(f func(from, to string) bool) {
 
 // dialGate is a MemTransport whose stream dials the pool may black-hole.
 type dialGate struct {
-	*federation.MemTransport
+	*serfmember.MemTransport
 	pool *serfPool
 }
 
@@ -141,12 +143,12 @@ func (p *serfPool) start(i int, addr string, join []string) *serfNode {
 		t.Fatal(err)
 	}
 	tr := &dialGate{MemTransport: mt, pool: p}
-	cfg := federation.SerfConfig{
+	cfg := serfmember.SerfConfig{
 		NodeName: fmt.Sprintf("gw%d", i), Region: fmt.Sprintf("r%d", i),
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 8700+i),
 		Profile:  p.profile, Transport: tr, Logger: p.log, Join: join,
 	}
-	m, err := federation.NewSerfMembership(cfg)
+	m, err := serfmember.NewSerfMembership(cfg)
 	if err != nil {
 		t.Fatalf("NewSerfMembership(%s): %v", cfg.NodeName, err)
 	}
@@ -201,7 +203,7 @@ func startPool(t *testing.T, profile string, n int, pause func()) *serfPool {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(out, opts))
-	p := &serfPool{t: t, net: federation.NewMemNetwork(), profile: profile, log: log}
+	p := &serfPool{t: t, net: serfmember.NewMemNetwork(), profile: profile, log: log}
 	for i := range n {
 		pause()
 		var join []string

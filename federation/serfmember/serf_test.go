@@ -1,4 +1,4 @@
-package federation
+package serfmember
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 // logBuffer collects a test's logs (handlers may run after the test's own
@@ -57,7 +59,7 @@ type testNode struct {
 	t    *testing.T
 	mu   sync.Mutex
 	evs  []timedEvent
-	ues  []UserEvent
+	ues  []federation.UserEvent
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -66,7 +68,7 @@ type testNode struct {
 
 type timedEvent struct {
 	at time.Time
-	ev MemberEvent
+	ev federation.MemberEvent
 }
 
 func startNode(t *testing.T, cfg SerfConfig) *testNode {
@@ -116,19 +118,19 @@ func settle() { time.Sleep(time.Minute) }
 
 // firstEvent returns the first recorded event since `since` of a kind
 // about a member, that also satisfies the optional extra conditions.
-func (n *testNode) firstEvent(since time.Time, kind EventKind, name string, extra ...func(MemberEvent) bool) (timedEvent, bool) {
+func (n *testNode) firstEvent(since time.Time, kind federation.EventKind, name string, extra ...func(federation.MemberEvent) bool) (timedEvent, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, e := range n.evs {
 		if !e.at.Before(since) && e.ev.Kind == kind && e.ev.Member.Name == name &&
-			!slices.ContainsFunc(extra, func(f func(MemberEvent) bool) bool { return !f(e.ev) }) {
+			!slices.ContainsFunc(extra, func(f func(federation.MemberEvent) bool) bool { return !f(e.ev) }) {
 			return e, true
 		}
 	}
 	return timedEvent{}, false
 }
 
-func (n *testNode) userEvents() []UserEvent {
+func (n *testNode) userEvents() []federation.UserEvent {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.ues)
@@ -149,15 +151,15 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // statuses is a node's view of the pool: name -> status.
-func statuses(m Membership) map[string]MemberStatus {
-	out := map[string]MemberStatus{}
+func statuses(m federation.Membership) map[string]federation.MemberStatus {
+	out := map[string]federation.MemberStatus{}
 	for _, mem := range m.Members() {
 		out[mem.Name] = mem.Status
 	}
 	return out
 }
 
-func allHave(nodes []*testNode, want map[string]MemberStatus) func() bool {
+func allHave(nodes []*testNode, want map[string]federation.MemberStatus) func() bool {
 	return func() bool {
 		for _, n := range nodes {
 			got := statuses(n)
@@ -256,7 +258,7 @@ func TestTagsSizeMatchesSerf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := SerfConfig{NodeName: "big", Region: "us-east", Profile: ProfileLocal, Transport: tr, Logger: log}
+		cfg := SerfConfig{NodeName: "big", Region: "us-east", Profile: federation.ProfileLocal, Transport: tr, Logger: log}
 		for len(cfg.HTTPAddr) < 600 {
 			cfg.HTTPAddr += "h"
 			if cfg.Validate() != nil {
@@ -285,7 +287,7 @@ func pool(t *testing.T, mn *MemNetwork, log *slog.Logger, regions ...string) []*
 			t.Fatal(err)
 		}
 		cfg := SerfConfig{NodeName: "gw-" + r, Region: r, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 8701+i),
-			Profile: ProfileLocal, Transport: tr, Logger: log}
+			Profile: federation.ProfileLocal, Transport: tr, Logger: log}
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}
@@ -307,16 +309,16 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		nodes := pool(t, mn, log, "us-east", "eu-west", "ap-south")
 		a, b, c := nodes[0], nodes[1], nodes[2]
 		names := []string{a.LocalName(), b.LocalName(), c.LocalName()}
-		alive := map[string]MemberStatus{names[0]: StatusAlive, names[1]: StatusAlive, names[2]: StatusAlive}
+		alive := map[string]federation.MemberStatus{names[0]: federation.StatusAlive, names[1]: federation.StatusAlive, names[2]: federation.StatusAlive}
 
 		d := waitFor(t, 10*time.Second, "3 alive members everywhere", allHave(nodes, alive))
 		t.Logf("join: all see 3 alive after %v", d)
 		for _, n := range nodes {
 			got := n.Members()
-			want := []Member{
-				{Name: "gw-ap-south", Region: "ap-south", HTTPAddr: "127.0.0.1:8703", Status: StatusAlive},
-				{Name: "gw-eu-west", Region: "eu-west", HTTPAddr: "127.0.0.1:8702", Status: StatusAlive},
-				{Name: "gw-us-east", Region: "us-east", HTTPAddr: "127.0.0.1:8701", Status: StatusAlive},
+			want := []federation.Member{
+				{Name: "gw-ap-south", Region: "ap-south", HTTPAddr: "127.0.0.1:8703", Status: federation.StatusAlive},
+				{Name: "gw-eu-west", Region: "eu-west", HTTPAddr: "127.0.0.1:8702", Status: federation.StatusAlive},
+				{Name: "gw-us-east", Region: "us-east", HTTPAddr: "127.0.0.1:8701", Status: federation.StatusAlive},
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("%s Members():\n got %v\nwant %v", n.LocalName(), got, want)
@@ -329,7 +331,7 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		a.SetVersion(5) // coalesced with the one before
 		d = waitFor(t, 5*time.Second, "update v5 at b and c", func() bool {
 			for _, n := range []*testNode{b, c} {
-				if _, ok := n.firstEvent(now, EventUpdate, a.LocalName(), func(e MemberEvent) bool { return e.Member.Version == 5 }); !ok {
+				if _, ok := n.firstEvent(now, federation.EventUpdate, a.LocalName(), func(e federation.MemberEvent) bool { return e.Member.Version == 5 }); !ok {
 					return false
 				}
 			}
@@ -343,7 +345,7 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		}
 		d = waitFor(t, 5*time.Second, "the user event everywhere", func() bool {
 			for _, n := range nodes {
-				if !slices.ContainsFunc(n.userEvents(), func(u UserEvent) bool { return u.Name == "meridian-test" && string(u.Payload) == "hello" }) {
+				if !slices.ContainsFunc(n.userEvents(), func(u federation.UserEvent) bool { return u.Name == "meridian-test" && string(u.Payload) == "hello" }) {
 					return false
 				}
 			}
@@ -362,13 +364,13 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		mn.Partition([]string{a.BindAddr()}, []string{b.BindAddr(), c.BindAddr()})
 		majority := waitFor(t, bound, "b and c to see a failed", func() bool {
 			sb, sc := statuses(b), statuses(c)
-			return sb[names[0]] == StatusFailed && sc[names[0]] == StatusFailed
+			return sb[names[0]] == federation.StatusFailed && sc[names[0]] == federation.StatusFailed
 		})
 		d = majority + waitFor(t, isolatedBound-majority, "a to see b and c failed", func() bool {
 			sa := statuses(a)
-			return sa[names[1]] == StatusFailed && sa[names[2]] == StatusFailed
+			return sa[names[1]] == federation.StatusFailed && sa[names[2]] == federation.StatusFailed
 		})
-		if sb, sc := statuses(b), statuses(c); sb[names[2]] != StatusAlive || sc[names[1]] != StatusAlive {
+		if sb, sc := statuses(b), statuses(c); sb[names[2]] != federation.StatusAlive || sc[names[1]] != federation.StatusAlive {
 			t.Errorf("b and c do not see each other alive: %v, %v", sb, sc)
 		}
 		t.Logf("partition: b and c see a failed after %v (bound %v), a sees them failed after %v (bound %v)",
@@ -388,7 +390,7 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		for _, n := range nodes {
 			for _, other := range nodes {
 				if (n == a) != (other == a) {
-					if _, ok := n.firstEvent(now, EventJoin, other.LocalName()); !ok {
+					if _, ok := n.firstEvent(now, federation.EventJoin, other.LocalName()); !ok {
 						t.Errorf("%s: no join event for %s after the heal", n.LocalName(), other.LocalName())
 					}
 				}
@@ -399,14 +401,14 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		now = time.Now()
 		mn.Crash(c.BindAddr())
 		waitFor(t, bound, "c failed at a and b", func() bool {
-			_, okA := a.firstEvent(now, EventFailed, c.LocalName())
-			_, okB := b.firstEvent(now, EventFailed, c.LocalName())
+			_, okA := a.firstEvent(now, federation.EventFailed, c.LocalName())
+			_, okB := b.firstEvent(now, federation.EventFailed, c.LocalName())
 			return okA && okB
 		})
-		ea, _ := a.firstEvent(now, EventFailed, c.LocalName())
-		eb, _ := b.firstEvent(now, EventFailed, c.LocalName())
+		ea, _ := a.firstEvent(now, federation.EventFailed, c.LocalName())
+		eb, _ := b.firstEvent(now, federation.EventFailed, c.LocalName())
 		t.Logf("crash: c failed at a after %v, at b after %v (bound %v)", ea.at.Sub(now), eb.at.Sub(now), bound)
-		if st := statuses(a)[c.LocalName()]; st != StatusFailed {
+		if st := statuses(a)[c.LocalName()]; st != federation.StatusFailed {
 			t.Errorf("a sees c %v, want failed", st)
 		}
 
@@ -429,18 +431,18 @@ func TestSerfMembershipInMemory(t *testing.T) {
 		b.stop()
 		waitFor(t, bound, "b's leave at a and c", func() bool {
 			for _, n := range []*testNode{a, c} {
-				if _, ok := n.firstEvent(now, EventLeave, b.LocalName(), func(e MemberEvent) bool { return e.Member.Status == StatusLeft }); !ok {
+				if _, ok := n.firstEvent(now, federation.EventLeave, b.LocalName(), func(e federation.MemberEvent) bool { return e.Member.Status == federation.StatusLeft }); !ok {
 					return false
 				}
 			}
 			return true
 		})
-		el, _ := a.firstEvent(now, EventLeave, b.LocalName())
+		el, _ := a.firstEvent(now, federation.EventLeave, b.LocalName())
 		t.Logf("leave: a saw b leave after %v; Leave returned after %v", el.at.Sub(now), returned)
-		if st := statuses(a)[b.LocalName()]; st != StatusLeft {
+		if st := statuses(a)[b.LocalName()]; st != federation.StatusLeft {
 			t.Errorf("a sees b %v, want left", st)
 		}
-		if e, ok := a.firstEvent(now, EventFailed, b.LocalName()); ok {
+		if e, ok := a.firstEvent(now, federation.EventFailed, b.LocalName()); ok {
 			// Serf's leave intent (a user message, handled asynchronously) can
 			// lose the race with memberlist's dead message: Serf then reports
 			// failed, and a forced leave right after.
@@ -529,11 +531,11 @@ func TestSerfMembershipRealNetwork(t *testing.T) {
 	seedAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	start := time.Now()
 	b := startNode(t, SerfConfig{NodeName: "gw-b", Region: "eu-west", HTTPAddr: "127.0.0.1:8702",
-		BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Join: []string{seedAddr}, Logger: log})
+		BindAddr: "127.0.0.1:0", Profile: federation.ProfileLocal, Join: []string{seedAddr}, Logger: log})
 	defer b.stop()
 	time.Sleep(700 * time.Millisecond) // b fails its first join or two
 	a := startNode(t, SerfConfig{NodeName: "gw-a", Region: "us-east", HTTPAddr: "127.0.0.1:8701",
-		BindAddr: seedAddr, Profile: ProfileLocal, Logger: log})
+		BindAddr: seedAddr, Profile: federation.ProfileLocal, Logger: log})
 	defer a.stop()
 	if a.BindAddr() != seedAddr {
 		t.Errorf("a.BindAddr() = %s, want %s", a.BindAddr(), seedAddr)
@@ -542,10 +544,10 @@ func TestSerfMembershipRealNetwork(t *testing.T) {
 		t.Errorf("b.BindAddr() = %s, want the picked port", b.BindAddr())
 	}
 	c := startNode(t, SerfConfig{NodeName: "gw-c", Region: "ap-south", HTTPAddr: "127.0.0.1:8703",
-		BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Join: []string{seedAddr}, Logger: log})
+		BindAddr: "127.0.0.1:0", Profile: federation.ProfileLocal, Join: []string{seedAddr}, Logger: log})
 	defer c.stop()
 
-	alive := map[string]MemberStatus{"gw-a": StatusAlive, "gw-b": StatusAlive, "gw-c": StatusAlive}
+	alive := map[string]federation.MemberStatus{"gw-a": federation.StatusAlive, "gw-b": federation.StatusAlive, "gw-c": federation.StatusAlive}
 	nodes := []*testNode{a, b, c}
 	d := waitFor(t, 5*time.Second, "3 alive members everywhere", allHave(nodes, alive))
 	t.Logf("converged %v after b started, %v after a", time.Since(start), d)
@@ -570,8 +572,8 @@ func TestSerfMembershipRealNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, detectionBound(memberlist.DefaultLocalConfig(), 3), "c failed at a and b", func() bool {
-		_, okA := a.firstEvent(now, EventFailed, "gw-c")
-		_, okB := b.firstEvent(now, EventFailed, "gw-c")
+		_, okA := a.firstEvent(now, federation.EventFailed, "gw-c")
+		_, okB := b.firstEvent(now, federation.EventFailed, "gw-c")
 		return okA && okB
 	})
 	t.Logf("shutdown without leave: c failed at a and b after %v", time.Since(now))
@@ -587,8 +589,8 @@ func TestSerfMembershipPublishCoalesces(t *testing.T) {
 		mn := NewMemNetwork()
 		tr1, _ := mn.NewTransport("")
 		tr2, _ := mn.NewTransport("")
-		a := startNode(t, SerfConfig{Region: "us-east", Profile: ProfileLocal, Transport: tr1, Logger: log})
-		b := startNode(t, SerfConfig{NodeName: "gw-b", Region: "eu-west", Profile: ProfileLocal, Transport: tr2,
+		a := startNode(t, SerfConfig{Region: "us-east", Profile: federation.ProfileLocal, Transport: tr1, Logger: log})
+		b := startNode(t, SerfConfig{NodeName: "gw-b", Region: "eu-west", Profile: federation.ProfileLocal, Transport: tr2,
 			Join: []string{tr1.Addr()}, Logger: log})
 		host, _ := os.Hostname()
 		if name := a.LocalName(); !strings.HasPrefix(name, host+"-us-east-") || len(name) != len(host)+len("-us-east-")+4 {
@@ -605,13 +607,13 @@ func TestSerfMembershipPublishCoalesces(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		waitFor(t, time.Second, "the last version at b", func() bool {
-			_, ok := b.firstEvent(start, EventUpdate, a.LocalName(), func(e MemberEvent) bool { return e.Member.Version == last })
+			_, ok := b.firstEvent(start, federation.EventUpdate, a.LocalName(), func(e federation.MemberEvent) bool { return e.Member.Version == last })
 			return ok
 		})
 		b.mu.Lock()
 		updates := 0
 		for _, e := range b.evs {
-			if e.ev.Kind == EventUpdate && e.ev.Member.Name == a.LocalName() {
+			if e.ev.Kind == federation.EventUpdate && e.ev.Member.Name == a.LocalName() {
 				updates++
 			}
 		}
@@ -620,7 +622,7 @@ func TestSerfMembershipPublishCoalesces(t *testing.T) {
 			t.Errorf("%d updates for %d versions in %v, want at most %d", updates, last, burst, max)
 		}
 		t.Logf("%d versions in %v reached b as %d updates", last, burst, updates)
-		if got := a.Members(); !slices.ContainsFunc(got, func(m Member) bool { return m.Name == a.LocalName() && m.Version == last }) {
+		if got := a.Members(); !slices.ContainsFunc(got, func(m federation.Member) bool { return m.Name == a.LocalName() && m.Version == last }) {
 			t.Errorf("a's own member does not show v%d: %v", last, got)
 		}
 	})

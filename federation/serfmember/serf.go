@@ -1,4 +1,4 @@
-package federation
+package serfmember
 
 import (
 	"cmp"
@@ -22,21 +22,8 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/meridian-sd/meridian/rt"
-)
 
-// Serf tags a gateway advertises. A member without a region tag is not a
-// gateway and is ignored.
-const (
-	TagRegion  = "region"
-	TagHTTP    = "http"
-	TagVersion = "version"
-)
-
-// Gossip profiles: memberlist's WAN, LAN and local configurations.
-const (
-	ProfileWAN   = "wan"
-	ProfileLAN   = "lan"
-	ProfileLocal = "local"
+	"github.com/meridian-sd/meridian/federation"
 )
 
 // localReconnectInterval is how often the local profile retries failed
@@ -96,7 +83,7 @@ func (c *SerfConfig) Validate() error {
 		return errors.New("serf config: Region is required")
 	}
 	switch c.Profile {
-	case "", ProfileWAN, ProfileLAN, ProfileLocal:
+	case "", federation.ProfileWAN, federation.ProfileLAN, federation.ProfileLocal:
 	default:
 		return fmt.Errorf("serf config: Profile %q: want wan, lan or local", c.Profile)
 	}
@@ -154,7 +141,7 @@ func checkHostPort(hp string, bind bool) error {
 }
 
 func (c *SerfConfig) tags(version uint64) map[string]string {
-	return map[string]string{TagRegion: c.Region, TagHTTP: c.HTTPAddr, TagVersion: strconv.FormatUint(version, 10)}
+	return map[string]string{federation.TagRegion: c.Region, federation.TagHTTP: c.HTTPAddr, federation.TagVersion: strconv.FormatUint(version, 10)}
 }
 
 // tagsSize is the length of Serf's encoding of tags: a magic byte and a
@@ -219,10 +206,10 @@ type SerfMembership struct {
 	name string
 
 	serfEvents chan serf.Event
-	events     chan MemberEvent
-	users      chan UserEvent
+	events     chan federation.MemberEvent
+	users      chan federation.UserEvent
 
-	pub        *Publisher // puts the wanted version in the tags
+	pub        *federation.Publisher // puts the wanted version in the tags
 	stop       chan struct{}
 	loops      sync.WaitGroup // event loop
 	stopOnce   sync.Once
@@ -230,7 +217,7 @@ type SerfMembership struct {
 	warnedFull atomic.Bool
 }
 
-var _ Membership = (*SerfMembership)(nil)
+var _ federation.Membership = (*SerfMembership)(nil)
 
 // NewSerfMembership starts a Serf agent, its event loop, and joining (in
 // the background) when cfg.Join is set.
@@ -239,14 +226,14 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		return nil, err
 	}
 	if cfg.Profile == "" {
-		cfg.Profile = ProfileWAN
+		cfg.Profile = federation.ProfileWAN
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.PublishInterval == 0 {
 		cfg.PublishInterval = time.Second
-		if cfg.Profile == ProfileLocal {
+		if cfg.Profile == federation.ProfileLocal {
 			cfg.PublishInterval = 200 * time.Millisecond
 		}
 	}
@@ -272,9 +259,9 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 
 	var ml *memberlist.Config
 	switch cfg.Profile {
-	case ProfileLAN:
+	case federation.ProfileLAN:
 		ml = memberlist.DefaultLANConfig()
-	case ProfileLocal:
+	case federation.ProfileLocal:
 		ml = memberlist.DefaultLocalConfig()
 	default:
 		ml = memberlist.DefaultWANConfig()
@@ -284,8 +271,8 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 		name:       cfg.NodeName,
 		log:        cfg.Logger.With("node", cfg.NodeName),
 		serfEvents: make(chan serf.Event, 2048),
-		events:     make(chan MemberEvent, 1024),
-		users:      make(chan UserEvent, 1024),
+		events:     make(chan federation.MemberEvent, 1024),
+		users:      make(chan federation.UserEvent, 1024),
 		stop:       make(chan struct{}),
 	}
 	if cfg.Transport != nil {
@@ -325,7 +312,7 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 	if len(cfg.Keys) > 0 {
 		sc.KeyringFile = cfg.KeyringFile
 	}
-	if cfg.Profile == ProfileLocal {
+	if cfg.Profile == federation.ProfileLocal {
 		sc.ReconnectInterval = localReconnectInterval
 	}
 	s, err := serf.Create(sc)
@@ -341,7 +328,7 @@ func NewSerfMembership(cfg SerfConfig) (*SerfMembership, error) {
 
 	m.loops.Add(1)
 	go m.eventLoop()
-	m.pub = NewPublisher(rt.Real(), cfg.PublishInterval, m.publishTags)
+	m.pub = federation.NewPublisher(rt.Real(), cfg.PublishInterval, m.publishTags)
 	if join := m.joinTargets(); len(join) > 0 {
 		go m.joinLoop(join)
 	}
@@ -360,45 +347,45 @@ func (m *SerfMembership) Serf() *serf.Serf { return m.serf }
 
 // Members implements Membership. The local member shows its published
 // tags, which may lag SetVersion by up to the publish interval.
-func (m *SerfMembership) Members() []Member {
+func (m *SerfMembership) Members() []federation.Member {
 	sms := m.serf.Members()
-	out := make([]Member, 0, len(sms))
+	out := make([]federation.Member, 0, len(sms))
 	for _, sm := range sms {
 		if mem, ok := toMember(sm, 0); ok {
 			out = append(out, mem)
 		}
 	}
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b federation.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // toMember maps a serf member; status, when given, overrides the member's.
-func toMember(sm serf.Member, status MemberStatus) (Member, bool) {
-	reg, ok := sm.Tags[TagRegion]
+func toMember(sm serf.Member, status federation.MemberStatus) (federation.Member, bool) {
+	reg, ok := sm.Tags[federation.TagRegion]
 	if !ok || reg == "" {
-		return Member{}, false
+		return federation.Member{}, false
 	}
-	v, _ := strconv.ParseUint(sm.Tags[TagVersion], 10, 64)
+	v, _ := strconv.ParseUint(sm.Tags[federation.TagVersion], 10, 64)
 	if status == 0 {
 		switch sm.Status {
 		case serf.StatusAlive:
-			status = StatusAlive
+			status = federation.StatusAlive
 		case serf.StatusFailed:
-			status = StatusFailed
+			status = federation.StatusFailed
 		case serf.StatusLeaving, serf.StatusLeft:
-			status = StatusLeft
+			status = federation.StatusLeft
 		default:
-			return Member{}, false
+			return federation.Member{}, false
 		}
 	}
-	return Member{Name: sm.Name, Region: reg, HTTPAddr: sm.Tags[TagHTTP], Version: v, Status: status}, true
+	return federation.Member{Name: sm.Name, Region: reg, HTTPAddr: sm.Tags[federation.TagHTTP], Version: v, Status: status}, true
 }
 
 // Events implements Membership.
-func (m *SerfMembership) Events() <-chan MemberEvent { return m.events }
+func (m *SerfMembership) Events() <-chan federation.MemberEvent { return m.events }
 
 // UserEvents implements Membership.
-func (m *SerfMembership) UserEvents() <-chan UserEvent { return m.users }
+func (m *SerfMembership) UserEvents() <-chan federation.UserEvent { return m.users }
 
 // SetVersion implements Membership; it never blocks.
 func (m *SerfMembership) SetVersion(v uint64) {
@@ -474,19 +461,19 @@ func (m *SerfMembership) eventLoop() {
 func (m *SerfMembership) handle(e serf.Event) {
 	switch e := e.(type) {
 	case serf.MemberEvent:
-		var kind EventKind
-		var status MemberStatus
+		var kind federation.EventKind
+		var status federation.MemberStatus
 		switch e.Type {
 		case serf.EventMemberJoin:
-			kind, status = EventJoin, StatusAlive
+			kind, status = federation.EventJoin, federation.StatusAlive
 		case serf.EventMemberLeave:
-			kind, status = EventLeave, StatusLeft
+			kind, status = federation.EventLeave, federation.StatusLeft
 		case serf.EventMemberFailed:
-			kind, status = EventFailed, StatusFailed
+			kind, status = federation.EventFailed, federation.StatusFailed
 		case serf.EventMemberUpdate:
-			kind = EventUpdate
+			kind = federation.EventUpdate
 		case serf.EventMemberReap:
-			kind = EventReap
+			kind = federation.EventReap
 		default:
 			return
 		}
@@ -495,7 +482,7 @@ func (m *SerfMembership) handle(e serf.Event) {
 			if !ok {
 				continue
 			}
-			ev := MemberEvent{Kind: kind, Member: mem}
+			ev := federation.MemberEvent{Kind: kind, Member: mem}
 			select {
 			case m.events <- ev:
 				continue
@@ -512,7 +499,7 @@ func (m *SerfMembership) handle(e serf.Event) {
 		}
 	case serf.UserEvent:
 		select {
-		case m.users <- UserEvent{Name: e.Name, Payload: e.Payload}:
+		case m.users <- federation.UserEvent{Name: e.Name, Payload: e.Payload}:
 		case <-m.stop:
 		}
 	case *serf.Query:
@@ -556,7 +543,7 @@ func (m *SerfMembership) joinTargets() []string {
 // stops.
 func (m *SerfMembership) joinLoop(addrs []string) {
 	backoff := time.Second
-	if m.cfg.Profile == ProfileLocal {
+	if m.cfg.Profile == federation.ProfileLocal {
 		backoff = 500 * time.Millisecond
 	}
 	for attempt := 1; ; attempt++ {

@@ -1,4 +1,4 @@
-package federation
+package serfmember
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 // inprocHTTP is an in-process HTTP network for tests of the Federator: the
@@ -164,9 +166,9 @@ func (t *inprocTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // catalogHandler serves CatalogPath from src, as a gateway does.
-func catalogHandler(src CatalogSource) http.Handler {
+func catalogHandler(src federation.CatalogSource) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+CatalogPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+federation.CatalogPath, func(w http.ResponseWriter, r *http.Request) {
 		since, err := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 		if err != nil {
 			http.Error(w, "since: want a version", http.StatusBadRequest)

@@ -1,4 +1,4 @@
-package federation
+package serfmember
 
 import (
 	"context"
@@ -16,6 +16,10 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/federation"
+
+	"github.com/meridian-sd/meridian/federation/httpsync"
 )
 
 // These tests run the production driver — Federator over real Serf
@@ -39,8 +43,8 @@ type fedGateway struct {
 	cache    *region.Cache
 	tr       *MemTransport
 	mem      *SerfMembership
-	fed      *Federator
-	replicas *MemReplicaStore
+	fed      *federation.Federator
+	replicas *federation.MemReplicaStore
 	saves    atomic.Int64 // replicas written to the replica store
 	clock    atomic.Int64 // the federator's clock reads: a few per turn of its loop
 
@@ -51,11 +55,11 @@ type fedGateway struct {
 
 // countingReplicas counts the saves of a ReplicaStore.
 type countingReplicas struct {
-	ReplicaStore
+	federation.ReplicaStore
 	saves *atomic.Int64
 }
 
-func (r countingReplicas) Save(ctx context.Context, s ReplicaSnapshot) error {
+func (r countingReplicas) Save(ctx context.Context, s federation.ReplicaSnapshot) error {
 	r.saves.Add(1)
 	return r.ReplicaStore.Save(ctx, s)
 }
@@ -87,7 +91,7 @@ type fedCluster struct {
 // startFedCluster starts one gateway per fedRegions (each with one
 // instance registered) and waits until every gateway holds every other
 // region's replica. edit, when not nil, adjusts each core's configuration.
-func startFedCluster(t *testing.T, edit func(*CoreConfig)) *fedCluster {
+func startFedCluster(t *testing.T, edit func(*federation.CoreConfig)) *fedCluster {
 	t.Helper()
 	t.Cleanup(settle) // first, so it runs last: memberlist winds down after the shutdowns
 	log, _ := testLogger(t, slog.LevelInfo)
@@ -100,7 +104,7 @@ func startFedCluster(t *testing.T, edit func(*CoreConfig)) *fedCluster {
 	var joins []string
 	for i, r := range fedRegions {
 		g := &fedGateway{region: r, name: "gw-" + r, http: r + "-http:80",
-			store: region.NewMemStore(0), replicas: NewMemReplicaStore()}
+			store: region.NewMemStore(0), replicas: federation.NewMemReplicaStore()}
 		c.gws = append(c.gws, g)
 		c.put(g, "web", r+"-1")
 		tr, err := c.mn.NewTransport("")
@@ -111,25 +115,25 @@ func startFedCluster(t *testing.T, edit func(*CoreConfig)) *fedCluster {
 		// Join every earlier gateway: the local profile sends alive gossip
 		// only twice.
 		g.mem, err = NewSerfMembership(SerfConfig{NodeName: g.name, Region: r, HTTPAddr: g.http,
-			Profile: ProfileLocal, Transport: tr, Join: slices.Clone(joins), Logger: log})
+			Profile: federation.ProfileLocal, Transport: tr, Join: slices.Clone(joins), Logger: log})
 		if err != nil {
 			t.Fatalf("NewSerfMembership(%s): %v", g.name, err)
 		}
 		joins = append(joins, tr.Addr())
 		g.cache = region.NewCache(g.store, region.CacheOptions{CatchUp: time.Second, Logger: log.With("region", r)})
-		core := LocalCoreConfig(r, g.mem.LocalName())
+		core := federation.LocalCoreConfig(r, g.mem.LocalName())
 		if edit != nil {
 			edit(&core)
 		}
-		g.fed, err = NewFederator(FederatorConfig{Core: core, Membership: g.mem, Replicas: countingReplicas{g.replicas, &g.saves},
-			Client: c.web.Client(g.http), Logger: log.With("region", r, "component", "federation"),
+		g.fed, err = federation.NewFederator(federation.FederatorConfig{Core: core, Membership: g.mem, Replicas: countingReplicas{g.replicas, &g.saves},
+			Transport: &httpsync.Transport{Client: c.web.Client(g.http)}, Logger: log.With("region", r, "component", "federation"),
 			Now:  func() time.Time { g.clock.Add(1); return time.Now() },
 			Rand: rand.New(rand.NewPCG(uint64(i)+1, 0x5851f42d4c957f2d))})
 		if err != nil {
 			g.mem.Shutdown()
 			t.Fatalf("NewFederator(%s): %v", r, err)
 		}
-		c.web.Handle(g.http, catalogHandler(CatalogSource{Region: r, Store: g.store, Cache: g.cache}))
+		c.web.Handle(g.http, catalogHandler(federation.CatalogSource{Region: r, Store: g.store, Cache: g.cache}))
 		// What the agent does (gateway/agent.go startFederation): gossip the
 		// region's catalog version as it moves.
 		mem, cache := g.mem, g.cache
@@ -211,8 +215,8 @@ func (c *fedCluster) heal() {
 }
 
 // view returns what g's core says of a region.
-func (g *fedGateway) view(regionName string) (v RegionView) {
-	g.fed.Read(func(c *Core) {
+func (g *fedGateway) view(regionName string) (v federation.RegionView) {
+	g.fed.Read(func(c *federation.Core) {
 		v = c.View(regionName)
 		v.Replica = nil // not to be read outside the lock
 	})
@@ -222,7 +226,7 @@ func (g *fedGateway) view(regionName string) (v RegionView) {
 // replicaState is a copy of what g holds of a region: ok is false when it
 // holds no replica.
 func (g *fedGateway) replicaState(regionName string) (version uint64, ins map[region.Key]uint64, ok bool) {
-	g.fed.Read(func(c *Core) {
+	g.fed.Read(func(c *federation.Core) {
 		r := c.Replica(regionName)
 		if r == nil {
 			return
@@ -306,7 +310,7 @@ func (c *fedCluster) waitUntil(timeout time.Duration, what string, cond func() e
 // top of a heal: a fetch that times out, then the longest backoff.
 func localBounds() (detect, heal, fedSlack time.Duration) {
 	lcfg := memberlist.DefaultLocalConfig()
-	core := LocalCoreConfig("x", "y")
+	core := federation.LocalCoreConfig("x", "y")
 	detect = detectionBound(lcfg, 3)
 	heal = localReconnectInterval + lcfg.PushPullInterval + 2*lcfg.TCPTimeout + time.Second
 	fedSlack = core.FetchTimeout + core.BackoffMax*3/2
@@ -334,7 +338,7 @@ func TestSynctestReplication(t *testing.T) {
 
 		for _, g := range c.gws {
 			var got []string
-			g.fed.Read(func(core *Core) {
+			g.fed.Read(func(core *federation.Core) {
 				for _, v := range core.Regions() {
 					got = append(got, fmt.Sprintf("%s local=%v reachable=%v stale=%v", v.Name, v.Local, v.Reachable, v.Stale))
 				}
@@ -350,7 +354,7 @@ func TestSynctestReplication(t *testing.T) {
 
 		// The replica reaches the local replica store within PersistEvery
 		// (and the next tick).
-		bound := LocalCoreConfig("x", "y").PersistEvery + time.Second
+		bound := federation.LocalCoreConfig("x", "y").PersistEvery + time.Second
 		d = c.waitUntil(bound, "the persisted replicas", func() error {
 			for _, g := range []*fedGateway{us, ap} {
 				if v, ok := g.persisted("eu-west"); !ok || v != w.version {
@@ -568,7 +572,7 @@ func TestSynctestPartition(t *testing.T) {
 func TestSynctestReap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const reapAfter = time.Minute
-		c := startFedCluster(t, func(cfg *CoreConfig) { cfg.ReapAfter = reapAfter })
+		c := startFedCluster(t, func(cfg *federation.CoreConfig) { cfg.ReapAfter = reapAfter })
 		eu := c.gw("eu-west")
 		survivors := c.others(eu)
 		detect, _, _ := localBounds()
@@ -662,7 +666,7 @@ func TestSynctestForget(t *testing.T) {
 					return fmt.Errorf("%s's replica store still holds ap-south", g.region)
 				}
 				var names []string
-				g.fed.Read(func(core *Core) {
+				g.fed.Read(func(core *federation.Core) {
 					for _, v := range core.Regions() {
 						names = append(names, v.Name)
 					}

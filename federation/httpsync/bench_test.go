@@ -1,4 +1,4 @@
-package federation
+package httpsync
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 func benchInstance(i int) region.Instance {
@@ -33,7 +35,7 @@ func syncServer(b *testing.B, n int) (*region.MemStore, *httptest.Server) {
 			b.Fatal(err)
 		}
 	}
-	src := CatalogSource{Region: "eu-west", Store: store}
+	src := federation.CatalogSource{Region: "eu-west", Store: store}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 		ans, err := src.Answer(r.Context(), since)
@@ -65,7 +67,7 @@ func BenchmarkDeltaSync(b *testing.B) {
 					b.Fatalf("delta fetch: %+v %v", res, err)
 				}
 			}
-			src := CatalogSource{Region: "eu-west", Store: store}
+			src := federation.CatalogSource{Region: "eu-west", Store: store}
 			ans, _ := src.Answer(context.Background(), since)
 			body, _ := json.Marshal(ans)
 			bytes = len(body)
@@ -85,7 +87,7 @@ func BenchmarkFullSnapshot(b *testing.B) {
 			b.Fatalf("full fetch: %v", err)
 		}
 	}
-	ans, _ := CatalogSource{Region: "eu-west", Store: store}.Answer(context.Background(), 0)
+	ans, _ := federation.CatalogSource{Region: "eu-west", Store: store}.Answer(context.Background(), 0)
 	body, _ := json.Marshal(ans)
 	b.ReportMetric(float64(len(body)), "resp-bytes")
 	b.ReportMetric(float64(len(body))/n, "bytes/instance")
@@ -99,7 +101,7 @@ func BenchmarkReplicaMemory(b *testing.B) {
 	for i := range ins {
 		ins[i] = benchInstance(i)
 	}
-	body, err := json.Marshal(FullResponse{Region: "eu-west", Version: n, Full: true, Instances: ins})
+	body, err := json.Marshal(federation.FullResponse{Region: "eu-west", Version: n, Full: true, Instances: ins})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package federation
+package httpsync
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/meridian-sd/meridian/region"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 // TestFetchTracesAndCounts: a fetch is a "federation.sync" client span
@@ -26,7 +28,7 @@ import (
 func TestFetchTracesAndCounts(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
-	body, _ := json.Marshal(DeltaResponse{Region: "eu-west", Version: 7, Changes: []region.Change{
+	body, _ := json.Marshal(federation.DeltaResponse{Region: "eu-west", Version: 7, Changes: []region.Change{
 		{Version: 6, Op: region.OpDelete, Service: "web", ID: "w1"}, {Version: 7, Op: region.OpDelete, Service: "web", ID: "w2"}}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()

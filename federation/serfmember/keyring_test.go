@@ -1,4 +1,4 @@
-package federation
+package serfmember
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 func newKey(t *testing.T, n int) []byte {
@@ -162,13 +164,13 @@ func TestSerfConfigValidateKeys(t *testing.T) {
 // keyedNode starts a real Serf node on 127.0.0.1 with the given keys.
 func keyedNode(t *testing.T, log *slog.Logger, name string, keys [][]byte, file string, join ...string) *testNode {
 	return startNode(t, SerfConfig{NodeName: name, Region: name, HTTPAddr: "127.0.0.1:1",
-		BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Join: join, Logger: log, Keys: keys, KeyringFile: file})
+		BindAddr: "127.0.0.1:0", Profile: federation.ProfileLocal, Join: join, Logger: log, Keys: keys, KeyringFile: file})
 }
 
-func names(m Membership) []string {
+func names(m federation.Membership) []string {
 	var out []string
 	for _, mem := range m.Members() {
-		if mem.Status == StatusAlive {
+		if mem.Status == federation.StatusAlive {
 			out = append(out, mem.Name)
 		}
 	}
@@ -195,7 +197,7 @@ func TestSerfEncryptedPool(t *testing.T) {
 	a := keyedNode(t, log, "gw-a", [][]byte{k1}, fa)
 	b := keyedNode(t, log, "gw-b", [][]byte{k1}, fb, a.BindAddr())
 	waitFor(t, 5*time.Second, "a and b together", allHave([]*testNode{a, b},
-		map[string]MemberStatus{"gw-a": StatusAlive, "gw-b": StatusAlive}))
+		map[string]federation.MemberStatus{"gw-a": federation.StatusAlive, "gw-b": federation.StatusAlive}))
 	if !a.EncryptionEnabled() {
 		t.Fatal("a.EncryptionEnabled() = false")
 	}
@@ -267,7 +269,7 @@ func TestSerfEncryptedPool(t *testing.T) {
 	if n, err := old.Serf().Join([]string{a.BindAddr()}, true); n != 0 || err == nil {
 		t.Errorf("k1 node join after rotation = %d, %v; want refused", n, err)
 	}
-	all := map[string]MemberStatus{"gw-a": StatusAlive, "gw-b": StatusAlive, "gw-c": StatusAlive}
+	all := map[string]federation.MemberStatus{"gw-a": federation.StatusAlive, "gw-b": federation.StatusAlive, "gw-c": federation.StatusAlive}
 	waitFor(t, 5*time.Second, "a, b and c together on k2", allHave([]*testNode{a, b, newcomer}, all))
 	for _, n := range []*testNode{a, b, newcomer} {
 		if got := names(n); !slices.Equal(got, []string{"gw-a", "gw-b", "gw-c"}) {
