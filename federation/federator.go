@@ -126,6 +126,7 @@ func (f *Federator) Run(ctx context.Context) {
 	f.Start(ctx)
 	defer func() {
 		f.Stop()
+		f.loop.Wait()
 		f.fetches.Wait()
 	}()
 	events := f.cfg.Membership.Events()

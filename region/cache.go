@@ -114,7 +114,10 @@ func (c *Cache) OnChange(fn func(changes []Change, reload bool)) {
 func (c *Cache) Run(ctx context.Context) {
 	notes := c.store.Subscribe(ctx)
 	c.Start(ctx)
-	defer c.Stop()
+	defer func() {
+		c.Stop()
+		c.follow.Wait()
+	}()
 	for {
 		select {
 		case <-ctx.Done():

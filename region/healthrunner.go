@@ -91,6 +91,8 @@ type HealthRunner struct {
 	started atomic.Bool
 	ctx     context.Context
 	probes  sync.WaitGroup
+	probeMu sync.Mutex // guards closing and probes.Add
+	closing bool       // Run is waiting for the probes: start no more
 	tel     *probeTelemetry
 }
 
@@ -161,6 +163,10 @@ func (r *HealthRunner) Run(ctx context.Context) {
 	r.Start(ctx)
 	<-ctx.Done()
 	r.loop.Stop()
+	r.loop.Wait()
+	r.probeMu.Lock()
+	r.closing = true
+	r.probeMu.Unlock()
 	r.probes.Wait()
 }
 
@@ -206,7 +212,13 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error
 	for _, e := range effs {
 		switch e.Kind {
 		case EffectProbe:
+			r.probeMu.Lock()
+			if r.closing {
+				r.probeMu.Unlock()
+				continue
+			}
 			r.probes.Add(1)
+			r.probeMu.Unlock()
 			start := r.opt.Now()
 			r.opt.Probes.Probe(ctx, e, func(res ProbeResult) {
 				defer r.probes.Done()

@@ -57,7 +57,8 @@ type Loop struct {
 	again    bool // kicked while running
 	stopped  bool
 	timer    Timer
-	deadline time.Time // when timer fires; zero: none
+	deadline time.Time  // when timer fires; zero: none
+	cond     *sync.Cond // Wait's, on mu; made by the first Wait
 }
 
 // NewLoop returns a loop that runs step on rt. It does nothing until
@@ -122,11 +123,34 @@ func (l *Loop) Stop() {
 	}
 }
 
+// Wait blocks until no step is scheduled or running; after Stop, the
+// step in progress has returned. For production runtimes only: with a
+// runtime that runs tasks on the caller's goroutine (rt.Manual, the
+// simulator) it would wait for a step that cannot run.
+func (l *Loop) Wait() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cond == nil {
+		l.cond = sync.NewCond(&l.mu)
+	}
+	for l.running {
+		l.cond.Wait()
+	}
+}
+
+// idle wakes Wait; l.mu is held.
+func (l *Loop) idle() {
+	if l.cond != nil {
+		l.cond.Broadcast()
+	}
+}
+
 func (l *Loop) run() {
 	for {
 		l.mu.Lock()
 		if l.stopped {
 			l.running, l.again = false, false
+			l.idle()
 			l.mu.Unlock()
 			return
 		}
@@ -138,6 +162,7 @@ func (l *Loop) run() {
 		l.mu.Lock()
 		if !l.again || l.stopped {
 			l.running, l.again = false, false
+			l.idle()
 			l.mu.Unlock()
 			return
 		}

@@ -78,3 +78,22 @@ func TestRealLoopRuns(t *testing.T) {
 	}
 	l.Stop()
 }
+
+func TestLoopWaitAfterStop(t *testing.T) {
+	started := make(chan struct{})
+	var done atomic.Bool
+	l := NewLoop(Real(), "test", func() {
+		close(started)
+		time.Sleep(50 * time.Millisecond)
+		done.Store(true)
+	})
+	l.Kick()
+	<-started
+	l.Stop()
+	l.Wait()
+	if !done.Load() {
+		t.Fatal("Wait returned while a step was running")
+	}
+	l.Kick() // stopped: no step
+	l.Wait()
+}
