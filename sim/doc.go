@@ -6,6 +6,17 @@
 // same binary, scenario and seed give a byte-identical event log and
 // summary.
 //
+// It runs the production drivers too, not copies: each simulated gateway
+// drives its cache follower (region.Cache.Start), federation.Federator,
+// federation.Publisher, federation.Shards, region.Registrar and
+// region.StatusWriter on gwRuntime, an rt.Runtime over the event queue
+// whose tasks die with the gateway's incarnation. Fetches go through a
+// simulated federation.SyncTransport over the simulated network
+// (gateway.Fetch), replicas through a simulated federation.ReplicaStore.
+// Still its own: the per-instance health machines with parking
+// (health.go), which schedule region.Health the way region.HealthRunner
+// does, and TTL heartbeats fed straight to them.
+//
 // The simulated world: a network of regions (latency per pair with jitter
 // and loss, partitions in any grouping, one-way cuts, degraded links); a
 // membership model of Serf/memberlist (package sim/gossip: failure
