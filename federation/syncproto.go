@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -83,4 +84,40 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 		snap.Instances = []region.Instance{}
 	}
 	return FullResponse{Region: s.Region, Version: snap.Version, Full: true, Instances: snap.Instances}, nil
+}
+
+// CatalogAnswer is either answer of the sync endpoint as a client reads
+// it (the JSON of DeltaResponse and FullResponse decode into it).
+type CatalogAnswer struct {
+	Region    string            `json:"region"`
+	Version   uint64            `json:"version"`
+	Full      bool              `json:"full"`
+	Changes   []region.Change   `json:"changes"`
+	Instances []region.Instance `json:"instances"`
+}
+
+// AnswerOf is what a client reads of ans, an answer of CatalogSource.Answer
+// (the simulator hands answers over without encoding them).
+func AnswerOf(ans any) CatalogAnswer {
+	switch a := ans.(type) {
+	case DeltaResponse:
+		return CatalogAnswer{Region: a.Region, Version: a.Version, Changes: a.Changes}
+	case FullResponse:
+		return CatalogAnswer{Region: a.Region, Version: a.Version, Full: true, Instances: a.Instances}
+	}
+	return CatalogAnswer{}
+}
+
+// Result checks that the answer is regionName's and turns it into what
+// the core takes: the changes, or a catalog built from the snapshot.
+func (a CatalogAnswer) Result(regionName string) (SyncResult, error) {
+	if a.Region != regionName {
+		return SyncResult{}, fmt.Errorf("answers for region %q, not %q", a.Region, regionName)
+	}
+	if !a.Full {
+		return SyncResult{Version: a.Version, Changes: a.Changes}, nil
+	}
+	cat := region.NewCatalog()
+	cat.Load(region.Snapshot{Version: a.Version, Instances: a.Instances})
+	return SyncResult{Version: a.Version, Full: true, Catalog: cat}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/meridian-sd/meridian/federation"
-	"github.com/meridian-sd/meridian/region"
 )
 
 // fetchRec is a fetch whose answer arrived, until the federator took it.
@@ -108,10 +107,16 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 		var res federation.SyncResult
 		var size int64
 		var nchanges int
+		var cerr error // the client's refusal of the answer
 		if err == nil {
-			res, size, nchanges = syncResultOf(ans)
+			res, size, nchanges, cerr = syncResultOf(e.Region, ans)
 		}
 		w.trc.serve(t, span, w.now, w.now+t.rs.slow, e, res, size, nchanges, err)
+		if err != nil {
+			err = fmt.Errorf("HTTP 503: %w", err)
+		} else if cerr != nil {
+			err = fmt.Errorf("gateway %s %w", e.Addr, cerr)
+		}
 		d2, ok := w.net.deliver(t.rs.idx, g.rs.idx)
 		if !ok {
 			fail("response lost")
@@ -129,7 +134,7 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 			}
 			g.fetches[e.Seq] = fetchRec{span: span, size: size, nchanges: nchanges, answered: true, serverErr: err != nil}
 			if err != nil {
-				done(federation.SyncResult{}, fmt.Errorf("HTTP 503: %w", err))
+				done(federation.SyncResult{}, err)
 				return
 			}
 			done(res, nil)
@@ -137,19 +142,14 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 	})
 }
 
-// syncResultOf turns the sync endpoint's answer into what Fetch returns,
-// and measures the JSON the endpoint would write.
-func syncResultOf(ans any) (federation.SyncResult, int64, int) {
+// syncResultOf is what the client makes of the sync endpoint's answer
+// (federation.CatalogAnswer.Result, as httpsync does after decoding), and
+// the size of the JSON the endpoint would write.
+func syncResultOf(regionName string, ans any) (federation.SyncResult, int64, int, error) {
 	size := jsonSize(ans)
-	switch a := ans.(type) {
-	case federation.DeltaResponse:
-		return federation.SyncResult{Version: a.Version, Changes: a.Changes}, size, len(a.Changes)
-	case federation.FullResponse:
-		cat := region.NewCatalog()
-		cat.Load(region.Snapshot{Version: a.Version, Instances: a.Instances})
-		return federation.SyncResult{Version: a.Version, Full: true, Catalog: cat}, size, len(a.Instances)
-	}
-	return federation.SyncResult{}, size, 0
+	a := federation.AnswerOf(ans)
+	res, err := a.Result(regionName)
+	return res, size, len(a.Changes) + len(a.Instances), err
 }
 
 // onSync is the federator's OnSync: metrics, traces, the event log and

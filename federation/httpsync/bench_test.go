@@ -111,13 +111,13 @@ func BenchmarkReplicaMemory(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		var cr catalogResponse
+		var cr federation.CatalogAnswer
 		if err := json.Unmarshal(body, &cr); err != nil {
 			b.Fatal(err)
 		}
 		cat := region.NewCatalog()
 		cat.Load(region.Snapshot{Version: cr.Version, Instances: cr.Instances})
-		cr = catalogResponse{}
+		cr = federation.CatalogAnswer{}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		perInstance = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n

@@ -21,19 +21,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/meridian-sd/meridian/region"
-
 	"github.com/meridian-sd/meridian/federation"
 )
-
-// catalogResponse decodes either answer.
-type catalogResponse struct {
-	Region    string            `json:"region"`
-	Version   uint64            `json:"version"`
-	Full      bool              `json:"full"`
-	Changes   []region.Change   `json:"changes"`
-	Instances []region.Instance `json:"instances"`
-}
 
 // Fetch asks the gateway at addr for region's catalog since a version and
 // returns the result, the full catalog built (off any lock) when the answer
@@ -134,19 +123,15 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 		b, _ := io.ReadAll(io.LimitReader(&body, 512))
 		return federation.SyncResult{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
-	var cr catalogResponse
+	var cr federation.CatalogAnswer
 	if err := json.NewDecoder(&body).Decode(&cr); err != nil {
 		return federation.SyncResult{}, fmt.Errorf("decoding catalog of %s: %w", regionName, err)
 	}
-	if cr.Region != regionName {
-		return federation.SyncResult{}, fmt.Errorf("gateway %s answers for region %q, not %q", addr, cr.Region, regionName)
+	res, err = cr.Result(regionName)
+	if err != nil {
+		return federation.SyncResult{}, fmt.Errorf("gateway %s %w", addr, err)
 	}
-	if !cr.Full {
-		return federation.SyncResult{Version: cr.Version, Changes: cr.Changes}, nil
-	}
-	cat := region.NewCatalog()
-	cat.Load(region.Snapshot{Version: cr.Version, Instances: cr.Instances})
-	return federation.SyncResult{Version: cr.Version, Full: true, Catalog: cat}, nil
+	return res, nil
 }
 
 // countingReader counts the bytes read through it.
