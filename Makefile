@@ -29,7 +29,7 @@ build:
 fuzz:
 	go test -run='^$$' -fuzz=FuzzDecodeRegistration -fuzztime=30s ./region/
 	go test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./scenarios/
-	go test -run='^$$' -fuzz=FuzzParseKey -fuzztime=30s ./federation/
+	go test -run='^$$' -fuzz=FuzzParseKey -fuzztime=30s ./federation/serfmember/
 	go test -run='^$$' -fuzz=FuzzCheck -fuzztime=30s ./egress/
 	go test -run='^$$' -fuzz=FuzzDecodeRules -fuzztime=30s ./acl/
 	go test -run='^$$' -fuzz=FuzzDecodeTokenRequest -fuzztime=30s ./acl/

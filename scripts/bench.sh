@@ -38,7 +38,7 @@ say() { echo "bench.sh: $*" >&2; }
 bash scripts/ensure-tools.sh wrk
 
 say "go benchmarks (federation, gateway)"
-go test -run '^$' -bench . -benchmem -benchtime 20x ./federation/
+go test -run '^$' -bench . -benchmem -benchtime 20x ./federation/httpsync/
 go test -run '^$' -bench . -benchmem ./gateway/
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench.XXXXXX")"
