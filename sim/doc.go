@@ -12,7 +12,9 @@
 // region.StatusWriter on gwRuntime, an rt.Runtime over the event queue
 // whose tasks die with the gateway's incarnation. Fetches go through a
 // simulated federation.SyncTransport over the simulated network
-// (gateway.Fetch), replicas through a simulated federation.ReplicaStore.
+// (gateway.Fetch), probes through a simulated region.ProbeTransport over
+// the simulated instances (gateway.Probe), replicas through a simulated
+// federation.ReplicaStore.
 // Still its own: the per-instance health machines with parking
 // (health.go), which schedule region.Health the way region.HealthRunner
 // does, and TTL heartbeats fed straight to them.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"time"
 
 	"github.com/meridian-sd/meridian/region"
@@ -82,8 +83,13 @@ func (c *check) effect(e region.Effect) {
 	w := c.g.w
 	switch e.Kind {
 	case region.EffectProbe:
-		res, lat := c.in.probe(w, e.Timeout)
-		c.deliver(w.now+lat, res)
+		c.g.Probe(w.ctx, e, func(res region.ProbeResult) {
+			if c.gone {
+				return
+			}
+			c.h.Result(w.wall(), c.key, res)
+			c.step()
+		})
 	case region.EffectSetStatus, region.EffectDeregister:
 		c.g.write(e)
 	}
@@ -175,3 +181,18 @@ func (in *instance) checkTimeout(w *world) time.Duration {
 	iv := in.checkInterval(w)
 	return min(region.DefaultCheckTimeout, iv)
 }
+
+// Probe implements region.ProbeTransport over the simulated instances: the
+// probe sees the instance as it is now and answers after its latency.
+func (g *gateway) Probe(_ context.Context, e region.Effect, done func(region.ProbeResult)) {
+	w := g.w
+	in := g.rs.insts[e.Key]
+	if in == nil {
+		w.after(2*w.cfg.net.intra, func() { done(region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}) })
+		return
+	}
+	res, lat := in.probe(w, e.Timeout)
+	w.after(lat, func() { done(res) })
+}
+
+var _ region.ProbeTransport = (*gateway)(nil)
