@@ -64,6 +64,9 @@ func (w *world) regionNames(idx []int) string {
 func (w *world) applyFault(f *scenarios.Fault) {
 	c := w.cfg
 	dur := f.For.D()
+	if w.applyMoreFault(f) {
+		return
+	}
 	switch f.Kind {
 	case scenarios.FaultPartition:
 		var groups [][]int
@@ -221,7 +224,12 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			}
 		}
 		n := min(f.Count, len(live))
-		w.instant(f.Kind, fmt.Sprintf("%s in %s: %d", f.Service, rs.name, n))
+		label := fmt.Sprintf("%s in %s: %d", f.Service, rs.name, n)
+		if dur > 0 {
+			w.reregisterAfter(live[:n], dur, w.openSpan(f.Kind, label+", back after "+dur.String()))
+		} else {
+			w.instant(f.Kind, label)
+		}
 		for _, in := range live[:n] {
 			w.deregister(in)
 		}

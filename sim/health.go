@@ -82,7 +82,7 @@ func (c *check) effect(e region.Effect) {
 	w := c.g.w
 	switch e.Kind {
 	case region.EffectProbe:
-		res, lat := c.in.probe(w, e.Timeout)
+		res, lat := c.in.probeBy(w, c.g, e.Timeout)
 		c.deliver(w.now+lat, res)
 	case region.EffectSetStatus, region.EffectDeregister:
 		c.g.write(e)
@@ -131,7 +131,7 @@ func (c *check) parkable(st *region.CheckState) bool {
 	if st.Status != region.StatusPassing || st.StoreStatus != st.Status || st.StoreOutput != st.Output || st.Output != probeOKOutput {
 		return false
 	}
-	lat, ok := c.in.steady(w, c.in.checkTimeout(w))
+	lat, ok := c.in.steadyBy(w, c.g, c.in.checkTimeout(w))
 	c.lat = lat
 	return ok && st.NextProbe.Sub(w.cfg.start) >= w.now
 }
@@ -154,7 +154,7 @@ func (c *check) unpark() {
 			c.effect(e) // not expected: a parked machine is in sync
 			continue
 		}
-		res, lat := c.in.probe(w, e.Timeout)
+		res, lat := c.in.probeBy(w, c.g, e.Timeout)
 		if pr := pk + lat; pr <= w.now {
 			c.h.Result(w.cfg.start.Add(pr), c.key, res)
 			for _, e2 := range c.h.Tick(w.cfg.start.Add(pr)) {

@@ -47,7 +47,8 @@ type instance struct {
 	faultGen   int // bumped by each instance fault, to stop flapping chains
 	serving    bool
 
-	checks []*check // gateways' health machines for it
+	checks    []*check // gateways' health machines for it
+	blockedBy []int    // gateways whose probes time out (probe_blocked), by index
 	hbGen  int      // TTL heartbeat chain
 }
 

@@ -329,6 +329,7 @@ func (w *world) result() *Result {
 		mt.SyncBytes += b
 	}
 	mt.Syncs, mt.FullSyncs, mt.SyncFailed = m.syncs, m.fullSyncs, m.syncFailed
+	mt.SnapshotSyncs, mt.StaleDemoted, mt.PeerRefused = w.ext.snapshotSyncs, w.ext.staleDemoted, w.ext.peerRefused
 	mt.StatusWrites, mt.Registrations, mt.Deregistered, mt.MemberEvents = m.statusWrites, m.registrations, m.deregistered, m.memberEvents
 
 	for _, name := range InvariantNames {
@@ -450,6 +451,8 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 		} else {
 			v = float64(r.Metrics.SyncFailed)
 		}
+	default:
+		v, _ = w.extMetric(e)
 	}
 	name := e.Metric
 	var labels []string

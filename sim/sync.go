@@ -85,6 +85,12 @@ func (g *gateway) routingInputs() {
 				break
 			}
 		}
+		if stale && s.reachable {
+			// Alive in gossip, but fetches of it failing in a row make
+			// the core count it unreachable (CoreConfig.UnreachableAfter):
+			// a failed fetch makes the replica stale, so only then ask.
+			s.reachable = g.core.View(rs.name).Reachable
+		}
 		if s != g.sig[i] {
 			g.sig[i] = s
 			changed = true
@@ -126,6 +132,9 @@ func (g *gateway) fetch(e federation.Effect) {
 		}
 		src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
 		ans, err := src.Answer(w.ctx, e.Since)
+		if perr := w.peerCheck(g, t, e.Region); perr != nil {
+			ans, err = nil, perr
+		}
 		var res federation.SyncResult
 		var size int64
 		var nchanges int
@@ -189,6 +198,7 @@ func (g *gateway) received(inc int, e federation.Effect, rec fetchRec, res feder
 		if res.Full {
 			w.m.fullSyncs++
 		}
+		w.noteSync(e.Since, res.Full)
 		if serr := g.core.FetchDone(now, e, res); serr != nil {
 			g.syncFailed()
 			err = serr

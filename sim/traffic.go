@@ -59,6 +59,10 @@ type routeMemo struct {
 	// instances: with one of them really reachable, traffic into a region
 	// cut off for long breaks no_unreachable_sent.
 	healthy []int
+	// demoted: an allowed remote region the caller's view holds reachable
+	// but stale past the policy's bound (the router ranks it after fresh
+	// ones): counted per lookup as stale_demoted.
+	demoted bool
 }
 
 func (g *gateway) route(s *stream) *routeMemo {
@@ -133,6 +137,9 @@ func (g *gateway) route(s *stream) *routeMemo {
 		m.stale[ri] = v.Stale
 		if allowedBy(&s.cfg.policy, g.rs.name, v.Name) && hasHealthy(v.Instances) {
 			m.healthy = append(m.healthy, ri)
+		}
+		if ri != g.rs.idx && allowedBy(&s.cfg.policy, g.rs.name, v.Name) && v.Reachable && v.Stale && v.Age > bound {
+			m.demoted = true
 		}
 	}
 	g.memo[s.idx] = m
@@ -229,6 +236,9 @@ func (s *stream) lookup() {
 		return
 	}
 	m := g.route(s)
+	if m.demoted {
+		w.ext.staleDemoted++
+	}
 	if len(m.d.Endpoints) == 0 {
 		w.m.lookup(s, g, -1, false, true)
 		return

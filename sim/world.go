@@ -46,6 +46,7 @@ type world struct {
 	quietAt    time.Duration // when the last fault ended (heal, restart, recovery)
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
+	ext        extState // faults_more.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 }
 
@@ -134,7 +135,7 @@ func newWorld(cfg *config, opts Options) (*world, error) {
 	w.m = newMetricsState(w)
 
 	for i, rc := range cfg.regions {
-		mem := region.NewMemStore(0)
+		mem := region.NewMemStore(cfg.changeLog)
 		rs := &regionSim{idx: i, name: rc.name, cfg: rc, mem: mem, store: region.NewFaultyStore(mem),
 			persisted: map[string]federation.ReplicaSnapshot{}, insts: map[region.Key]*instance{},
 			bySvc: make([][]*instance, len(cfg.services)), alive: make([]int, len(cfg.services)),
