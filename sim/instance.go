@@ -49,7 +49,7 @@ type instance struct {
 
 	checks    []*check // gateways' health machines for it
 	blockedBy []int    // gateways whose probes time out (probe_blocked), by index
-	hbGen  int      // TTL heartbeat chain
+	hbGen     int      // TTL heartbeat chain
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {

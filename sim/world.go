@@ -46,7 +46,7 @@ type world struct {
 	quietAt    time.Duration // when the last fault ended (heal, restart, recovery)
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
-	ext        extState // faults_more.go
+	ext        extState      // faults_more.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 }
 
