@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/meridian-sd/meridian/failover"
@@ -155,9 +154,8 @@ type instsEntry struct {
 
 // instances returns a service's instances in a region's catalog as
 // Catalog.Instances would (sorted by id). It reads them once per catalog
-// load and then follows the catalog's changes (patch), so that a storm of
-// changes to a big service does not copy and sort it again for every
-// lookup. Route only reads them.
+// load or change of the service (patch drops them), not once per lookup.
+// Route only reads them.
 func (g *gateway) instances(reg, svc int, read func() []region.Instance) []region.Instance {
 	k := instsKey{reg, svc}
 	if e, ok := g.insts[k]; ok && e.data == g.dataEpoch {
@@ -175,33 +173,18 @@ func (g *gateway) instances(reg, svc int, read func() []region.Instance) []regio
 }
 
 // patch records one change applied to region reg's catalog held by the
-// gateway: routes of the service are invalidated and the cached instances
-// follow the change as Catalog.Apply does.
+// gateway: routes of the service are invalidated and its instances are
+// read again from that catalog (the core's replica or the region's cache)
+// when routing next needs them. The change itself is not mirrored here:
+// routing must see what the production code made of it, so that a bug in
+// applying changes (a delete that keeps the instance) shows in lookups.
 func (g *gateway) patch(reg int, ch *region.Change) {
 	svc, ok := g.w.cfg.serviceIdx[ch.Service]
 	if !ok {
 		return
 	}
 	g.svcEpoch[svc]++
-	k := instsKey{reg, svc}
-	e, ok := g.insts[k]
-	if !ok || e.data != g.dataEpoch {
-		return
-	}
-	i, found := slices.BinarySearchFunc(e.ins, ch.ID, func(in region.Instance, id string) int { return strings.Compare(in.ID, id) })
-	switch {
-	case ch.Op == region.OpDelete && found:
-		e.ins = slices.Delete(e.ins, i, i+1)
-	case ch.Op == region.OpPut && ch.Instance != nil:
-		in := *ch.Instance
-		in.ModifyIndex = ch.Version
-		if found {
-			e.ins[i] = in
-		} else {
-			e.ins = slices.Insert(e.ins, i, in)
-		}
-	}
-	g.insts[k] = e
+	delete(g.insts, instsKey{reg, svc})
 }
 
 func hasHealthy(ins []region.Instance) bool {
