@@ -64,6 +64,9 @@ func (w *world) regionNames(idx []int) string {
 func (w *world) applyFault(f *scenarios.Fault) {
 	c := w.cfg
 	dur := f.For.D()
+	if storeFault(f.Kind) {
+		w.oracleStore(w.regions[c.regionIdx[f.Region]])
+	}
 	if w.applyMoreFault(f) {
 		return
 	}
@@ -282,6 +285,7 @@ func (w *world) allRunning(label string) bool {
 
 // gatewaysChanged re-derives what depends on which gateways run.
 func (w *world) gatewaysChanged() {
+	w.oracleGateways()
 	w.recomputeMembership()
 	for _, rs := range w.regions {
 		w.checkConvergence(rs)
@@ -289,6 +293,7 @@ func (w *world) gatewaysChanged() {
 }
 
 func (w *world) restart(gws []*gateway) {
+	w.oracleGateways()
 	for _, g := range gws {
 		if g.running {
 			continue
@@ -309,6 +314,7 @@ func (w *world) restart(gws []*gateway) {
 func (w *world) storeUp(rs *regionSim) {
 	rs.down, rs.slow = false, 0
 	rs.store.Fail(nil)
+	w.oracleStore(rs)
 	for _, g := range rs.gateways {
 		g.notifyStore()
 	}

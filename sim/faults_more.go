@@ -19,6 +19,8 @@ type extState struct {
 	snapshotSyncs int64
 	staleDemoted  int64
 	peerRefused   int64
+
+	oracle oracleState // oracles.go
 }
 
 // peerRefusedError is what a gateway's per-region peer check returns for a

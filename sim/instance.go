@@ -147,6 +147,7 @@ func (w *world) updateServing(in *instance) {
 	}
 	in.serving = now
 	rs := in.rs
+	w.oracleTruth(rs, in.svc)
 	before := rs.alive[in.svc]
 	if now {
 		rs.alive[in.svc]++

@@ -208,6 +208,7 @@ func (w *world) finish() {
 		}
 	}
 	w.trc.endFaults(w.now)
+	w.oracleFinish()
 	w.checkLostAcks()
 	w.log.flush()
 }

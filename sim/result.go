@@ -35,10 +35,15 @@ const (
 	InvVersionMonotonic = "version_monotonic"   // catalog versions never go backwards
 	InvStaleness        = "staleness_stated"    // no dead/deregistered instance served beyond the bound unless stated stale
 	InvUnreachable      = "no_unreachable_sent" // no traffic to an unreachable region while a reachable healthy one exists
+	// InvLiveRegion is the availability oracle (sim/oracles.go): while the
+	// world has been steady and an allowed region is reachable with most
+	// of its instances serving, under 1% of a stream's lookups get only
+	// dead instances.
+	InvLiveRegion = "live_region_used"
 )
 
-// InvariantNames lists the invariants checked, sorted.
-var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic}
+// InvariantNames lists the invariants checked.
+var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion}
 
 // Violation is one breach of an invariant.
 type Violation struct {

@@ -224,6 +224,7 @@ func (s *stream) lookup() {
 	}
 	if len(m.d.Endpoints) == 0 {
 		w.m.lookup(s, g, -1, false, true)
+		w.oracleLookup(s, m, true)
 		return
 	}
 	lvl := m.d.Level(w.trafRng.Float64())
@@ -255,6 +256,7 @@ func (s *stream) lookup() {
 		}
 	}
 	w.m.lookup(s, g, i, alive, allDead)
+	w.oracleLookup(s, m, allDead)
 	ri := w.cfg.regionIdx[ep.Region]
 	if alive && ri != s.from.idx {
 		w.m.failoverServed(s)

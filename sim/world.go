@@ -249,6 +249,9 @@ func (w *world) committed(rs *regionSim, ch region.Change, notify bool) {
 	rs.commits = append(rs.commits, commitRec{version: ch.Version, at: w.now})
 	k := region.Key{Service: ch.Service, ID: ch.ID}
 	in := rs.insts[k]
+	if in != nil {
+		w.oracleTruth(rs, in.svc)
+	}
 	switch ch.Op {
 	case region.OpPut:
 		if in != nil {
