@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -278,7 +279,7 @@ func (s *stream) lookup() {
 func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *failover.Endpoint) {
 	w := s.w
 	from := s.from.idx
-	if d := w.detectionBound(); !m.d.Panic && w.cutLonger(from, ri, d) {
+	if d := w.detectionBound(); !m.d.Panic && w.cutLonger(from, ri, d) && !g.rejoinedLately(ri) {
 		// The caller's region has been cut off from ri for longer than
 		// membership needs to see it: a region the policy allows, with
 		// healthy instances and really reachable for that long, was the
@@ -327,6 +328,23 @@ func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *fai
 				", as passing from a view of "+ep.Region+" not marked stale", m.d.Explanation)
 		}
 	}
+}
+
+// rejoinedLately reports whether membership told the gateway, lately,
+// that a gateway of region ri is alive again. Gossip may say so through a
+// third region while the direct path is still cut one way (memberlist's
+// indirect probes): then only failing fetches tell the core, and that
+// takes UnreachableAfter fetch timeouts with their backoff, after an
+// anti-entropy period at worst.
+func (g *gateway) rejoinedLately(ri int) bool {
+	cc := g.core.Config()
+	grace := time.Duration(cc.UnreachableAfter)*(cc.FetchTimeout+cc.BackoffMax) + cc.AntiEntropy
+	for _, o := range g.w.regions[ri].gateways {
+		if vw := g.view[o.idx]; vw.status == federation.StatusAlive && g.w.now-vw.aliveAt <= grace {
+			return true
+		}
+	}
+	return false
 }
 
 // reactBound is how long the gateway's core may take to notice that a
