@@ -339,6 +339,10 @@ func (w *world) result() *Result {
 		if name == InvNoLostAck {
 			ir.Checked, ir.Note = m.lostCheck, m.lostNote
 		}
+		if name == InvLiveRegion {
+			ir.Note = w.oracleNote()
+			mt.OracleJudged, mt.OracleDead = w.oracleCounts()
+		}
 		r.Invariants = append(r.Invariants, ir)
 		r.Violations = append(r.Violations, a.examples...)
 	}

@@ -150,6 +150,21 @@ func (rs *regionSim) registeredCount(svc int) int {
 	return n
 }
 
+// oracleNote says how many lookups the oracle judged.
+func (w *world) oracleNote() string {
+	n, dead := w.oracleCounts()
+	return fmt.Sprintf("%d lookups judged (steady for %s), %d dead", n, fmtDur(w.oracle().settle), dead)
+}
+
+// oracleCounts returns the lookups the oracle judged and the dead ones.
+func (w *world) oracleCounts() (judged, dead int64) {
+	for _, st := range w.oracle().streams {
+		judged += st.covered
+		dead += st.dead
+	}
+	return judged, dead
+}
+
 // oracleFinish records a live_region_used violation for every stream whose
 // dead share over the steady stretches exceeds the bound.
 func (w *world) oracleFinish() {

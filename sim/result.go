@@ -105,6 +105,10 @@ type Metrics struct {
 	// check; StaleDemoted lookups routed while an allowed remote region was
 	// stale past the policy's bound.
 	SnapshotSyncs, PeerRefused, StaleDemoted int64
+	// OracleJudged counts the lookups the availability oracle judged
+	// (live_region_used), OracleDead those of them that got only dead
+	// instances.
+	OracleJudged, OracleDead int64
 
 	StatusWrites  int64 // health status writes that reached the store
 	Registrations int64 // acknowledged registrations (initial population excluded)
