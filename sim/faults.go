@@ -301,6 +301,7 @@ func (w *world) restart(gws []*gateway) {
 		if err := g.start(); err != nil {
 			panic(err) // the config was valid at the first start
 		}
+		w.noteStarted(g)
 		w.log.event(w.now, "gateway", kv("gateway", g.name), kv("phase", "start"))
 	}
 	w.recomputeMembership()

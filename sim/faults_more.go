@@ -21,6 +21,34 @@ type extState struct {
 	peerRefused   int64
 
 	oracle oracleState // oracles.go
+
+	// startedAt is when each gateway last started (0: at the start of the run).
+	startedAt []time.Duration
+}
+
+// noteStarted records that gateway g (re)started now.
+func (w *world) noteStarted(g *gateway) {
+	if w.ext.startedAt == nil {
+		w.ext.startedAt = make([]time.Duration, len(w.gateways))
+	}
+	w.ext.startedAt[g.idx] = w.now
+}
+
+// gatewayUpLonger reports whether a gateway of region ri has been running
+// for longer than d: a region with none cannot be seen reachable by
+// anyone (its gateways' crash looks like a cut), so no invariant may
+// expect traffic to go there rather than to another unreachable region.
+func (w *world) gatewayUpLonger(ri int, d time.Duration) bool {
+	for _, g := range w.regions[ri].gateways {
+		var at time.Duration
+		if w.ext.startedAt != nil {
+			at = w.ext.startedAt[g.idx]
+		}
+		if g.running && w.now-at > d {
+			return true
+		}
+	}
+	return false
 }
 
 // peerRefusedError is what a gateway's per-region peer check returns for a

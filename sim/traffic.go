@@ -285,7 +285,7 @@ func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *fai
 		// healthy instances and really reachable for that long, was the
 		// place to send it.
 		for _, r := range m.healthy {
-			if r != ri && w.reachLonger(from, r, d) {
+			if r != ri && w.reachLonger(from, r, d) && w.gatewayUpLonger(r, d) {
 				w.m.unreachableSent++
 				w.m.perStream[s.idx].unreach++
 				w.m.violateWhy(InvUnreachable, "gateway "+g.name+" sent a lookup for "+s.svcName+" to "+ep.Region+
