@@ -515,6 +515,12 @@ func (c *config) checkExpectation(e scenarios.Expectation) error {
 			return fmt.Errorf("service: unknown service %q", e.Service)
 		}
 	}
+	switch e.Metric {
+	case scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered:
+		if e.Region != "" || e.Service != "" {
+			return fmt.Errorf("metric %s is counted over the whole run: give no region or service", e.Metric)
+		}
+	}
 	if e.Min == nil && e.Max == nil && e.MaxDuration == 0 {
 		return errors.New("min, max or max_duration: at least one bound is required")
 	}
