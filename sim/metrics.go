@@ -208,6 +208,7 @@ func (w *world) finish() {
 		}
 	}
 	w.trc.endFaults(w.now)
+	w.oracleFinish()
 	w.checkLostAcks()
 	w.log.flush()
 }
@@ -329,6 +330,7 @@ func (w *world) result() *Result {
 		mt.SyncBytes += b
 	}
 	mt.Syncs, mt.FullSyncs, mt.SyncFailed = m.syncs, m.fullSyncs, m.syncFailed
+	mt.SnapshotSyncs, mt.StaleDemoted, mt.PeerRefused = w.ext.snapshotSyncs, w.ext.staleDemoted, w.ext.peerRefused
 	mt.StatusWrites, mt.Registrations, mt.Deregistered, mt.MemberEvents = m.statusWrites, m.registrations, m.deregistered, m.memberEvents
 
 	for _, name := range InvariantNames {
@@ -336,6 +338,10 @@ func (w *world) result() *Result {
 		ir := InvariantResult{Name: name, Count: a.count, Checked: true}
 		if name == InvNoLostAck {
 			ir.Checked, ir.Note = m.lostCheck, m.lostNote
+		}
+		if name == InvLiveRegion {
+			ir.Note = w.oracleNote()
+			mt.OracleJudged, mt.OracleDead = w.oracleCounts()
 		}
 		r.Invariants = append(r.Invariants, ir)
 		r.Violations = append(r.Violations, a.examples...)
@@ -450,6 +456,8 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 		} else {
 			v = float64(r.Metrics.SyncFailed)
 		}
+	default:
+		v, _ = w.extMetric(e)
 	}
 	name := e.Metric
 	var labels []string
