@@ -152,6 +152,7 @@ func New(cfg Config) *Server {
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
 	s.aclRoutes(route)
+	s.consulRoutes(route) // consul_api.go
 	if tel.MetricsHandler != nil {
 		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}
