@@ -222,7 +222,7 @@ func TestConsulRegistrationRefused(t *testing.T) {
 	url := a.URL() + "/v1/agent/service/register"
 	for _, tc := range []struct {
 		name, body, field string
-		code                int
+		code              int
 	}{
 		{"no name", `{"Port":80}`, "Name", 400},
 		{"not a DNS label", `{"Name":"Web_API","Port":80,"Address":"127.0.0.1"}`, "Name", 400},
