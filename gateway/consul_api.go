@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -716,17 +717,12 @@ func (s *Server) consulCatalogServices(w http.ResponseWriter, r *http.Request) {
 	out := map[string][]string{}
 	filtered := false
 	rd, err := s.consulBlock(r, cq, func(c *region.Catalog) {
-		for _, name := range c.ServiceNames() {
+		for name, tags := range s.consulTags.get(cq.dc, c) {
 			if !s.canRead(r, name) {
 				filtered = true
 				continue
 			}
-			var tags []string
-			for _, in := range c.Instances(name, region.Filter{}) {
-				tags = append(tags, in.Tags...)
-			}
-			slices.Sort(tags)
-			out[name] = append([]string{}, slices.Compact(tags)...)
+			out[name] = tags
 		}
 	})
 	if err != nil {
@@ -1023,4 +1019,46 @@ func (s *Server) consulStatusPeers(w http.ResponseWriter, r *http.Request) {
 		peers = append(peers, a)
 	}
 	writeJSON(w, http.StatusOK, peers)
+}
+
+// consulTagsCache keeps /v1/catalog/services' answer (service -> its
+// instances' tags) per region and catalog version (a version names one
+// catalog state), so the blocking queries of many watchers (Prometheus) do
+// not each walk every instance. One entry per region.
+type consulTagsCache struct {
+	mu sync.Mutex
+	m  map[string]consulTagsEntry
+}
+
+type consulTagsEntry struct {
+	version uint64
+	n       int                 // instances: with the version, tells a catalog that restarted from an emptied store
+	tags    map[string][]string // shared: read-only
+}
+
+// get returns the service tags of region name's catalog c; the caller
+// holds c's read lock.
+func (tc *consulTagsCache) get(name string, c *region.Catalog) map[string][]string {
+	tc.mu.Lock()
+	e, ok := tc.m[name]
+	tc.mu.Unlock()
+	if ok && e.version == c.Version() && e.n == c.Len() {
+		return e.tags
+	}
+	out := map[string][]string{}
+	for _, svc := range c.ServiceNames() {
+		var tags []string
+		for _, in := range c.Instances(svc, region.Filter{}) {
+			tags = append(tags, in.Tags...)
+		}
+		slices.Sort(tags)
+		out[svc] = append([]string{}, slices.Compact(tags)...)
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.m == nil || len(tc.m) >= 256 {
+		tc.m = map[string]consulTagsEntry{} // more regions than that: start over
+	}
+	tc.m[name] = consulTagsEntry{version: c.Version(), n: c.Len(), tags: out}
+	return out
 }

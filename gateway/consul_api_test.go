@@ -185,6 +185,30 @@ func TestConsulClientEndToEnd(t *testing.T) {
 		t.Fatalf("api from eu-west: got %+v %+v", remote[0].Node, remote[0].Service)
 	}
 	t.Logf("eu-west replica read from us-east: index %d, last contact %s, known leader %v", meta.LastIndex, meta.LastContact, meta.KnownLeader)
+	// A blocking query on the other region's replica wakes when the
+	// replica moves.
+	rdone := make(chan result, 1)
+	go func() {
+		es, m, err := c.Health().Service("api", "", true, &consul.QueryOptions{Datacenter: "eu-west", WaitIndex: meta.LastIndex, WaitTime: 20 * time.Second})
+		rdone <- result{es, m, err}
+	}()
+	select {
+	case r := <-rdone:
+		t.Fatalf("blocking query on eu-west returned before any change: %+v %v", r.meta, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := ceu.Agent().ServiceRegister(&consul.AgentServiceRegistration{ID: "api-2", Name: "api", Address: "127.0.0.2", Port: 8081}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-rdone:
+		if r.err != nil || len(r.entries) != 2 || r.meta.LastIndex <= meta.LastIndex {
+			t.Fatalf("woken eu-west query: %d entries, index %d (was %d), err %v; want 2 entries and a newer index",
+				len(r.entries), r.meta.LastIndex, meta.LastIndex, r.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("blocking query on eu-west did not wake on a registration there")
+	}
 	if local, _, _ := c.Health().Service("api", "", false, nil); len(local) != 0 {
 		t.Fatalf("api in us-east: got %d entries, want 0 (it is registered in eu-west)", len(local))
 	}

@@ -90,6 +90,8 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	// consulTags caches /v1/catalog/services (consul_api.go).
+	consulTags consulTagsCache
 }
 
 // Default and maximum waits of blocking queries.
