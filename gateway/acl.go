@@ -178,14 +178,17 @@ func secretOf(r *http.Request) (secret string, bearer bool) {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:]), true
 	}
-	// Consul's ways (consul_api.go): X-Consul-Token, and ?token= except
-	// on /v1/proxy, whose query belongs to the service behind it.
-	if s := r.Header.Get(consulTokenHeader); s != "" {
-		return s, false
-	}
-	if !strings.HasPrefix(r.URL.Path, "/v1/proxy/") && strings.Contains(r.URL.RawQuery, "token=") {
-		if s := r.URL.Query().Get("token"); s != "" {
+	// Consul's ways, on the Consul-compatible routes only (consul_api.go):
+	// elsewhere the header and the query may be meant for the service
+	// behind /v1/proxy, and a query is forwarded and traced.
+	if consulPath(r.URL.Path) {
+		if s := r.Header.Get(consulTokenHeader); s != "" {
 			return s, false
+		}
+		if strings.Contains(r.URL.RawQuery, "token=") {
+			if s := r.URL.Query().Get("token"); s != "" {
+				return s, false
+			}
 		}
 	}
 	return "", false
@@ -223,7 +226,6 @@ func (a *ACLs) lookup(secret string) *acl.Entry {
 // carried the Meridian token (a Bearer for the service itself passes).
 func (a *ACLs) stripToken(in *http.Request, out http.Header) {
 	out.Del(TokenHeader)
-	out.Del(consulTokenHeader)
 	if secret, bearer := secretOf(in); bearer && a != nil && a.lookup(secret) != nil {
 		out.Del("Authorization")
 	}

@@ -109,6 +109,20 @@ var consulUnsupported = []struct{ prefix, what string }{
 	{"/v1/agent/service/maintenance/", "maintenance mode"},
 }
 
+// consulPath reports whether p is one of the Consul-compatible routes,
+// the only ones that take a token from X-Consul-Token or ?token=: on
+// Meridian's own routes those may be meant for the service behind
+// /v1/proxy, and a query is forwarded (heartbeats) and would carry the
+// token on.
+func consulPath(p string) bool {
+	for _, prefix := range []string{"/v1/agent/", "/v1/catalog/", "/v1/health/service/", "/v1/status/"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // consulIDWrite is the access of a route naming a Consul service ID (or a
 // check "service:<id>") in path segment seg: service write on the service
 // that ID belongs to. An unknown ID needs write on every service ("") so

@@ -317,8 +317,11 @@ func TestConsulACLTokens(t *testing.T) {
 	if err != nil || len(services) != 1 || services["web"] == nil || !meta.ResultsFilteredByACLs {
 		t.Fatalf("services a web reader sees: %v filtered %v (err %v), want only web", services, meta != nil && meta.ResultsFilteredByACLs, err)
 	}
-	// ?token= works too (and is not taken for a proxied service's query).
+	// ?token= works too on Consul's routes (and only there: Meridian's
+	// own routes may forward their query).
 	call(t, "GET", a.URL()+"/v1/health/service/web?token="+webReader, "").want(t, 200)
 	call(t, "GET", a.URL()+"/v1/health/service/db?token="+webReader, "").want(t, 403)
 	call(t, "GET", a.URL()+"/v1/proxy/web/x?token="+root, "").want(t, 401)
+	call(t, "GET", a.URL()+"/v1/services/web?token="+root, "").want(t, 401)
+	callWithHeader(t, "GET", a.URL()+"/v1/services/web", "", consulTokenHeader, root).want(t, 401)
 }
