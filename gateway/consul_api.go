@@ -52,6 +52,8 @@ func (s *Server) consulRoutes(route func(pattern, name string, acc access, h htt
 	route("/v1/agent/service/register", "consul_register", identified, s.consulRegister)
 	route("/v1/agent/service/deregister/{id}", "consul_deregister", s.consulIDWrite("id"), s.consulDeregister)
 	route("/v1/agent/check/{verb}/{check}", "consul_check", s.consulIDWrite("check"), s.consulCheckUpdate)
+	route("/v1/agent/service/{id}", "consul_agent_service", s.consulIDRead("id"), s.consulAgentService)
+	route("/v1/health/checks/{service}", "consul_health_checks", serviceRead, s.consulHealthChecks)
 	route("/v1/catalog/services", "consul_catalog_services", identified, s.consulCatalogServices) // lists only readable services
 	route("/v1/catalog/service/{service}", "consul_catalog_service", serviceRead, s.consulCatalogService)
 	route("/v1/health/service/{service}", "consul_health_service", serviceRead, s.consulHealthService)
@@ -106,6 +108,9 @@ var consulUnsupported = []struct{ prefix, what string }{
 	{"/v1/agent/join/", "agent join (gateways join with --join)"},
 	{"/v1/agent/leave", "agent leave"},
 	{"/v1/agent/maintenance", "maintenance mode"},
+	{"/v1/agent/services", "the agent's service list (use /v1/catalog/services and /v1/health/service/{name})"},
+	{"/v1/agent/checks", "the agent's check list (use /v1/health/checks/{name})"},
+	{"/v1/health/state/", "checks by state (use /v1/health/service/{name})"},
 	{"/v1/agent/service/maintenance/", "maintenance mode"},
 }
 
@@ -127,14 +132,19 @@ func consulPath(p string) bool {
 // check "service:<id>") in path segment seg: service write on the service
 // that ID belongs to. An unknown ID needs write on every service ("") so
 // that only such a token learns that the ID does not exist.
-func (s *Server) consulIDWrite(seg string) access {
+func (s *Server) consulIDWrite(seg string) access { return s.consulIDAccess(seg, acl.ServiceWrite) }
+
+// consulIDRead is consulIDWrite for reading.
+func (s *Server) consulIDRead(seg string) access { return s.consulIDAccess(seg, acl.ServiceRead) }
+
+func (s *Server) consulIDAccess(seg string, perm func(string) acl.Perm) access {
 	return access{perm: func(r *http.Request) acl.Perm {
 		id := r.PathValue(seg)
 		if seg == "check" {
 			id, _ = strings.CutPrefix(id, "service:")
 		}
 		name, _ := s.consulServiceOf(id)
-		return acl.ServiceWrite(name)
+		return perm(name)
 	}}
 }
 
@@ -464,7 +474,11 @@ func (s *Server) consulLocalID(w http.ResponseWriter, r *http.Request, id, what 
 	}
 	// The route's guard authorized the service the ID had then; check
 	// again in case it moved.
-	if !s.consulAuthorize(w, r, acl.ServiceWrite(name)) {
+	p := acl.ServiceWrite(name)
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		p = acl.ServiceRead(name)
+	}
+	if !s.consulAuthorize(w, r, p) {
 		return region.Key{}, false
 	}
 	return region.Key{Service: name, ID: id}, true
@@ -1075,4 +1089,43 @@ func (tc *consulTagsCache) get(name string, c *region.Catalog) map[string][]stri
 	}
 	tc.m[name] = consulTagsEntry{version: c.Version(), n: c.Len(), tags: out}
 	return out
+}
+
+// consulAgentService serves GET /v1/agent/service/{id}: the local
+// instance with that ID as Consul's AgentService.
+func (s *Server) consulAgentService(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	k, ok := s.consulLocalID(w, r, r.PathValue("id"), "service ID")
+	if !ok {
+		return
+	}
+	var in region.Instance
+	var version uint64
+	s.cfg.Cache.Read(func(c *region.Catalog) {
+		version = c.Version()
+		in, ok = c.Get(k)
+	})
+	if !ok {
+		writeError(w, http.StatusNotFound, "id", "Unknown service ID "+strconv.Quote(k.ID))
+		return
+	}
+	f := s.cfg.Cache.Freshness()
+	s.consulMeta(w, consulRead{region: s.cfg.Region, version: version, stale: f.Stale, age: f.Age})
+	writeJSON(w, http.StatusOK, consulServiceOfInstance(&in, s.cfg.Region))
+}
+
+// consulHealthChecks serves GET /v1/health/checks/{service}: the checks of
+// the service's instances (one each), with ?dc=, ?passing, blocking.
+func (s *Server) consulHealthChecks(w http.ResponseWriter, r *http.Request) {
+	ins, _, ok := s.consulInstances(w, r)
+	if !ok {
+		return
+	}
+	out := make([]consulCheck, len(ins))
+	for i := range ins {
+		out[i] = consulCheckOf(&ins[i])
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -149,6 +149,14 @@ func TestConsulClientEndToEnd(t *testing.T) {
 	if len(entries) != 2 || entries[1].Checks[0].Status != consul.HealthCritical || entries[1].Checks[0].Output != "down" {
 		t.Fatalf("all web after fail: got %d entries %+v", len(entries), entries)
 	}
+	svc, _, err := c.Agent().Service("web-1", nil)
+	if err != nil || svc.ID != "web-1" || svc.Service != "web" || svc.Port != 9001 {
+		t.Fatalf("agent service web-1: got %+v (err %v)", svc, err)
+	}
+	checks, _, err := c.Health().Checks("web", nil)
+	if err != nil || len(checks) != 2 || checks.AggregatedStatus() != consul.HealthCritical {
+		t.Fatalf("health checks of web: got %+v (err %v), want 2 checks, one critical", checks, err)
+	}
 	cs, _, err := c.Catalog().Service("web", "v1", nil)
 	if err != nil || len(cs) != 1 || cs[0].ServiceID != "web-1" || cs[0].ServicePort != 9001 || cs[0].Datacenter != "us-east" {
 		t.Fatalf("catalog service web tag v1: got %+v (err %v)", cs, err)
@@ -310,6 +318,11 @@ func TestConsulACLTokens(t *testing.T) {
 	}
 	wr := consulClient(t, a, webReader)
 	wantStatus(t, wr.Agent().ServiceDeregister("db-1"), 403, "deregistering db with a web reader")
+	_, _, err = wr.Agent().Service("db-1", nil)
+	wantStatus(t, err, 403, "reading db-1 with a web reader")
+	if svc, _, err := wr.Agent().Service("web-1", nil); err != nil || svc.ID != "web-1" {
+		t.Fatalf("reading web-1 with a web reader: %+v (err %v)", svc, err)
+	}
 	wantStatus(t, wr.Agent().ServiceRegister(reg), 403, "registering db with a web reader")
 	_, _, err = wr.Health().Service("db", "", false, nil)
 	wantStatus(t, err, 403, "reading db with a web reader")
