@@ -363,8 +363,21 @@ func (d *DNSServer) service(m *dns.Msg, q dns.Question, pre []string, regionName
 	if tag != "" {
 		tags = []string{tag}
 	}
+	start := time.Now()
 	eps, err := d.route(svc, tags, regionName)
-	if err != nil || len(eps) == 0 {
+	failedOver := false
+	for i := range eps {
+		failedOver = failedOver || eps[i].Region != d.s.cfg.Region
+	}
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "error"
+	case len(eps) == 0:
+		result = "empty"
+	}
+	d.s.metrics.lookup(context.Background(), "dns", result, failedOver, time.Since(start))
+	if result != "ok" {
 		return d.nxdomain(m)
 	}
 	return d.records(m, q, eps)

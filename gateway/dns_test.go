@@ -139,6 +139,13 @@ func TestDNSEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// DNS lookups count in meridian_lookups_total, failovers marked.
+	m := call(t, "GET", use.URL()+"/metrics", "").want(t, 200)
+	for _, want := range []string{`api="dns",failover="true"`, `api="dns",failover="false"`} {
+		if !strings.Contains(m.raw, want) {
+			t.Errorf("/metrics has no meridian_lookups_total with %s", want)
+		}
+	}
 	// SRV carries the targets' addresses in the additional section; TTLs
 	// are --dns-ttl.
 	r := query(t, addr, "udp", "web.service.meridian.", dns.TypeSRV, 0)
