@@ -647,10 +647,12 @@ func (s *Server) consulBlock(r *http.Request, cq consulQuery, fn func(c *region.
 		wait := cq.wait + rand.N(cq.wait/16+1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		stop := context.AfterFunc(s.drain, cancel)
+		// X-Consul-Index is the version plus one (consulMeta): the
+		// client's index names version index-1.
 		if local {
-			s.cfg.Cache.Wait(ctx, cq.index)
+			s.cfg.Cache.Wait(ctx, cq.index-1)
 		} else {
-			s.waitReplica(ctx, cq.dc, cq.index)
+			s.waitReplica(ctx, cq.dc, cq.index-1)
 		}
 		stop()
 		cancel()
@@ -705,12 +707,13 @@ func (s *Server) waitReplica(ctx context.Context, name string, index uint64) {
 	}
 }
 
-// consulMeta sets Consul's query headers: the region's version as
-// X-Consul-Index (at least 1: 0 would make clients spin), KnownLeader
-// false when the data is stale, LastContact the age of the data in ms.
+// consulMeta sets Consul's query headers: the region's version plus one
+// as X-Consul-Index (Consul's indexes start at 1, and a client treats 0 as
+// "do not block"; an empty region is at version 0), KnownLeader false when
+// the data is stale, LastContact the age of the data in ms.
 func (s *Server) consulMeta(w http.ResponseWriter, rd consulRead) {
 	h := w.Header()
-	h.Set("X-Consul-Index", strconv.FormatUint(max(rd.version, 1), 10))
+	h.Set("X-Consul-Index", strconv.FormatUint(rd.version+1, 10))
 	h.Set("X-Consul-KnownLeader", strconv.FormatBool(!rd.stale))
 	h.Set("X-Consul-LastContact", strconv.FormatInt(rd.age.Milliseconds(), 10))
 	h.Set("X-Meridian-Index", strconv.FormatUint(rd.version, 10))

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -337,4 +338,36 @@ func TestConsulACLTokens(t *testing.T) {
 	call(t, "GET", a.URL()+"/v1/proxy/web/x?token="+root, "").want(t, 401)
 	call(t, "GET", a.URL()+"/v1/services/web?token="+root, "").want(t, 401)
 	callWithHeader(t, "GET", a.URL()+"/v1/services/web", "", consulTokenHeader, root).want(t, 401)
+}
+
+// TestConsulBlockingFromEmpty: a watcher of an empty region (version 0)
+// wakes on the first registration (Consul's indexes start at 1, so
+// X-Consul-Index is the version plus one).
+func TestConsulBlockingFromEmpty(t *testing.T) {
+	a := startAgent(t, AgentConfig{})
+	c := consulClient(t, a, "")
+	services, meta, err := c.Catalog().Services(nil)
+	if err != nil || len(services) != 0 || meta.LastIndex != 1 {
+		t.Fatalf("empty region: services %v index %d (err %v), want none at index 1", services, meta.LastIndex, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, m, err := c.Catalog().Services(&consul.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 20 * time.Second})
+		if err == nil && (len(s) != 1 || m.LastIndex != 2) {
+			err = fmt.Errorf("woke with %v at index %d, want web at index 2", s, m.LastIndex)
+		}
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := c.Agent().ServiceRegister(&consul.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "127.0.0.1", Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocking query on an empty region did not wake on the first registration")
+	}
 }
