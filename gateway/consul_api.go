@@ -443,8 +443,12 @@ func (s *Server) consulRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if other, _ := s.consulServiceOf(k.ID); other != "" && other != k.Service {
-		writeError(w, http.StatusConflict, "ID", "service ID "+strconv.Quote(k.ID)+" is already registered for service "+
-			other+"; Consul service IDs are unique per agent: deregister it first or pick another ID")
+		which := "another service" // not named unless the token may read it
+		if s.canRead(r, other) {
+			which = "service " + other
+		}
+		writeError(w, http.StatusConflict, "ID", "service ID "+strconv.Quote(k.ID)+" is already registered for "+
+			which+"; Consul service IDs are unique per agent: deregister it first or pick another ID")
 		return
 	}
 	mbody, err := json.Marshal(reg)
