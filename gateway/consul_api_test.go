@@ -105,7 +105,7 @@ func TestConsulClientEndToEnd(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		es, m, err := c.Health().Service("web", "", true, &consul.QueryOptions{WaitIndex: idx, WaitTime: 20 * time.Second})
+		es, m, err := c.Health().Service("web", "v1", true, &consul.QueryOptions{WaitIndex: idx, WaitTime: 20 * time.Second})
 		done <- result{es, m, err}
 	}()
 	select {

@@ -79,6 +79,12 @@ func TestDNSEndToEnd(t *testing.T) {
 	dnsRegister(t, use.Agent, "web", "web-6", `{"address":"::1","port":9006}`)
 	dnsRegister(t, use.Agent, "web", "Web.Odd", `{"address":"127.0.0.9","port":9009,"status":"critical"}`)
 	dnsRegister(t, eu.Agent, "api", "api-1", `{"address":"127.0.0.3","port":8080}`)
+	// pan: 1 of 4 healthy, below the panic threshold (50%): health is
+	// ignored, all four answer.
+	dnsRegister(t, use.Agent, "pan", "pan-1", `{"address":"127.0.1.1","port":80}`)
+	for i := 2; i <= 4; i++ {
+		dnsRegister(t, use.Agent, "pan", fmt.Sprintf("pan-%d", i), fmt.Sprintf(`{"address":"127.0.1.%d","port":80,"status":"critical"}`, i))
+	}
 	waitFor(t, 20*time.Second, "eu-west's api to replicate to us-east", func() bool {
 		r := query(t, addr, "udp", "api.service.meridian.", dns.TypeA, 0)
 		return r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
@@ -103,6 +109,7 @@ func TestDNSEndToEnd(t *testing.T) {
 		{"_web._tcp.service.meridian.", dns.TypeA, dns.RcodeSuccess, []string{"A 127.0.0.1", "A 127.0.0.2"}},
 		{"web.service.us-east.meridian.", dns.TypeA, dns.RcodeSuccess, []string{"A 127.0.0.1", "A 127.0.0.2"}},
 		{"v3.web.service.meridian.", dns.TypeA, dns.RcodeNameError, []string{"SOA ns.meridian."}},
+		{"pan.service.meridian.", dns.TypeA, dns.RcodeSuccess, []string{"A 127.0.1.1", "A 127.0.1.2", "A 127.0.1.3", "A 127.0.1.4"}},
 		// Failover: api has no instance here, so eu-west's answers.
 		{"api.service.meridian.", dns.TypeA, dns.RcodeSuccess, []string{"A 127.0.0.3"}},
 		{"api.service.meridian.", dns.TypeSRV, dns.RcodeSuccess, []string{"SRV 0 100 8080 api-1.api.instance.eu-west.meridian."}},
