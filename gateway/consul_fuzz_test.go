@@ -56,7 +56,7 @@ func FuzzConsulRegistration(f *testing.F) {
 }
 
 // dnsFuzzServer is a DNS handler over an in-memory region.
-func dnsFuzzServer(f *testing.F) *DNSServer {
+func dnsFuzzServer(f testing.TB) *DNSServer {
 	log := slog.New(slog.DiscardHandler)
 	store := region.NewMemStore(0)
 	ctx := context.Background()
@@ -124,4 +124,24 @@ func FuzzDNSQuery(f *testing.F) {
 			t.Fatalf("truncated reply is %d bytes, over 512", len(b))
 		}
 	})
+}
+
+// BenchmarkDNSAnswer: answering web.service.meridian A and SRV in process
+// (routing decision from the route cache, records, truncation).
+func BenchmarkDNSAnswer(b *testing.B) {
+	d := dnsFuzzServer(b)
+	for _, qt := range []uint16{dns.TypeA, dns.TypeSRV} {
+		b.Run(dns.TypeToString[qt], func(b *testing.B) {
+			req := new(dns.Msg)
+			req.SetQuestion("web.service.meridian.", qt)
+			b.ReportAllocs()
+			for b.Loop() {
+				m := d.answer(req)
+				m.Truncate(dns.MinMsgSize)
+				if len(m.Answer) == 0 {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
 }
