@@ -371,3 +371,49 @@ func TestConsulBlockingFromEmpty(t *testing.T) {
 		t.Fatal("a blocking query on an empty region did not wake on the first registration")
 	}
 }
+
+// TestConsulWritesShareTheNativeLimits: Consul registrations pass the
+// native path's instance cap (507), write rate (429) and write ids
+// (Idempotency-Key).
+func TestConsulWritesShareTheNativeLimits(t *testing.T) {
+	a := startAgent(t, AgentConfig{Limits: Limits{MaxInstancesPerService: 2, WriteRate: 5, WriteBurst: 5}})
+	url := a.URL() + "/v1/agent/service/register"
+	put := func(body string, header ...string) int {
+		t.Helper()
+		req, err := http.NewRequest("PUT", url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put(`{"ID":"web-1","Name":"web","Address":"127.0.0.1","Port":80}`, "Idempotency-Key", "k-1"); code != 200 {
+		t.Fatalf("first registration: %d", code)
+	}
+	before := a.Cache.Version()
+	if code := put(`{"ID":"web-1","Name":"web","Address":"127.0.0.1","Port":80}`, "Idempotency-Key", "k-1"); code != 200 || a.Cache.Version() != before {
+		t.Fatalf("the same write again: %d, version %d -> %d, want 200 and no new write", code, before, a.Cache.Version())
+	}
+	put(`{"ID":"web-2","Name":"web","Address":"127.0.0.1","Port":80}`)
+	if code := put(`{"ID":"web-3","Name":"web","Address":"127.0.0.1","Port":80}`); code != 507 {
+		t.Fatalf("a third web instance past --max-instances-per-service 2: %d, want 507", code)
+	}
+	got429 := false
+	for range 10 {
+		if put(`{"ID":"web-1","Name":"web","Address":"127.0.0.1","Port":81}`) == 429 {
+			got429 = true
+			break
+		}
+	}
+	if !got429 {
+		t.Fatal("no 429 past --write-rate 5 with burst 5")
+	}
+}
