@@ -33,6 +33,8 @@ fuzz:
 	go test -run='^$$' -fuzz=FuzzCheck -fuzztime=30s ./egress/
 	go test -run='^$$' -fuzz=FuzzDecodeRules -fuzztime=30s ./acl/
 	go test -run='^$$' -fuzz=FuzzDecodeTokenRequest -fuzztime=30s ./acl/
+	go test -run='^$$' -fuzz=FuzzConsulRegistration -fuzztime=30s ./gateway/
+	go test -run='^$$' -fuzz=FuzzDNSQuery -fuzztime=30s ./gateway/
 
 # Jaeger v2 for trace analysis (README "Trace analysis in Jaeger"): builds
 # bin/jaeger once (about 10 minutes; its own module in tools/jaeger) and runs

@@ -86,6 +86,9 @@ type AgentConfig struct {
 	KeyringFile string
 	// ACL configures tokens and the default policy (--acl-*).
 	ACL ACLConfig
+	// DNS is the DNS interface (--dns, --dns-ttl, --dns-domain,
+	// --dns-token); off when DNS.Addr is empty. See dns.go.
+	DNS DNSConfig
 	// OnStoreLoss is what the gateway does when its store lost data
 	// (--on-store-loss): region.LossRestore (when empty) writes the
 	// catalog it holds back, region.LossAccept adopts the store as it is.
@@ -138,6 +141,9 @@ func (c *AgentConfig) Validate() error {
 	if err := c.ACL.Validate(); err != nil {
 		return err
 	}
+	if err := c.DNS.Validate(); err != nil {
+		return err
+	}
 	if c.ACL.PrimaryRegion != "" && c.ACL.PrimaryRegion != c.Region && c.SerfBind == "" {
 		return fmt.Errorf("primary-region: %s is another region, so tokens replicate from it over federation; set --serf-bind", c.ACL.PrimaryRegion)
 	}
@@ -155,6 +161,7 @@ type Agent struct {
 	Fed      *federation.Federator // nil when federation is off
 	Members  federation.Membership // nil when federation is off
 	ACL      *ACLs
+	DNS      *DNSServer // nil when DNS is off
 	mini     *miniredis.Miniredis
 	http     *http.Server
 	listener net.Listener
@@ -299,6 +306,14 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
 	}
+	if cfg.DNS.Addr != "" {
+		if a.DNS, err = StartDNS(a.Server, cfg.DNS, log.With("component", "dns")); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a.Shutdown(ctx)
+			return nil, err
+		}
+	}
 	log.Info("gateway serving", "http", ln.Addr().String(), "tls", a.tls != nil, "store", redactURL(redisURL))
 	return a, nil
 }
@@ -414,6 +429,9 @@ func (a *Agent) Kill() {
 
 func (a *Agent) stop(ctx context.Context) error {
 	a.Server.Drain()
+	if a.DNS != nil {
+		a.DNS.Shutdown(ctx)
+	}
 	err := a.http.Shutdown(ctx)
 	if a.Members != nil {
 		a.Members.Shutdown()

@@ -92,6 +92,8 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	// consulTags caches /v1/catalog/services (consul_api.go).
+	consulTags consulTagsCache
 }
 
 // Default and maximum waits of blocking queries.
@@ -154,6 +156,7 @@ func New(cfg Config) *Server {
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
 	s.aclRoutes(route)
+	s.consulRoutes(route) // consul_api.go
 	if tel.MetricsHandler != nil {
 		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}

@@ -52,6 +52,10 @@ func cmdAgent(args []string) error {
 	aclInitial := fs.String("acl-initial-token", "", "a management token secret (8-256 characters) that may do everything, to bootstrap; env MERIDIAN_ACL_INITIAL_TOKEN")
 	aclPrimary := fs.String("primary-region", "", "the region where ACL tokens are created and stored, replicated to every other region (default: this gateway's region)")
 	aclRepl := fs.String("acl-replication-token", "", "token this gateway sends on its own requests to other gateways (catalog sync, ACL replication, heartbeat forwarding); default: the initial token; env MERIDIAN_ACL_REPLICATION_TOKEN")
+	dnsAddr := fs.String("dns", "", "DNS listen address for UDP and TCP, e.g. 127.0.0.1:8600 (empty: no DNS): web.service.meridian answers A/AAAA/SRV as /v1/lookup routes")
+	dnsTTL := fs.Duration("dns-ttl", 5*time.Second, "TTL of DNS answers, also the negative-caching TTL in the SOA (0: the default)")
+	dnsDomain := fs.String("dns-domain", "meridian.", "the DNS zone served; names outside it are REFUSED")
+	dnsToken := fs.String("dns-token", "", "ACL token whose read rules DNS answers follow (default: the anonymous token); env MERIDIAN_DNS_TOKEN")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -119,6 +123,7 @@ func cmdAgent(args []string) error {
 		TLS:       tlsf.config(),
 		ACL: gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: *aclPrimary,
 			ReplicationToken: *aclRepl},
+		DNS: gateway.DNSConfig{Addr: *dnsAddr, TTL: *dnsTTL, Domain: *dnsDomain, Token: *dnsToken},
 	})
 	if err != nil {
 		return err
