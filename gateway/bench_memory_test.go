@@ -38,29 +38,31 @@ const (
 // TestMemoryChild), so one's memory is not counted in the other's. The
 // RSS is the whole process's, after a GC that returns free memory to the
 // OS (debug.FreeOSMemory): the runtime and test binary count against the
-// instances. heap-B/inst metrics give the live heap alone. The goal is
+// instances. heap-B/inst metrics give the live heap alone, peak-B/inst the
+// peak RSS (VmHWM: loading a snapshot holds its decoded copy). The goal is
 // 1,024 B/inst for both. Needs redis-server (skipped without one).
 func BenchmarkMemoryPerInstance(b *testing.B) {
 	if _, ok := redistest.Binary(); !ok {
 		b.Skip("no redis-server: the owner's catalog lives in Redis, outside the gateway's process")
 	}
 	n := memInstances()
-	type result struct{ rss, heap int64 }
+	type result struct{ rss, heap, peak int64 }
 	res := map[string]result{}
 	for _, role := range []string{"owner", "replica"} {
 		start := time.Now()
-		rss, heap, err := runMemChild(role, n)
+		rss, heap, peak, err := runMemChild(role, n)
 		if err != nil {
 			b.Fatalf("%s: %v", role, err)
 		}
-		b.Logf("%s: %d instances: RSS %d MB, live heap %d MB (%s)", role, n, rss>>20, heap>>20, time.Since(start).Round(time.Second))
-		res[role] = result{rss, heap}
+		b.Logf("%s: %d instances: RSS %d MB, live heap %d MB, peak RSS %d MB (%s)", role, n, rss>>20, heap>>20, peak>>20, time.Since(start).Round(time.Second))
+		res[role] = result{rss, heap, peak}
 	}
 	for b.Loop() { // the measure is the children's; b.Loop's reset must come before the metrics
 	}
 	for role, r := range res {
 		b.ReportMetric(float64(r.rss)/float64(n), role+"-B/inst")
 		b.ReportMetric(float64(r.heap)/float64(n), role+"-heap-B/inst")
+		b.ReportMetric(float64(r.peak)/float64(n), role+"-peak-B/inst")
 	}
 }
 
@@ -73,24 +75,24 @@ func memInstances() int {
 
 // runMemChild runs TestMemoryChild as role and reads its "memory: rss=
 // heap=" line.
-func runMemChild(role string, n int) (rss, heap int64, err error) {
+func runMemChild(role string, n int) (rss, heap, peak int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestMemoryChild$", "-test.count", "1", "-test.v")
 	cmd.Env = append(os.Environ(), memChildEnv+"="+role, memInstancesEnv+"="+strconv.Itoa(n))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("child: %v\n%s", err, out)
+		return 0, 0, 0, fmt.Errorf("child: %v\n%s", err, out)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		if i := strings.Index(sc.Text(), "memory: rss="); i >= 0 {
-			if _, err := fmt.Sscanf(sc.Text()[i:], "memory: rss=%d heap=%d", &rss, &heap); err == nil {
-				return rss, heap, nil
+			if _, err := fmt.Sscanf(sc.Text()[i:], "memory: rss=%d heap=%d peak=%d", &rss, &heap, &peak); err == nil {
+				return rss, heap, peak, nil
 			}
 		}
 	}
-	return 0, 0, fmt.Errorf("child printed no memory line:\n%s", out)
+	return 0, 0, 0, fmt.Errorf("child printed no memory line:\n%s", out)
 }
 
 // TestMemoryChild is BenchmarkMemoryPerInstance's child: it does nothing
@@ -150,7 +152,7 @@ func TestMemoryChild(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %d instances, RSS %.0f B/inst, live heap %.0f B/inst", role, n, float64(rss)/float64(n), float64(heap)/float64(n))
-	fmt.Printf("memory: rss=%d heap=%d\n", rss, heap)
+	fmt.Printf("memory: rss=%d heap=%d peak=%d\n", rss, heap, peakRSS())
 }
 
 // memAgentConfig is a gateway of regionName on a real Redis, with real
@@ -205,6 +207,19 @@ func fleetInstance(i, n int) region.Instance {
 		Zone: []string{"a", "b", "c"}[i%3], Tags: tags, Meta: map[string]string{"version": "1.4.2"},
 		Weight: 100, Status: region.StatusPassing,
 	}
+}
+
+// peakRSS is the process's peak RSS (VmHWM); in the replica role it
+// includes the owner's, which ran in the same process until the measure.
+func peakRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // settledMemory returns the process's RSS and live heap after a GC that
