@@ -143,12 +143,14 @@ func TestServiceAnswersFollowChanges(t *testing.T) {
 	}
 	check("/v1/services/web", "web-0000:passing,web-0001:passing")
 	check("/v1/services/web?passing=true&tag=v2", "web-0000:passing,web-0001:passing")
+	checkLookup(t, g, "web-0000,web-0001")
 	check("/v1/services/web?tag=v3", "")
 
 	// A registration.
 	g.put(t, region.Instance{Service: "web", ID: "web-0002", Address: "10.0.0.9", Port: 80, Tags: []string{"v3"}, Weight: 1, Status: region.StatusPassing})
 	check("/v1/services/web", "web-0000:passing,web-0001:passing,web-0002:passing")
 	check("/v1/services/web?tag=v3", "web-0002:passing")
+	checkLookup(t, g, "web-0000,web-0001,web-0002")
 
 	// A health change.
 	var crit region.Instance
@@ -157,6 +159,7 @@ func TestServiceAnswersFollowChanges(t *testing.T) {
 	g.put(t, crit)
 	check("/v1/services/web", "web-0000:critical,web-0001:passing,web-0002:passing")
 	check("/v1/services/web?passing=true", "web-0001:passing,web-0002:passing")
+	checkLookup(t, g, "web-0001,web-0002")
 
 	// A write to another service changes the version, not web's list.
 	before := g.get(t, "/v1/services/web")
@@ -172,6 +175,7 @@ func TestServiceAnswersFollowChanges(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 	check("/v1/services/web?tag=v3", "")
+	checkLookup(t, g, "web-0001")
 
 	// Staleness flips with the clock, on a cached list.
 	fresh := check("/v1/services/web?passing=true", "web-0001:passing")
@@ -179,6 +183,27 @@ func TestServiceAnswersFollowChanges(t *testing.T) {
 	stale := g.get(t, "/v1/services/web?passing=true")
 	if fresh.Stale || !stale.Stale || stale.AgeMS != fresh.AgeMS+time.Hour.Milliseconds() || ids(stale) != ids(fresh) {
 		t.Fatalf("fresh %+v then stale %+v", fresh.freshness, stale.freshness)
+	}
+}
+
+// checkLookup checks the endpoints of GET /v1/lookup/web, twice (the
+// second from the route cache).
+func checkLookup(t *testing.T, g *lookupGateway, want string) {
+	t.Helper()
+	for range 2 {
+		rec := httptest.NewRecorder()
+		g.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/lookup/web", nil))
+		var resp lookupResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || rec.Code != 200 {
+			t.Fatalf("lookup: HTTP %d %v %s", rec.Code, err, rec.Body)
+		}
+		var got []string
+		for _, e := range resp.Endpoints {
+			got = append(got, e.ID)
+		}
+		if strings.Join(got, ",") != want {
+			t.Fatalf("lookup endpoints %v, want %s", got, want)
+		}
 	}
 }
 
