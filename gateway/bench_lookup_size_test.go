@@ -16,7 +16,7 @@ import (
 func BenchmarkLookupSize(b *testing.B) {
 	for _, n := range []int{3, 1000} {
 		g := newLookupGateway(b, n)
-		for _, target := range []string{"/v1/services/web", "/v1/services/web?passing=true", "/v1/lookup/web"} {
+		for _, target := range []string{"/v1/services/web", "/v1/services/web?passing=true", "/v1/lookup/web", "/v1/pick/web"} {
 			b.Run(strconv.Itoa(n)+"/"+target, func(b *testing.B) {
 				b.ReportAllocs()
 				req := httptest.NewRequest(http.MethodGet, target, nil)

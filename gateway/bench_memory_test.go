@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -34,7 +36,8 @@ const (
 // owner-B/inst (the region's own gateway, its catalog in a real
 // redis-server) and replica-B/inst (a gateway of another region holding
 // only the replica, synced over real Serf and HTTP, the owner stopped
-// before the measure). Each runs in its own process (this test binary,
+// before the measure), each after answering one lookup of every service
+// (so the encoded answers it keeps are counted). Each runs in its own process (this test binary,
 // TestMemoryChild), so one's memory is not counted in the other's. The
 // RSS is the whole process's, after a GC that returns free memory to the
 // OS (debug.FreeOSMemory): the runtime and test binary count against the
@@ -119,6 +122,7 @@ func TestMemoryChild(t *testing.T) {
 		owner.Cache.Read(func(c *region.Catalog) { got = c.Len() })
 		return got == n
 	})
+	served := owner
 	if role == "replica" {
 		cfg := memAgentConfig("eu-west", srv.URL())
 		cfg.Join = []string{owner.Members.(*federation.SerfMembership).BindAddr()}
@@ -138,7 +142,26 @@ func TestMemoryChild(t *testing.T) {
 		})
 		owner.Kill() // and forget it: only the replica holder is measured
 		owner = nil
+		served = holder
 	}
+	// A serving gateway holds the encoded answers of the services it is
+	// asked for: ask for every one, once.
+	query := ""
+	if role == "replica" {
+		query = "?region=us-east"
+	}
+	for s := 0; s < 100; s++ {
+		resp, err := http.Get(served.URL() + "/v1/services/" + fleetInstance(s*max(n/100, 1), n).Service + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("lookup of service %d: HTTP %d", s, resp.StatusCode)
+		}
+	}
+	served = nil
 	// Let the followers of the catalog (health runner, check sharding,
 	// replica persistence) finish what the load started: a measure in the
 	// middle of one counts its transient copy.
