@@ -193,10 +193,7 @@ func writeServiceAnswer(w http.ResponseWriter, service string, ans encodedAnswer
 	b = append(b, `,"age_ms":`...)
 	b = strconv.AppendInt(b, ans.AgeMS, 10)
 	b = append(b, `,"instances":`...)
-	h := w.Header()
-	h.Set("X-Meridian-Index", strconv.FormatUint(ans.Version, 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)+len(ans.list.json)+len(answerTail)))
+	setAnswerHeaders(w.Header(), ans.Version, len(b)+len(ans.list.json)+len(answerTail))
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 	w.Write(ans.list.json)
@@ -208,3 +205,23 @@ func writeServiceAnswer(w http.ResponseWriter, service string, ans encodedAnswer
 }
 
 var answerTail = []byte("}\n")
+
+// setAnswerHeaders sets X-Meridian-Index, Content-Length and Content-Type
+// (application/json). Both numbers come from one string, in two slices of
+// one array: three allocations fewer than three Header.Set calls.
+func setAnswerHeaders(h http.Header, version uint64, length int) {
+	var buf [40]byte
+	b := strconv.AppendUint(buf[:0], version, 10)
+	mid := len(b)
+	b = strconv.AppendInt(b, int64(length), 10)
+	vals := string(b)
+	hv := make([]string, 2)
+	hv[0], hv[1] = vals[:mid], vals[mid:]
+	h["X-Meridian-Index"] = hv[0:1:1]
+	h["Content-Length"] = hv[1:2:2]
+	h["Content-Type"] = jsonContentType
+}
+
+// jsonContentType is the Content-Type of every answer, shared: a header's
+// values are replaced (Header.Set), never written in place.
+var jsonContentType = []string{"application/json"}

@@ -259,10 +259,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
 		return
 	}
-	h := w.Header()
-	h.Set("X-Meridian-Index", strconv.FormatUint(s.cfg.Cache.Version(), 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setAnswerHeaders(w.Header(), s.cfg.Cache.Version(), len(body))
 	w.Write(body)
 	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, time.Since(start))
 }
