@@ -96,6 +96,10 @@ func (c *Catalog) Load(s Snapshot) {
 	ins := make([]Instance, len(s.Instances)) // one allocation for them all
 	copy(ins, s.Instances)
 	for i := range ins {
+		// Copies made one after the other fill whole pages; the decoded
+		// strings sit among the decoder's garbage and would keep its
+		// pages resident.
+		ins[i].ID, ins[i].Address = strings.Clone(ins[i].ID), strings.Clone(ins[i].Address)
 		c.put(&ins[i], s.Version)
 	}
 	c.version = s.Version
