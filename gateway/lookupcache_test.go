@@ -252,6 +252,9 @@ func lookupAllocs(tb testing.TB, h http.Handler, target string) (float64, int) {
 
 // A lookup allocates the same whatever the service's size.
 func TestLookupAllocsIndependentOfInstances(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector (sync.Pool drops items at random)")
+	}
 	small, big := newLookupGateway(t, 3), newLookupGateway(t, 1000)
 	for _, target := range []string{"/v1/services/web", "/v1/services/web?passing=true", "/v1/services/web?passing=true&tag=v2", "/v1/lookup/web", "/v1/pick/web"} {
 		a3, n3 := lookupAllocs(t, small.h, target)
