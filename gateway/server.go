@@ -441,45 +441,17 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := time.Now()
-	ans := s.localAnswer(k.Service, f)
-	s.writeServiceAnswer(w, k.Service, f, ans)
-	result := "ok"
-	if len(ans.Instances) == 0 {
-		result = "empty"
-	}
-	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
-}
-
-// writeServiceAnswer writes {"service","region","version","stale","age_ms",
-// "instances"}: the bytes json.Marshal gives serviceResponse, built by hand
-// around the instance list's cached encoding, so a lookup does not encode
-// (or, as a json.RawMessage, re-scan) unchanged instances again.
-func (s *Server) writeServiceAnswer(w http.ResponseWriter, service string, f region.Filter, ans regionAnswer) {
-	list, err := s.lookups.encode(lookupKey(ans.Region, service, f), ans.Instances)
+	ans, err := s.localEncoded(k.Service, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
 		return
 	}
-	b := make([]byte, 0, len(list)+160)
-	b = append(b, `{"service":`...)
-	b = appendJSONString(b, service)
-	b = append(b, `,"region":`...)
-	b = appendJSONString(b, ans.Region)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendUint(b, ans.Version, 10)
-	b = append(b, `,"stale":`...)
-	b = strconv.AppendBool(b, ans.Stale)
-	b = append(b, `,"age_ms":`...)
-	b = strconv.AppendInt(b, ans.AgeMS, 10)
-	b = append(b, `,"instances":`...)
-	b = append(b, list...)
-	b = append(b, "}\n"...)
-	h := w.Header()
-	h.Set("X-Meridian-Index", strconv.FormatUint(ans.Version, 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	writeServiceAnswer(w, k.Service, ans)
+	result := "ok"
+	if ans.list.n == 0 {
+		result = "empty"
+	}
+	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
 }
 
 type healthResponse struct {

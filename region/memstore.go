@@ -80,7 +80,7 @@ func NewMemStore(logMax int) *MemStore {
 }
 
 func (s *MemStore) check(k Key, c Cond) (*Instance, error) {
-	cur, ok := s.cat.services[k.Service][k.ID]
+	cur, ok := s.cat.lookup(k)
 	if (c.MustExist || c.IfIndex != 0) && !ok {
 		return nil, ErrNotFound
 	}
