@@ -20,8 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/federation/serfmember"
 	"github.com/meridian-sd/meridian/internal/redistest"
 	"github.com/meridian-sd/meridian/region"
+	"github.com/meridian-sd/meridian/region/redisstore"
 )
 
 // memChildEnv names the role TestMemoryChild plays in a child process of
@@ -140,7 +142,7 @@ func TestMemoryChild(t *testing.T) {
 	served := owner
 	if role == "replica" {
 		cfg := memAgentConfig("eu-west", srv.URL())
-		cfg.Join = []string{owner.Members.(*federation.SerfMembership).BindAddr()}
+		cfg.Join = []string{owner.Members.(*serfmember.SerfMembership).BindAddr()}
 		holder, err := StartAgent(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -208,14 +210,14 @@ func memAgentConfig(regionName, redisURL string) AgentConfig {
 // gateway does (store writes one by one would take minutes on 2 cores).
 func seedStore(t *testing.T, redisURL, regionName string, n int) {
 	t.Helper()
-	uo, err := region.ParseRedisURL(redisURL)
+	uo, err := redisstore.ParseRedisURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	uo.ReadTimeout, uo.WriteTimeout = 30*time.Second, 30*time.Second
 	c := redis.NewUniversalClient(uo)
 	defer c.Close()
-	st := region.NewRedisStoreClient(c, regionName, 0)
+	st := redisstore.NewRedisStoreClient(c, regionName, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	now := time.Now().UTC()

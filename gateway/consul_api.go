@@ -972,7 +972,7 @@ func (s *Server) consulDatacenters(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) {
 		return
 	}
-	views := s.views("", false)
+	views, _ := s.views("", false)
 	rest := views[1:]
 	slices.SortStableFunc(rest, func(a, b failover.RegionView) int {
 		switch {

@@ -397,11 +397,13 @@ func (d *DNSServer) route(svc string, tags []string, regionName string) ([]failo
 			dec = s.decide(failover.Request{Service: svc, FromRegion: s.cfg.Region, Tags: tags, Policy: p}).d
 		} else {
 			p.Mode, p.Regions = failover.ModeOrdered, []string{s.cfg.Region}
-			dec = failover.Route(s.views(svc, true), failover.Request{Service: svc, FromRegion: s.cfg.Region, Tags: tags, Policy: p})
+			views, _ := s.views(svc, true)
+			dec = failover.Route(views, failover.Request{Service: svc, FromRegion: s.cfg.Region, Tags: tags, Policy: p})
 		}
 	} else {
 		p.Mode, p.Regions = failover.ModeOrdered, []string{regionName}
-		dec = failover.Route(s.views(svc, true), failover.Request{Service: svc, FromRegion: regionName, Tags: tags, Policy: p})
+		views, _ := s.views(svc, true)
+		dec = failover.Route(views, failover.Request{Service: svc, FromRegion: regionName, Tags: tags, Policy: p})
 	}
 	eps := dec.Endpoints
 	if len(eps) > maxDNSRecords {
