@@ -1,5 +1,5 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz
+.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot
 
 run:
 	go run ./cmd/meridian dev
@@ -68,3 +68,9 @@ sim-check:
 # Swarm fuzzing of the simulator's invariants on 200 generated scenarios.
 sim-fuzz:
 	go run ./cmd/meridian sim fuzz --seeds 200 --time-budget 10m
+
+# docs/ui.png: the status page of three federated regions, from the
+# headless-Chromium test (gateway/ui_browser_test.go).
+screenshot:
+	bash scripts/ensure-tools.sh chromium
+	MERIDIAN_TEST_BROWSER=1 MERIDIAN_UI_SCREENSHOT="$(CURDIR)/docs/ui.png" go test -count=1 -run 'TestStatusPageInBrowser$$' ./gateway/

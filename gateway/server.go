@@ -90,6 +90,7 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	decisions decisionLog // recent routing decisions (decisions.go)
 }
 
 // Default and maximum waits of blocking queries.
@@ -152,6 +153,8 @@ func New(cfg Config) *Server {
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
 	s.aclRoutes(route)
+	route("/v1/decisions", "decisions", identified, s.handleDecisions) // lists only readable services' decisions
+	s.uiRoutes(route)                                                  // the status page (ui.go)
 	if tel.MetricsHandler != nil {
 		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}
