@@ -1,5 +1,5 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot
+.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot release
 
 run:
 	go run ./cmd/meridian dev
@@ -23,8 +23,14 @@ lint:
 	fi
 	go vet ./...
 
+# bin/meridian, stamped with version, commit and date (meridian --version).
 build:
-	go build -o bin/meridian ./cmd/meridian
+	go build -ldflags "$$(bash scripts/ldflags.sh)" -o bin/meridian ./cmd/meridian
+
+# Static binaries for linux/amd64, linux/arm64, darwin/arm64 in dist/ with
+# SHA256SUMS (VERSION=v1.2.3 make release).
+release:
+	bash scripts/release.sh
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzDecodeRegistration -fuzztime=30s ./region/

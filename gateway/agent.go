@@ -27,6 +27,10 @@ import (
 type AgentConfig struct {
 	Region   string // region name (a DNS label)
 	HTTPAddr string // listen address, e.g. 127.0.0.1:8700 (port 0 picks one)
+	// HTTPAdvertise is the host:port other gateways use for this one's
+	// HTTP API (advertised in its Serf tags); the listener's address when
+	// empty. Needed when HTTPAddr binds all interfaces (0.0.0.0:8700).
+	HTTPAdvertise string
 	// RedisURL selects the store (see region.RedisOptions). Empty starts an
 	// embedded miniredis whose data does not survive a restart.
 	RedisURL string
@@ -91,6 +95,11 @@ func (c *AgentConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: %q is not host:port: %w", c.HTTPAddr, err)
+	}
+	if c.HTTPAdvertise != "" {
+		if h, _, err := net.SplitHostPort(c.HTTPAdvertise); err != nil || h == "" {
+			return fmt.Errorf("http-advertise: %q is not host:port", c.HTTPAdvertise)
+		}
 	}
 	if c.SerfBind != "" {
 		if _, _, err := net.SplitHostPort(c.SerfBind); err != nil {
@@ -222,7 +231,11 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Region: cfg.Region,
 	}
 	if cfg.SerfBind != "" {
-		if err := a.startFederation(store, ln.Addr().String(), seed, log); err != nil {
+		advertise := ln.Addr().String()
+		if cfg.HTTPAdvertise != "" {
+			advertise = cfg.HTTPAdvertise
+		}
+		if err := a.startFederation(store, advertise, seed, log); err != nil {
 			ln.Close()
 			a.closeStore()
 			return nil, err

@@ -400,6 +400,10 @@ func staleNote(stale bool) string {
 // arguments (meridian register web web-1 --port 80), and leaves the
 // positional ones in fs.Args().
 func parseArgs(fs *flag.FlagSet, args []string) error {
+	return parseFlags(fs, args, func(args []string) error { return parseInterleaved(fs, args) }) // cli.go
+}
+
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
