@@ -222,7 +222,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.closeStore()
-		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listening on %s: %w%s", cfg.HTTPAddr, err, bindHint(err, "--http"))
 	}
 	a.listener = ln
 
@@ -325,7 +325,7 @@ func (a *Agent) startFederation(store *region.RedisStore, httpAddr string, seed 
 		Join: cfg.Join, Logger: log, Keys: kr.Keys, KeyringFile: cfg.KeyringFile,
 	})
 	if err != nil {
-		return fmt.Errorf("joining the gossip pool: %w", err)
+		return fmt.Errorf("joining the gossip pool: %w%s", err, bindHint(err, "--serf-bind"))
 	}
 	a.Members = mem
 	core := federation.DefaultCoreConfig(cfg.Region, mem.LocalName())
