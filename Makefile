@@ -1,11 +1,18 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot release
+.PHONY: run test test-short bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot release
 
 run:
 	go run ./cmd/meridian dev
 
 test:
 	bash scripts/test.sh
+
+# The quick check while working: unit tests with -short (no race detector;
+# tests that start processes, browsers or long federations skip themselves)
+# and one scenario twice. `make test` stays the whole suite.
+test-short:
+	go test -short -count=1 -timeout 5m ./...
+	go run ./cmd/meridian sim run region-cutoff --seed 1 --check-determinism --quiet
 
 bench:
 	bash scripts/bench.sh
