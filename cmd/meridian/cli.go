@@ -152,3 +152,16 @@ func printed(err error) bool {
 	return strings.HasPrefix(msg, "flag provided but not defined") || strings.HasPrefix(msg, "invalid value") ||
 		strings.HasPrefix(msg, "invalid boolean") || strings.HasPrefix(msg, "flag needs an argument") || strings.HasPrefix(msg, "bad flag syntax")
 }
+
+// wantsHelp reports whether args ask for help (-h, -help or --help).
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}

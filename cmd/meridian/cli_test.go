@@ -87,7 +87,8 @@ func TestCLIConventions(t *testing.T) {
 			t.Errorf("%v: status %d\n%s", args, code, out)
 		}
 	}
-	for _, args := range [][]string{{"--help"}, {"agent", "--help"}, {"register", "-h"}, {"instances", "--help"}, {"tls", "--help"}, {"completion", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"agent", "--help"}, {"register", "-h"}, {"instances", "--help"}, {"tls", "--help"}, {"completion", "--help"},
+		{"sim", "run", "--help"}, {"sim", "--help"}, {"acl", "--help"}, {"acl", "token", "create", "--help"}, {"keyring", "--help"}, {"dev", "--help"}} {
 		out, errOut, code := run(nil, args...)
 		if code != 0 || out == "" || errOut != "" {
 			t.Errorf("%v: status %d, stdout %d bytes, stderr %q; want help on stdout and 0", args, code, len(out), errOut)
@@ -96,7 +97,8 @@ func TestCLIConventions(t *testing.T) {
 			t.Errorf("agent --help does not show --region:\n%s", out)
 		}
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"agent", "--bogus"}, {"agent"}, {"register"}, {"regions", "a", "b"}, {"completion", "fish"}, {"version", "extra"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"agent", "--bogus"}, {"agent"}, {"register"}, {"regions", "a", "b"}, {"completion", "fish"}, {"version", "extra"},
+		{"sim", "run"}, {"sim", "nope"}, {"keyring"}, {"tls"}, {"instances"}, {"acl", "token", "list", "--bogus"}} {
 		if _, errOut, code := run(nil, args...); code != 2 || errOut == "" {
 			t.Errorf("%v: status %d, stderr %q; want a usage error, 2", args, code, errOut)
 		}
