@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +86,27 @@ func TestProductionExample(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "us-east.keyring")); err != nil {
 		t.Errorf("the keyring file was not created from MERIDIAN_ENCRYPT: %v", err)
+	}
+}
+
+// TestSampleConfig starts an agent from packaging/meridian.yaml (the
+// systemd unit's config), with only its addresses and store overridden:
+// every key of the sample is a flag the agent knows.
+func TestSampleConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway process")
+	}
+	bin := buildBinary(t)
+	conf, _ := filepath.Abs("../../packaging/meridian.yaml")
+	key, err := exec.Command(bin, "keyring", "generate").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As meridian.env gives it: the gossip key that creates keyring-file.
+	env := []string{"MERIDIAN_ENCRYPT=" + strings.TrimSpace(string(key))}
+	p := startAgentProc(t, bin, freeAddr(t), env, "--config", conf, "--redis", "", "--serf-bind", freeAddr(t),
+		"--join", freeAddr(t), "--keyring-file", filepath.Join(t.TempDir(), "keyring.json"))
+	if log := p.logText(); !strings.Contains(log, `"region":"us-east"`) || strings.Contains(log, "ignoring environment variable") {
+		t.Errorf("the sample's json logs and region us-east are not in the log:\n%s", log)
 	}
 }
