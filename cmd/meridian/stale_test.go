@@ -1,8 +1,14 @@
 package main
 
 import (
+	"log/slog"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/gateway"
 )
 
 func TestStaleReasons(t *testing.T) {
@@ -42,4 +48,68 @@ func TestStaleReasons(t *testing.T) {
 			t.Errorf("%s: ADVERTISED %q, want %q", c.name, got, c.adv)
 		}
 	}
+}
+
+// TestStaleRemoteRegionCLI: with real gateways, a replica of a region
+// whose gateway crashed is reported by 'meridian instances --region' with
+// the real reason (not the local store), and 'meridian regions' shows it
+// in the STALE column.
+func TestStaleRemoteRegionCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for gossip to notice a crashed gateway")
+	}
+	bin := buildBinary(t)
+	quiet := slog.New(slog.DiscardHandler)
+	start := func(region string, join ...string) *gateway.Agent {
+		a, err := gateway.StartAgent(gateway.AgentConfig{Region: region, NodeName: region + "-1", HTTPAddr: "127.0.0.1:0",
+			SerfBind: "127.0.0.1:0", GossipProfile: "local", Join: join, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Kill() })
+		return a
+	}
+	us := start("us-east")
+	eu := start("eu-west", us.Members.(*federation.SerfMembership).BindAddr())
+	if err := devPut(eu.URL()+"/v1/services/web/instances/web-1", `{"address":"10.0.2.1","port":80}`, ""); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		out, err := exec.Command(bin, append(args, "--addr", us.Addr())...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("meridian %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitUntil("us-east's replica of eu-west", func() bool { return strings.Contains(run("instances", "web", "--region", "eu-west"), "web-1") })
+	if out := run("instances", "web", "--region", "eu-west"); strings.Contains(out, "STALE") {
+		t.Fatalf("fresh replica reported stale:\n%s", out)
+	}
+	eu.Kill()
+	var out string
+	waitUntil("the replica to turn stale", func() bool {
+		out = run("instances", "web", "--region", "eu-west")
+		return strings.Contains(out, "STALE")
+	})
+	if strings.Contains(out, "store") || !strings.Contains(out, "region eu-west") {
+		t.Errorf("stale remote replica explained as:\n%s", out)
+	}
+	waitUntil("gossip to mark eu-west's gateway failed", func() bool {
+		out = run("instances", "web", "--region", "eu-west")
+		return strings.Contains(out, "no gateway of region eu-west is alive")
+	})
+	regions := run("regions")
+	if !strings.Contains(regions, "STALE") || !strings.Contains(regions, "yes (no alive gateway)") {
+		t.Errorf("regions table:\n%s", regions)
+	}
+	t.Logf("%s\n%s", out, regions)
 }
