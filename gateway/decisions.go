@@ -69,10 +69,36 @@ func (l *decisionLog) add(now time.Time, key string, req failover.Request, d fai
 	}
 	l.ring[l.seq%decisionLogSize] = decisionRecord{
 		Seq: l.seq, Time: now.UTC(), Service: req.Service, FromRegion: req.FromRegion, Zone: req.FromZone,
-		Tags: slices.Clone(req.Tags), Policy: req.Policy.Mode, Endpoints: len(d.Endpoints),
+		Tags: boundedTags(req.Tags), Policy: req.Policy.Mode, Endpoints: len(d.Endpoints),
 		Shares: maps.Clone(d.Shares), Failover: d.Failover, Panic: d.Panic,
 		StaleRegions: slices.Clone(d.StaleRegions), Explanation: d.Explanation, key: key,
 	}
+}
+
+// Bounds on the query tags a record keeps: they come from the lookup's
+// URL, so without them 128 records of a client's longest URLs could hold
+// a hundred megabytes.
+const (
+	decisionMaxTags   = 16
+	decisionMaxTagLen = 128
+)
+
+func boundedTags(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(tags), decisionMaxTags+1))
+	for i, t := range tags {
+		if i == decisionMaxTags {
+			out = append(out, "…("+strconv.Itoa(len(tags)-i)+" more)")
+			break
+		}
+		if len(t) > decisionMaxTagLen {
+			t = t[:decisionMaxTagLen] + "…"
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // recent returns up to limit records, newest first, that keep says to

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,16 @@ func TestDecisionLogRing(t *testing.T) {
 	}
 	if got := l.recent(3, all); len(got) != 3 {
 		t.Fatalf("limit 3: %d", len(got))
+	}
+	// A lookup's tags are kept within bounds.
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = strings.Repeat("t", 1000)
+	}
+	l.add(now, "k-many", failover.Request{Service: "web", Tags: many}, d("tags", false))
+	tags := l.recent(1, all)[0].Tags
+	if len(tags) != decisionMaxTags+1 || len(tags[0]) > decisionMaxTagLen+len("…") || tags[decisionMaxTags] != "…(984 more)" {
+		t.Fatalf("kept %d tags, first %d bytes, last %q", len(tags), len(tags[0]), tags[len(tags)-1])
 	}
 }
 
