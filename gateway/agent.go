@@ -35,6 +35,10 @@ import (
 type AgentConfig struct {
 	Region   string // region name (a DNS label)
 	HTTPAddr string // listen address, e.g. 127.0.0.1:8700 (port 0 picks one)
+	// HTTPAdvertise is the host:port other gateways use for this one's
+	// HTTP API (advertised in its Serf tags); the listener's address when
+	// empty. Needed when HTTPAddr binds all interfaces (0.0.0.0:8700).
+	HTTPAdvertise string
 	// RedisURL selects the store (see redisstore.RedisOptions). Empty starts an
 	// embedded miniredis whose data does not survive a restart.
 	RedisURL string
@@ -102,6 +106,11 @@ func (c *AgentConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: %q is not host:port: %w", c.HTTPAddr, err)
+	}
+	if c.HTTPAdvertise != "" {
+		if h, _, err := net.SplitHostPort(c.HTTPAdvertise); err != nil || h == "" {
+			return fmt.Errorf("http-advertise: %q is not host:port", c.HTTPAdvertise)
+		}
 	}
 	if c.SerfBind != "" {
 		if _, _, err := net.SplitHostPort(c.SerfBind); err != nil {
@@ -228,7 +237,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.closeStore()
-		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listening on %s: %w%s", cfg.HTTPAddr, err, bindHint(err, "--http"))
 	}
 	a.listener = ln
 
@@ -237,7 +246,11 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Region: cfg.Region,
 	}
 	if cfg.SerfBind != "" {
-		if err := a.startFederation(store, ln.Addr().String(), seed, log); err != nil {
+		advertise := ln.Addr().String()
+		if cfg.HTTPAdvertise != "" {
+			advertise = cfg.HTTPAdvertise
+		}
+		if err := a.startFederation(store, advertise, seed, log); err != nil {
 			ln.Close()
 			a.closeStore()
 			return nil, err
@@ -335,7 +348,7 @@ func (a *Agent) startFederation(store *redisstore.RedisStore, httpAddr string, s
 		Join: cfg.Join, Logger: log, Keys: kr.Keys, KeyringFile: cfg.KeyringFile,
 	})
 	if err != nil {
-		return fmt.Errorf("joining the gossip pool: %w", err)
+		return fmt.Errorf("joining the gossip pool: %w%s", err, bindHint(err, "--serf-bind"))
 	}
 	a.Members = mem
 	a.shards = federation.NewShards(mem.LocalName())

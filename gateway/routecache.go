@@ -143,5 +143,6 @@ func (s *Server) decide(req failover.Request) *routeEntry {
 	views, stamps := s.views(req.Service, true)
 	e := &routeEntry{fp: routeFingerprint(views, stamps, req.Policy), views: views, d: failover.Route(views, req)}
 	s.routes.put(key, e)
+	s.decisions.add(s.cfg.Now(), key, req, e.d)
 	return e
 }

@@ -94,6 +94,7 @@ type Server struct {
 	proxy     *proxy
 	// consulTags caches /v1/catalog/services (consul_api.go).
 	consulTags consulTagsCache
+	decisions  decisionLog // recent routing decisions (decisions.go)
 }
 
 // Default and maximum waits of blocking queries.
@@ -156,7 +157,9 @@ func New(cfg Config) *Server {
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
 	s.aclRoutes(route)
-	s.consulRoutes(route) // consul_api.go
+	s.consulRoutes(route)                                              // consul_api.go
+	route("/v1/decisions", "decisions", identified, s.handleDecisions) // lists only readable services' decisions
+	s.uiRoutes(route)                                                  // the status page (ui.go)
 	if tel.MetricsHandler != nil {
 		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}

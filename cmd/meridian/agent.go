@@ -24,6 +24,7 @@ func cmdAgent(args []string) error {
 	fs.String("config", "", "YAML file of flag values (keys are flag names); env MERIDIAN_CONFIG")
 	regionName := fs.String("region", "", "this gateway's region, a DNS label (required)")
 	httpAddr := fs.String("http", "127.0.0.1:8700", "HTTP listen address")
+	httpAdvertise := fs.String("http-advertise", "", "host:port other gateways use to reach this one's HTTP API (default: the --http address; set it when --http is 0.0.0.0:PORT)")
 	redisURL := fs.String("redis", "", "Redis URL: redis://host:port/db, a cluster with ?addr=h:p&addr=..., sentinel with ?master_name=M; empty runs an embedded in-memory store")
 	logMax := fs.Int("log-max", 0, "changes kept in the region's change log (default 10000)")
 	catchUp := fs.Duration("catch-up", time.Second, "how often the cache reads the change log without a notification")
@@ -111,7 +112,7 @@ func cmdAgent(args []string) error {
 	}
 	a, err := gateway.StartAgent(gateway.AgentConfig{
 		Routing: routing,
-		Region:  *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
+		Region:  *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL, HTTPAdvertise: *httpAdvertise,
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
