@@ -70,7 +70,17 @@ type HealthRunner struct {
 	tel   *probeTelemetry
 
 	loggedDown atomic.Bool // a write failure was logged; cleared on the next success
+
+	// What changed since the last Sync: the keys, or everything (full:
+	// the first Sync, a reload, Resync, or more keys than maxPendingKeys).
+	pendMu   sync.Mutex
+	pendKeys map[Key]struct{}
+	pendFull bool
 }
+
+// maxPendingKeys bounds the changed keys the runner remembers between two
+// Syncs; past it the next Sync reads the whole catalog.
+const maxPendingKeys = 4096
 
 // NewHealthRunner returns a runner over store and cache. Run starts it.
 func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *HealthRunner {
@@ -91,8 +101,9 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, h: NewHealth(opt.Rand),
 		dirty: make(chan struct{}, 1), kick: make(chan struct{}, 1), sem: make(chan struct{}, opt.MaxProbes),
-		tel: newProbeTelemetry(opt)}
-	cache.OnChange(func([]Change, bool) {
+		tel: newProbeTelemetry(opt), pendFull: true}
+	cache.OnChange(func(chs []Change, reload bool) {
+		r.pending(chs, reload)
 		select {
 		case r.dirty <- struct{}{}:
 		default:
@@ -118,6 +129,25 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 	default:
 		return
 	}
+	r.pendMu.Lock()
+	full, keys := r.pendFull, r.pendKeys
+	r.pendFull, r.pendKeys = false, nil
+	r.pendMu.Unlock()
+	if !full {
+		// Only what changed: O(changes), not O(catalog), per burst.
+		list := make([]Key, 0, len(keys))
+		cur := make(map[Key]Instance, len(keys))
+		r.cache.Read(func(c *Catalog) {
+			for k := range keys {
+				list = append(list, k)
+				if in, ok := c.Get(k); ok && r.Owns(k) {
+					cur[k] = in
+				}
+			}
+		})
+		r.h.SyncKeys(now, list, cur)
+		return
+	}
 	var all []Instance
 	r.cache.Read(func(c *Catalog) { all = c.All() })
 	if r.opt.Owns != nil {
@@ -135,11 +165,28 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 // Resync makes the runner re-read the catalog, e.g. after check ownership
 // moved between gateways.
 func (r *HealthRunner) Resync() {
+	r.pending(nil, true)
 	select {
 	case r.dirty <- struct{}{}:
 	default:
 	}
 	r.Kick()
+}
+
+// pending records what changed for the next Sync.
+func (r *HealthRunner) pending(chs []Change, full bool) {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	if full || r.pendFull || len(r.pendKeys)+len(chs) > maxPendingKeys {
+		r.pendFull, r.pendKeys = true, nil
+		return
+	}
+	if r.pendKeys == nil {
+		r.pendKeys = make(map[Key]struct{}, len(chs))
+	}
+	for _, ch := range chs {
+		r.pendKeys[Key{Service: ch.Service, ID: ch.ID}] = struct{}{}
+	}
 }
 
 // Owns reports whether this runner checks the instance.
