@@ -120,4 +120,9 @@ func benchWrites(b *testing.B, redisURL string) {
 	p99 := all[min(len(all)-1, len(all)*99/100)]
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acks/s")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	if rs, ok := a.Store.(interface{ CommitStats() (int64, int64) }); ok {
+		if trips, writes := rs.CommitStats(); trips > 0 {
+			b.ReportMetric(float64(writes)/float64(trips), "writes/roundtrip")
+		}
+	}
 }
