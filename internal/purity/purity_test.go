@@ -49,6 +49,7 @@ var coreFiles = []string{
 	"region/decode.go",
 	"region/doc.go",
 	"region/health.go",
+	"region/healthsync.go",
 	"region/instance.go",
 	"region/store.go",
 	"region/storeloss.go",
@@ -72,6 +73,7 @@ var drivers = []string{
 	"region/faultstore.go",         // Store decorator injecting faults
 	"region/healthrunner.go",       // runs probes on a timer
 	"region/healthrunner_telemetry.go",
+	"region/groupcommit.go",
 	"region/memstore.go",   // in-memory Store twin
 	"region/probe.go",      // HTTP and TCP health probes
 	"region/redisstore.go", // Store on Redis
