@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/meridian-sd/meridian/internal/redistest"
 )
 
@@ -19,14 +21,32 @@ import (
 // its own result; the successful ones must hold every version from 1 up
 // exactly once, each in the change log exactly once with its own key; and
 // the writes must have gone in fewer round trips than writes (batched).
+//
+// It runs with the default options and with batches of at most 3 writes,
+// so that a round trip pipelines several script calls; and Redis forgets
+// its scripts (SCRIPT FLUSH) before the run, so the first round trip finds
+// NOSCRIPT and sends the script's text.
 func TestGroupCommitConcurrentMixed(t *testing.T) {
 	url := redistest.FromEnv(t)
-	s, err := NewRedisStore(RedisOptions{URL: url, Region: uniqueRegion()})
-	if err != nil {
-		t.Fatal(err)
+	for _, opt := range []CommitOptions{{}, {MaxBatch: 3, MaxScripts: 4}} {
+		t.Run(fmt.Sprintf("max-batch=%d", opt.MaxBatch), func(t *testing.T) {
+			s, err := NewRedisStore(RedisOptions{URL: url, Region: uniqueRegion()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetCommitOptions(opt)
+			if err := s.Client().ScriptFlush(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			testGroupCommitMixed(t, s)
+		})
 	}
-	defer s.Close()
+}
+
+func testGroupCommitMixed(t *testing.T, s *RedisStore) {
 	ctx := context.Background()
+	var err error
 	// Each writer owns one instance it registers first.
 	const writers, rounds = 32, 20
 	seed := make([]Change, writers)
@@ -241,4 +261,16 @@ func TestGroupCommitCancelQueued(t *testing.T) {
 			t.Fatalf("the abandoned write was applied: %+v", in)
 		}
 	}
+}
+
+// TestGroupCommitMiniredis: the embedded store (miniredis, the agent's
+// default) goes through the same group commit, with the same results.
+func TestGroupCommitMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	s, err := NewRedisStore(RedisOptions{URL: "redis://" + m.Addr() + "/0", Region: uniqueRegion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testGroupCommitMixed(t, s)
 }
