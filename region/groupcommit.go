@@ -165,7 +165,9 @@ type committer struct {
 	// last is the highest version a round trip of this store wrote. The
 	// store's own subscriber uses them to drop the notifications of its
 	// own writes (OnCommit already has them) instead of waking a catch-up
-	// read for each.
+	// read for each. A foreign write whose notification is dropped that
+	// way comes before the last round trip's versions, so applying those
+	// finds the gap and the cache catches up anyway.
 	flightMu sync.Mutex
 	flight   chan struct{}
 	last     atomic.Uint64
@@ -400,9 +402,9 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 	}
 	if len(changes) > 0 {
 		slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.Version, b.Version) })
-		if v := changes[len(changes)-1].Version; v > g.last.Load() {
-			g.last.Store(v)
-		}
+		// The last round trip's, not the highest ever: after the store
+		// lost data, versions start again from below.
+		g.last.Store(changes[len(changes)-1].Version)
 	}
 	if fn := g.onCommit.Load(); fn != nil && len(changes) > 0 {
 		(*fn)(changes)
