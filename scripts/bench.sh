@@ -333,7 +333,7 @@ fi
 
 if [[ "$extra" == 1 ]]; then
 	say "BENCH_EXTRA=1: the Go read benchmarks (-benchtime $duration), the cost of ACLs, the proxy's tail latency"
-	go test -run '^$' -bench . -benchmem -benchtime "$duration" ./federation/
+	go test -run '^$' -bench . -benchmem -benchtime "$duration" ./federation/...
 	"$tmp/gateway.test" -test.run '^$' -test.bench 'BenchmarkLookup' -test.benchmem -test.benchtime "$duration"
 	bash scripts/bench-acl.sh "$tmp/meridian" "$tmp/freeport"
 	"$tmp/gateway.test" -test.run '^$' -test.bench 'ProxyTail' -test.benchtime 1x | grep -E 'Benchmark|ok'
