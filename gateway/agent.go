@@ -230,6 +230,9 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache"),
 		OnStoreLoss: region.OnStoreLoss(cfg.OnStoreLoss)})
+	// Each group-commit round trip lands in the cache once, in version
+	// order, before its writers are answered (read-your-writes).
+	store.OnCommit(func(chs []region.Change) { a.Cache.Apply(chs...) })
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()

@@ -53,6 +53,7 @@ var coreFiles = []string{
 	"region/decode.go",
 	"region/doc.go",
 	"region/health.go",
+	"region/healthsync.go",
 	"region/instance.go",
 	"region/store.go",
 	"region/storeloss.go",
