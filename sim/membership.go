@@ -25,6 +25,14 @@ type memberView struct {
 	// aliveAt is when the core was last told the subject is alive after
 	// not being so (a join, a rejoin after a cut, a restart).
 	aliveAt time.Duration
+	// Link loss (linkloss.go): the exposure last sampled (kept on the
+	// lower-indexed gateway's view), a generation that voids the spells
+	// of an older sample, how many samples the pair drew, and whether the
+	// core now believes failed because of a loss spell.
+	lossKey   lossKey
+	lossGen   int
+	lossDraws int
+	lossDown  bool
 }
 
 // pathOK reports whether gossip gets between regions a and b: directly, or
@@ -116,6 +124,7 @@ func (w *world) recomputeMembership() {
 			}
 			vw.target = want
 			vw.gen++
+			vw.lossDown = false
 			if want == vw.status {
 				continue // back to what the core believes: nothing to deliver
 			}
@@ -143,6 +152,7 @@ func (w *world) recomputeMembership() {
 			})
 		}
 	}
+	w.recomputeLoss()
 }
 
 // applyMember delivers a status change of s to o's federation core.
