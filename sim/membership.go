@@ -91,7 +91,9 @@ func (w *world) side(o *gateway) int {
 //     the length of the cut (Serf's reconnect loop crosses it);
 //   - a gateway that restarts learns the live members from its join's
 //     push/pull (one round trip), and the failed ones as before (Rejoin);
-//   - a graceful leave: Spread.
+//   - a graceful leave: Spread;
+//   - loss on a link no third region bridges: false failures and their
+//     recovery from LossSpells (recomputeLoss, linkloss.go).
 //
 // A pending transition the truth undoes is cancelled.
 func (w *world) recomputeMembership() {
