@@ -53,6 +53,44 @@ type lossNode struct {
 	pushPull, reconn time.Duration
 	spells           []Spell
 	open             int // index of the open spell, -1 if none
+	// the probe list (state.go probe): self, the other, the n-2 others
+	list []int8
+	pos  int
+	last int8 // what the last tick probed
+}
+
+// Probe list entries.
+const (
+	probeSelf = iota
+	probeOther
+	probeThird
+	probeNone
+)
+
+// next runs one probe tick's walk of the list (memberlist state.go probe):
+// it skips itself and a dead other, reshuffles at the end of the list
+// (resetNodes), and gives up after as many steps as the list is long, so
+// that with two members some ticks probe no one. It reports whether the
+// tick probes the other (nd.last says what it did).
+func (nd *lossNode) next(rng *rand.Rand, otherDead bool) bool {
+	nd.last = probeNone
+	for check := 0; check < len(nd.list); {
+		if nd.pos >= len(nd.list) {
+			rng.Shuffle(len(nd.list), func(a, b int) { nd.list[a], nd.list[b] = nd.list[b], nd.list[a] })
+			nd.pos = 0
+			check++
+			continue
+		}
+		kind := nd.list[nd.pos]
+		nd.pos++
+		if kind == probeSelf || (kind == probeOther && otherDead) {
+			check++
+			continue
+		}
+		nd.last = kind
+		return kind == probeOther
+	}
+	return false
 }
 
 // LossSpells samples, for span, the false failures that loss on the one
@@ -106,6 +144,13 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 	for i := range nodes {
 		nd := &nodes[i]
 		*nd = lossNode{inc: 1, seen: 1, pending: -1, open: -1, gossiped: -1}
+		nd.list = make([]int8, n)
+		nd.list[0], nd.list[1] = probeSelf, probeOther
+		for k := 2; k < n; k++ {
+			nd.list[k] = probeThird
+		}
+		rng.Shuffle(n, func(a, b int) { nd.list[a], nd.list[b] = nd.list[b], nd.list[a] })
+		nd.pos = rng.IntN(n + 1)
 		nd.probe = time.Duration(rng.Int64N(int64(p.ProbeInterval)))
 		nd.gossipPhase = time.Duration(rng.Int64N(int64(p.GossipInterval)))
 		nd.pushPull = -1
@@ -235,8 +280,11 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 				suspect(i)
 			}
 			start := now
-			if nd.state == lossDead {
+			if !nd.next(rng, nd.state == lossDead) {
 				nd.probe = start + p.ProbeInterval
+				if nd.last == probeThird {
+					nd.score = max(nd.score-1, 0) // a third member answered
+				}
 				break
 			}
 			scaled := p.ProbeInterval * time.Duration(nd.score+1)

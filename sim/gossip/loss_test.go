@@ -51,9 +51,9 @@ func lossModel(p Profile, loss float64, hours int) (perHour float64, down time.D
 // TestLossModelMatchesSerf compares the link-loss model with real Serf's
 // measured false failures (lossReal; re-measure with TestLossMeasure).
 // Tolerances: where real Serf raised at least 10 an hour, the model's rate
-// is within a factor of 2.5 of the real mean (measured: 1.3x to 2.1x, the
-// model always above real, most at 60% loss) and its mean dead spell within
-// a factor of 2 (measured: 0.7x to 1.4x); the rarer rows (lan and wan at
+// is within a factor of 2 of the real mean (measured: 1.3x to 1.75x, the
+// model above real at 60% loss) and its mean dead spell within a factor of
+// 2 (measured: 0.8x to 0.97x); the rarer rows (lan and wan at
 // 30%: 1 to 8 events, their spells 1s to 12s) only bound the rate within a
 // factor of 4 (Poisson noise on a handful of events is about that). Run
 // with -v for the table.
@@ -73,7 +73,7 @@ func TestLossModelMatchesSerf(t *testing.T) {
 		realDown := (r.down[0] + r.down[1]) / 2
 		t.Logf("%-6s %3.0f%%  %-22s  %-22s", r.profile, 100*r.loss,
 			fmt.Sprintf("%.1f / %.1f", realRate, rate), fmt.Sprintf("%v / %v", realDown, down.Round(100*time.Millisecond)))
-		factor := 2.5
+		factor := 2.0
 		if realRate < 10 {
 			factor = 4
 		}
