@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"math"
+	"math/rand/v2"
+	"time"
+
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/sim/gossip"
 )
@@ -71,13 +75,50 @@ func (w *world) pairLossKey(o, s *gateway) lossKey {
 	return k
 }
 
-// recomputeLoss draws, for every pair of gateways whose link-loss exposure
-// changed, the false failures the loss makes each raise about the other
-// until the end of the run (gossip.Profile.LossSpells: memberlist's
-// probes, indirect probes, TCP fallback, suspicion and refutation, pair by
-// pair with its own seeded stream) and schedules them. A failure shows
-// only while the truth says alive; a spell ends when its sample says,
-// even if the loss stops first (the refutation or reconnect is under way).
+// lossTracePeriod is how long a link-loss sample runs (LossSpells, once
+// per exposure and run); each pair replays it from its own random offset,
+// round and round.
+const lossTracePeriod = 6 * time.Hour
+
+// lossTrace is one LossSpells sample for an exposure: the spells that
+// ended (a and b's views), over period.
+type lossTrace struct {
+	period time.Duration
+	spells [2][]gossip.Spell
+}
+
+// lossTraceFor returns the sample for key, drawing it on first use from a
+// stream seeded by the run's seed and the key.
+func (w *world) lossTraceFor(key lossKey) *lossTrace {
+	if tr, ok := w.lossTraces[key]; ok {
+		return tr
+	}
+	h := splitmix(math.Float64bits(key.ab)) ^ splitmix(math.Float64bits(key.ba)+1) ^ splitmix(uint64(key.n)+2)
+	rng := rand.New(rand.NewPCG(splitmix(w.seed), h^streamLoss))
+	out := w.profile.LossSpells(rng, key.n, key.ab, key.ba, lossTracePeriod)
+	tr := &lossTrace{period: lossTracePeriod}
+	for i, ss := range out {
+		for _, s := range ss {
+			if s.End >= 0 {
+				tr.spells[i] = append(tr.spells[i], s)
+			}
+		}
+	}
+	if w.lossTraces == nil {
+		w.lossTraces = map[lossKey]*lossTrace{}
+	}
+	w.lossTraces[key] = tr
+	return tr
+}
+
+// recomputeLoss starts, for every pair of gateways whose link-loss
+// exposure changed, the false failures the loss makes each raise about
+// the other: the exposure's LossSpells sample (memberlist's probes,
+// indirect probes, TCP fallback, suspicion and refutation; lossTraceFor),
+// replayed from an offset drawn from the pair's own seeded stream, one
+// spell at a time until the exposure changes again. A failure shows only
+// while the truth says alive; a spell ends when the sample says, even if
+// the loss stops first (the refutation or reconnect is under way).
 func (w *world) recomputeLoss() {
 	for _, o := range w.gateways {
 		for _, s := range w.gateways[o.idx+1:] {
@@ -89,43 +130,59 @@ func (w *world) recomputeLoss() {
 			vo.lossKey = key
 			vo.lossGen++
 			s.view[o.idx].lossGen++
-			span := w.end - w.now
-			if key.n == 0 || span <= 0 {
+			if key.n == 0 {
 				continue
 			}
+			tr := w.lossTraceFor(key)
 			vo.lossDraws++
 			pair := uint64(o.idx*len(w.gateways) + s.idx)
-			rng := w.rand(streamLoss + pair<<12 + uint64(vo.lossDraws))
-			spells := w.profile.LossSpells(rng, key.n, key.ab, key.ba, span)
-			w.scheduleLoss(o, s, spells[0])
-			w.scheduleLoss(s, o, spells[1])
+			off := time.Duration(w.rand(streamLoss + pair<<12 + uint64(vo.lossDraws)).Int64N(int64(tr.period)))
+			w.startLoss(o, s, tr.spells[0], tr.period, off)
+			w.startLoss(s, o, tr.spells[1], tr.period, off)
 		}
 	}
 }
 
-// scheduleLoss schedules o's false failures of s.
-func (w *world) scheduleLoss(o, s *gateway, spells []gossip.Spell) {
-	gen, inc, sinc := o.view[s.idx].lossGen, o.inc, s.inc
-	for _, sp := range spells {
-		w.after(sp.Start, func() {
-			vw := &o.view[s.idx]
-			if vw.lossGen != gen || !o.running || o.inc != inc || s.inc != sinc ||
-				vw.target != federation.StatusAlive || vw.status != federation.StatusAlive {
-				return
-			}
+// startLoss replays o's spells about s from offset off of the sample.
+func (w *world) startLoss(o, s *gateway, spells []gossip.Spell, period, off time.Duration) {
+	if len(spells) == 0 {
+		return
+	}
+	k := len(spells) // the first spell starting at or after off: lap 0 or 1
+	for i, sp := range spells {
+		if sp.Start >= off {
+			k = i
+			break
+		}
+	}
+	w.nextLoss(o, s, spells, period, w.now-off, k, o.view[s.idx].lossGen, o.inc, s.inc)
+}
+
+// nextLoss schedules spell k (lap k/len, counted from base) of o's view of
+// s, and from it the next.
+func (w *world) nextLoss(o, s *gateway, spells []gossip.Spell, period, base time.Duration, k, gen, inc, sinc int) {
+	sp := spells[k%len(spells)]
+	at := base + time.Duration(k/len(spells))*period + sp.Start
+	if at > w.end {
+		return
+	}
+	w.after(at-w.now, func() {
+		vw := &o.view[s.idx]
+		if vw.lossGen != gen || !o.running || o.inc != inc || s.inc != sinc {
+			return
+		}
+		if vw.target == federation.StatusAlive && vw.status == federation.StatusAlive {
 			vw.lossDown = true
 			w.applyMember(o, s, federation.StatusFailed)
-		})
-		if sp.End < 0 {
-			continue
+			w.after(sp.Down(), func() {
+				vw := &o.view[s.idx]
+				if !vw.lossDown || !o.running || o.inc != inc || s.inc != sinc || vw.target != federation.StatusAlive {
+					return
+				}
+				vw.lossDown = false
+				w.applyMember(o, s, federation.StatusAlive)
+			})
 		}
-		w.after(sp.End, func() {
-			vw := &o.view[s.idx]
-			if !vw.lossDown || !o.running || o.inc != inc || s.inc != sinc || vw.target != federation.StatusAlive {
-				return
-			}
-			vw.lossDown = false
-			w.applyMember(o, s, federation.StatusAlive)
-		})
-	}
+		w.nextLoss(o, s, spells, period, base, k+1, gen, inc, sinc)
+	})
 }

@@ -30,6 +30,8 @@ type world struct {
 
 	net      *network
 	memRng   *rand.Rand
+	// lossTraces: link-loss samples by exposure (linkloss.go)
+	lossTraces map[lossKey]*lossTrace
 	trafRng  *rand.Rand
 	stormRng *rand.Rand
 

@@ -88,11 +88,13 @@
 // gateway learns the live members from its join's push/pull, one round
 // trip. Loss on a link (a scenario's loss, or the degrade fault) reaches
 // membership through LossSpells (sim/linkloss.go): for every pair of
-// gateways on a lossy link that no running third region bridges, it draws
-// from the pair's own seeded stream, whenever the link's loss or the pair's
-// truth changes, the false failures each end raises about the other until
-// the end of the run, and feeds them to the cores as failed and alive
-// events. A link a third region bridges gets none: memberlist's indirect
+// gateways on a lossy link that no running third region bridges, it
+// replays, from the moment the link's loss or the pair's truth changes
+// until it changes again, a six-hour LossSpells sample of that exposure
+// (loss each way, members on the link; drawn once a run, from the run's
+// seed) from an offset drawn from the pair's own seeded stream, and feeds
+// the false failures each end raises about the other to the cores as
+// failed and alive events, one spell at a time. A link a third region bridges gets none: memberlist's indirect
 // probes and gossip go around it, and real Serf marks no one failed at 30%
 // loss (lossy_test.go). A one-way cut is a cut (both ends see the other
 // failed, as measured: see "Checked against real Serf").

@@ -118,3 +118,12 @@ func TestLossSpellsDeterministic(t *testing.T) {
 		t.Errorf("30%% loss, local: %d false failures with 4 members, %d with 2; want fewer with 4", nm, nf)
 	}
 }
+
+// BenchmarkLossSpells: one pair on a lossy link for a day (the simulator
+// draws this once per pair whenever the link's loss changes).
+func BenchmarkLossSpells(b *testing.B) {
+	p, _ := ProfileByName(Local)
+	for i := range b.N {
+		p.LossSpells(rand.New(rand.NewPCG(uint64(i), 1)), 2, 0.3, 0.3, 24*time.Hour)
+	}
+}
