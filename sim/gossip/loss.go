@@ -53,6 +53,11 @@ type lossNode struct {
 	pushPull, reconn time.Duration
 	spells           []Spell
 	open             int // index of the open spell, -1 if none
+	// relayed copies of its last broadcasts (n > 2): when the other
+	// members' gossip carries them to the other (-1: none pending)
+	relaySelf, relayOther time.Duration
+	relayedSelf           lossMsg
+	relayedOther          lossMsg
 	// the probe list (state.go probe): self, the other, the n-2 others
 	list []int8
 	pos  int
@@ -124,6 +129,10 @@ func (nd *lossNode) next(rng *rand.Rand, otherDead bool) bool {
 //     every GossipInterval to GossipNodes random members (the other with
 //     probability GossipNodes/(n-1)), to a dead member only for
 //     GossipToTheDeadTime.
+//   - with more members (n > 2, all on one side or the other of the
+//     link), a new broadcast also spreads through them and reaches the
+//     other after a Spread(n) stretched by 1/(1-loss): a rough stand-in
+//     for gossip relayed across the link by many members.
 //   - every PushPullPeriod(n) each pushes/pulls full state over a stream
 //     with a random member it holds alive (the other with probability
 //     1/(n-1)); every ReconnectInterval, a member that holds the other dead
@@ -143,7 +152,7 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 	var nodes [2]lossNode
 	for i := range nodes {
 		nd := &nodes[i]
-		*nd = lossNode{inc: 1, seen: 1, pending: -1, open: -1, gossiped: -1}
+		*nd = lossNode{inc: 1, seen: 1, pending: -1, open: -1, gossiped: -1, relaySelf: -1, relayOther: -1}
 		nd.list = make([]int8, n)
 		nd.list[0], nd.list[1] = probeSelf, probeOther
 		for k := 2; k < n; k++ {
@@ -177,6 +186,22 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 		return self, other
 	}
 	var now time.Duration
+	// relay: with other members in the pool, a new broadcast of i also
+	// spreads through them (gossip, GossipNodes a tick, RetransmitLimit
+	// each) and reaches the other after a Spread, slowed by the loss on
+	// the link it must cross (1/(1-loss) tries).
+	relay := func(i int, self bool) {
+		if n <= 2 {
+			return
+		}
+		nd := &nodes[i]
+		d := time.Duration(float64(p.Spread(rng, n)) / float64(1-min(loss[i], 0.99)))
+		if self {
+			nd.relaySelf, nd.relayedSelf = now+d, nd.self
+		} else {
+			nd.relayOther, nd.relayedOther = now+d, nd.other
+		}
+	}
 	refute := func(i, accused int) {
 		nd := &nodes[i]
 		if accused < nd.inc {
@@ -184,6 +209,7 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 		}
 		nd.inc = accused + 1
 		nd.self = lossMsg{kind: lossAlive, inc: nd.inc, left: limit}
+		relay(i, true)
 		nd.score = min(nd.score+1, p.AwarenessMaxMultiplier-1)
 	}
 	// hearAlive: i hears the other is alive at incarnation inc.
@@ -211,6 +237,7 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 		}
 		nd.state, nd.until = lossSuspect, now+suspicion
 		nd.other = lossMsg{kind: lossSuspect, inc: nd.seen, left: limit}
+		relay(i, false)
 	}
 	// deliver applies a message's piggybacked broadcasts from i at the other.
 	deliver := func(i int, self, other lossMsg) {
@@ -240,11 +267,11 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 	end := span + 10*max(p.ReconnectInterval, p.GossipToTheDeadTime, ppPeriod)
 	for range 50_000_000 {
 		// The next event: 0 probe, 1 gossip, 2 push/pull, 3 reconnect,
-		// 4 suspicion timeout, of either member.
+		// 4 suspicion timeout, 5 and 6 relayed broadcasts, of either member.
 		who, what, at := -1, -1, end
 		for i := range nodes {
 			nd := &nodes[i]
-			cand := [5]time.Duration{nd.probe, -1, nd.pushPull, nd.reconn, -1}
+			cand := [7]time.Duration{nd.probe, -1, nd.pushPull, nd.reconn, -1, nd.relaySelf, nd.relayOther}
 			if nd.pending >= 0 {
 				cand[0] = nd.pending
 			}
@@ -350,9 +377,16 @@ func (p Profile) LossSpells(rng *rand.Rand, n int, lossAB, lossBA float64, span 
 					exchange(i)
 				}
 			}
+		case 5: // relayed refutation arrives
+			nd.relaySelf = -1
+			deliver(i, nd.relayedSelf, lossMsg{})
+		case 6: // relayed suspicion or death arrives
+			nd.relayOther = -1
+			deliver(i, lossMsg{}, nd.relayedOther)
 		case 4: // suspicion timeout
 			nd.state, nd.deadAt = lossDead, now
 			nd.other = lossMsg{kind: lossDead, inc: nd.seen, left: limit}
+			relay(i, false)
 			if now < span {
 				nd.spells = append(nd.spells, Spell{Start: now, End: -1})
 				nd.open = len(nd.spells) - 1
