@@ -30,10 +30,11 @@ type world struct {
 
 	net      *network
 	memRng   *rand.Rand
-	// lossTraces: link-loss samples by exposure (linkloss.go)
-	lossTraces map[lossKey]*lossTrace
 	trafRng  *rand.Rand
 	stormRng *rand.Rand
+
+	// lossTraces: link-loss samples by exposure (linkloss.go)
+	lossTraces map[lossKey]*lossTrace
 
 	regions  []*regionSim
 	gateways []*gateway // all, region by region
