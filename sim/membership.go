@@ -25,6 +25,14 @@ type memberView struct {
 	// aliveAt is when the core was last told the subject is alive after
 	// not being so (a join, a rejoin after a cut, a restart).
 	aliveAt time.Duration
+	// Link loss (linkloss.go): the exposure last sampled (kept on the
+	// lower-indexed gateway's view), a generation that voids the spells
+	// of an older sample, how many samples the pair drew, and whether the
+	// core now believes failed because of a loss spell.
+	lossKey   lossKey
+	lossGen   int
+	lossDraws int
+	lossDown  bool
 }
 
 // pathOK reports whether gossip gets between regions a and b: directly, or
@@ -83,7 +91,9 @@ func (w *world) side(o *gateway) int {
 //     the length of the cut (Serf's reconnect loop crosses it);
 //   - a gateway that restarts learns the live members from its join's
 //     push/pull (one round trip), and the failed ones as before (Rejoin);
-//   - a graceful leave: Spread.
+//   - a graceful leave: Spread;
+//   - loss on a link no third region bridges: false failures and their
+//     recovery from LossSpells (recomputeLoss, linkloss.go).
 //
 // A pending transition the truth undoes is cancelled.
 func (w *world) recomputeMembership() {
@@ -116,6 +126,7 @@ func (w *world) recomputeMembership() {
 			}
 			vw.target = want
 			vw.gen++
+			vw.lossDown = false
 			if want == vw.status {
 				continue // back to what the core believes: nothing to deliver
 			}
@@ -143,6 +154,7 @@ func (w *world) recomputeMembership() {
 			})
 		}
 	}
+	w.recomputeLoss()
 }
 
 // applyMember delivers a status change of s to o's federation core.

@@ -33,6 +33,9 @@ type world struct {
 	trafRng  *rand.Rand
 	stormRng *rand.Rand
 
+	// lossTraces: link-loss samples by exposure (linkloss.go)
+	lossTraces map[lossKey]*lossTrace
+
 	regions  []*regionSim
 	gateways []*gateway // all, region by region
 	gwByName map[string]*gateway

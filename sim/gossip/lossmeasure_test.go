@@ -67,9 +67,9 @@ func lossEvents(t *testing.T, profile string, n int, loss float64, d time.Durati
 
 // TestLossMeasure prints, for two real Serf members alone on a lossy link
 // (no third member to relay indirect probes), how many false failures an
-// hour raises and how long each lasts. The simulator does not model this
-// case yet (see the package doc, "Link loss"); these are the numbers a
-// model must meet. Opt-in: go test ./sim/gossip/ -run TestLossMeasure -v -args -lossmeasure
+// hour raises and how long each lasts: the reference numbers (lossReal in
+// loss_test.go) that TestLossModelMatchesSerf holds LossSpells to (see the
+// package doc, "Link loss"). Opt-in: go test ./sim/gossip/ -run TestLossMeasure -v -args -lossmeasure
 func TestLossMeasure(t *testing.T) {
 	if !*lossMeasure {
 		t.Skip("opt-in: -args -lossmeasure")

@@ -51,8 +51,8 @@ func lossyFailures(t *testing.T, profile string, n int, loss float64, d time.Dur
 // mark anyone failed, so the simulator's membership ignores loss on a link
 // that a third region bridges. Without a relay the same harness does see
 // loss-driven failures (measured over an hour: local, 2 members, 30% loss:
-// 45 failed events, 60%: 184; wan 60%: 9); the simulator does not model
-// that case (see the package doc).
+// 45 failed events, 60%: 184; wan 60%: 9); the simulator draws those from
+// LossSpells (see the package doc, "Link loss").
 func TestLossyLinkSerf(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real Serf for a few seconds of wall time")
