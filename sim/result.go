@@ -38,7 +38,7 @@ const (
 )
 
 // InvariantNames lists the invariants checked, sorted.
-var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic}
+var InvariantNames = []string{InvNoLostAck, InvConverged, InvStaleness, InvUnreachable, InvVersionMonotonic}
 
 // Violation is one breach of an invariant.
 type Violation struct {

@@ -118,6 +118,10 @@ func TestScenarioFailures(t *testing.T) {
 invariants:
   FAIL  no_lost_ack  violations=3
   PASS  version_monotonic  violations=0
+
+result: FAIL
+FAIL expectation dead_share = 0.2, want <= 0.001 (x.yaml:3)
+FAIL invariant no_lost_ack
 `
 	if got, want := scenarioFailures(out), "expect dead_share, invariant no_lost_ack"; got != want {
 		t.Errorf("scenarioFailures = %q, want %q", got, want)

@@ -349,7 +349,10 @@ func scenarioFailures(text string) string {
 			section = "invariant "
 			continue
 		}
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "FAIL"); ok {
+		if strings.HasPrefix(line, "result:") {
+			section = ""
+		}
+		if rest, ok := strings.CutPrefix(line, "  FAIL"); ok && section != "" {
 			if f := strings.Fields(rest); len(f) > 0 {
 				got = append(got, section+f[0])
 			}
