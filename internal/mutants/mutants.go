@@ -107,10 +107,10 @@ var All = []Mutant{
 		Desc:    "the TTL is added twice: an instance that stopped heartbeating stays passing for two TTLs",
 	},
 	{
-		Name: "health-probe-timeout-warning", Area: "region", File: "region/health.go",
-		Find:    "st.result(now, ProbeResult{Status: StatusCritical,",
-		Replace: "st.result(now, ProbeResult{Status: StatusWarning,",
-		Desc:    "a probe that times out counts as warning (slow but alive) instead of critical: hung instances keep traffic",
+		Name: "health-restart-starts-critical", Area: "region", File: "region/health.go",
+		Find:    "\tst.status, st.output = in.Status, healthTruncate(in.Output)\n",
+		Replace: "\tst.status, st.output = InitialStatus(&c), \"\"\n",
+		Desc:    "a new check state ignores the status in the store: after a gateway restart every checked instance starts critical",
 	},
 	{
 		Name: "health-deregister-zero-means-now", Area: "region", File: "region/health.go",
