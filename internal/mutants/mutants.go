@@ -145,10 +145,10 @@ var All = []Mutant{
 		Desc:    "off by one: a catch-up that applies a single change does not tell OnChange (version not published, no new check)",
 	},
 	{
-		Name: "storeloss-new-epoch-missed", Area: "region", File: "region/storeloss.go",
-		Find:    "\tcase got.Version < seen.Version:\n\t\treturn true,",
-		Replace: "\tcase got.Version < seen.Version && false:\n\t\treturn true,",
-		Desc:    "a store that came back in a new epoch with a lower version is not taken as data loss (only the same epoch is checked)",
+		Name: "cache-detectloss-args-swapped", Area: "region", File: "region/cache.go",
+		Find:    "if lost, reason := DetectLoss(mark, snap.Mark()); lost {",
+		Replace: "if lost, reason := DetectLoss(snap.Mark(), mark); lost {",
+		Desc:    "seen and found swapped: an emptied store is not taken as data loss, the cache loads it and forgets acknowledged writes",
 	},
 	{
 		Name: "restore-version-not-above-seen", Area: "region", File: "region/storeloss.go",

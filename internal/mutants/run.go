@@ -304,7 +304,16 @@ func runProbe(ctx context.Context, bin, dir string, p probe, o *Options) (failed
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	var err error
+	if p.fuzz {
+		// Stop at the first failing seed instead of running the rest.
+		var by string
+		if by, err = fuzzFirstFailure(cmd, &out); by != "" {
+			return true, by
+		}
+	} else {
+		err = cmd.Run()
+	}
 	if ctx.Err() != nil {
 		return false, ""
 	}
@@ -535,4 +544,40 @@ func pctOf(a, b int) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.0f%%", 100*float64(a)/float64(b))
+}
+
+// fuzzFirstFailure runs a 'sim fuzz' command, reading its output as it
+// comes; at the first "FAIL seed" line it kills the run and returns what
+// failed. Otherwise it waits for the end (the output is left in out) and
+// returns "" and the command's error.
+func fuzzFirstFailure(cmd *exec.Cmd, out *bytes.Buffer) (string, error) {
+	cmd.Stdout = nil
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if rest, ok := strings.CutPrefix(line, "FAIL seed "); ok {
+			cmd.Process.Kill()
+			io.Copy(io.Discard, pipe)
+			cmd.Wait()
+			return "fuzz seed " + clip(strings.TrimSpace(rest), 200), nil
+		}
+	}
+	io.Copy(io.Discard, pipe)
+	return "", cmd.Wait()
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
