@@ -469,7 +469,7 @@ func printTable(w io.Writer, rs []Result, o *Options, wall time.Duration) {
 		if r.Status == Caught {
 			t = r.ToCatch.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Mutant.Name, r.Mutant.Area, r.Mutant.File, oneLine(r), t, r.Runs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Mutant.Name, r.Mutant.Area, r.Mutant.File, clip(oneLine(r), 110), t, r.Runs)
 	}
 	tw.Flush()
 	caught := count(rs, Caught)
