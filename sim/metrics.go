@@ -40,6 +40,7 @@ type metricsState struct {
 	viol       map[string]*violAcc
 	violAt     []ViolationMark
 	lostNote   string
+	convNote   string // replicas_converged: what was compared
 	lostCheck  bool
 	lostChecks int
 }
@@ -278,6 +279,7 @@ func (w *world) checkLostAcks() {
 		}
 	}
 	m.lostNote = fmt.Sprintf("%d (registration, gateway) pairs checked", m.lostChecks)
+	w.checkConverged()
 }
 
 // result assembles the Result.
@@ -336,8 +338,14 @@ func (w *world) result() *Result {
 	for _, name := range InvariantNames {
 		a := m.viol[name]
 		ir := InvariantResult{Name: name, Count: a.count, Checked: true}
-		if name == InvNoLostAck {
+		switch name {
+		case InvNoLostAck:
 			ir.Checked, ir.Note = m.lostCheck, m.lostNote
+		case InvConverged:
+			ir.Checked, ir.Note = m.lostCheck, m.convNote
+			if !m.lostCheck {
+				ir.Note = m.lostNote
+			}
 		}
 		if name == InvLiveRegion {
 			ir.Note = w.oracleNote()

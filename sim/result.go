@@ -43,7 +43,7 @@ const (
 )
 
 // InvariantNames lists the invariants checked.
-var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion}
+var InvariantNames = []string{InvNoLostAck, InvConverged, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion}
 
 // Violation is one breach of an invariant.
 type Violation struct {

@@ -51,6 +51,10 @@ type world struct {
 	faultSpans []FaultSpan
 	ext        extState      // faults_more.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
+
+	// instantEvents counts the events at the current simulated instant
+	// (the livelock guard, instantGuard).
+	instantEvents int64
 }
 
 // testHooks let tests inject bug-like behaviour to prove that the
@@ -207,6 +211,9 @@ func (w *world) run() error {
 			break
 		}
 		ev := w.q.pop()
+		if err := w.instantGuard(ev.at); err != nil {
+			return err
+		}
 		w.now = ev.at
 		w.events++
 		if w.events > w.opts.MaxEvents {
