@@ -76,10 +76,15 @@ import (
 //
 // NextDeadline says when Tick next has something to do. After Tick(now) it
 // is always zero or after now, so a driver that sleeps until it never spins.
+//
+// Cost: the machine keeps a min-heap of each state's next deadline (see
+// healthDeadlines), so Tick costs O(due · log n) and sorts only the due
+// keys, and NextDeadline is O(1) amortized, whatever the number of checks.
 type Health struct {
 	rng       *rand.Rand
 	states    map[Key]*healthState
 	unchecked map[Key]struct{} // instances in the last Sync without a check
+	due       healthDeadlines
 }
 
 // ProbeResult is the outcome of one HTTP or TCP probe.
@@ -203,6 +208,13 @@ type healthState struct {
 	ttlDeadline time.Time
 	ttlExpired  bool
 
+	// The entry of this state in the deadline heap: valid while its seq
+	// is the state's and the state is still in Health.states.
+	seq     uint64
+	queued  bool      // an entry with seq is in the heap
+	queueAt time.Time // its time
+	dropped bool      // removed from Health.states (its entries are stale)
+
 	// Throttling of re-emitted effects.
 	setSent   bool // a SetStatus carrying setStatus/setOutput was emitted at setAt
 	setStatus Status
@@ -239,13 +251,20 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 		c := in.Check.withDefaults()
 		if st := h.states[k]; st != nil && st.check == c {
 			st.observe(now, in)
+			h.reschedule(k, st)
 			continue
 		}
-		h.states[k] = newHealthState(now, c, in)
+		if old := h.states[k]; old != nil {
+			old.dropped = true
+		}
+		st := newHealthState(now, c, in)
+		h.states[k] = st
+		h.reschedule(k, st)
 		fresh = append(fresh, k)
 	}
-	for k := range h.states {
+	for k, st := range h.states {
 		if _, ok := seen[k]; !ok {
+			st.dropped = true
 			delete(h.states, k)
 		}
 	}
@@ -269,7 +288,9 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 			jitter = time.Duration(h.rng.Int64N(int64(span)))
 		}
 		st.nextProbe = now.Add(jitter)
+		h.reschedule(k, st)
 	}
+	h.due.compact(len(h.states))
 }
 
 func newHealthState(now time.Time, c Check, in *Instance) *healthState {
@@ -349,6 +370,7 @@ func (h *Health) Heartbeat(now time.Time, k Key, status Status, output string) e
 	st.set(now, status, healthTruncate(output))
 	st.ttlDeadline = now.Add(st.check.TTL.Std())
 	st.ttlExpired = false
+	h.reschedule(k, st)
 	return nil
 }
 
@@ -360,6 +382,7 @@ func (h *Health) Result(now time.Time, k Key, r ProbeResult) {
 		return
 	}
 	st.result(now, r)
+	h.reschedule(k, st)
 }
 
 func (st *healthState) result(now time.Time, r ProbeResult) {
@@ -393,41 +416,18 @@ func (st *healthState) result(now time.Time, r ProbeResult) {
 
 // Tick advances the machine to now and returns the effects due, sorted by
 // key, then kind.
+//
+// Only the keys whose deadline has come are visited, in key order: the
+// same effects as visiting every key, since a state whose deadlines are
+// all after now has nothing to do.
 func (h *Health) Tick(now time.Time) []Effect {
 	var out []Effect
-	for _, k := range h.keys() {
+	keys := h.due.popDue(now)
+	slices.SortFunc(keys, healthKeyCmp)
+	for _, k := range keys {
 		st := h.states[k]
-		switch st.kind {
-		case "ttl":
-			if !st.ttlExpired && now.After(st.ttlDeadline) {
-				st.ttlExpired = true
-				st.set(now, StatusCritical, fmt.Sprintf("TTL expired (no heartbeat for %s)", st.check.TTL.Std()))
-			}
-		case "http", "tcp":
-			if st.inFlight && !now.Before(st.probeDeadline) {
-				st.result(now, ProbeResult{Status: StatusCritical,
-					Output: fmt.Sprintf("probe timed out: no result within %s", st.check.Timeout.Std()+time.Second)})
-			}
-			if !st.inFlight && !now.Before(st.nextProbe) {
-				target := st.check.HTTP
-				if st.kind == "tcp" {
-					target = st.check.TCP
-				}
-				out = append(out, Effect{Kind: EffectProbe, Key: k, CheckKind: st.kind, Target: target, Timeout: st.check.Timeout.Std()})
-				st.inFlight = true
-				st.probeDeadline = now.Add(st.check.Timeout.Std() + time.Second)
-			}
-		}
-		if due, ok := st.setDue(); ok && !now.Before(due) {
-			out = append(out, Effect{Kind: EffectSetStatus, Key: k, Status: st.status, Output: st.output, IfIndex: st.index})
-			st.setSent, st.setStatus, st.setOutput, st.setAt = true, st.status, st.output, now
-		}
-		if due, ok := st.deregDue(); ok && !now.Before(due) {
-			out = append(out, Effect{Kind: EffectDeregister, Key: k, IfIndex: st.index,
-				Reason: fmt.Sprintf("critical since %s, deregister_critical_after %s",
-					st.criticalSince.UTC().Format(time.RFC3339Nano), st.check.DeregisterCriticalAfter.Std())})
-			st.deregAt = now
-		}
+		out = st.tick(now, k, out)
+		h.reschedule(k, st)
 	}
 	slices.SortStableFunc(out, func(a, b Effect) int {
 		if c := healthKeyCmp(a.Key, b.Key); c != 0 {
@@ -435,6 +435,42 @@ func (h *Health) Tick(now time.Time) []Effect {
 		}
 		return cmp.Compare(a.Kind, b.Kind)
 	})
+	return out
+}
+
+// tick does what is due for one state at now, appending its effects.
+func (st *healthState) tick(now time.Time, k Key, out []Effect) []Effect {
+	switch st.kind {
+	case "ttl":
+		if !st.ttlExpired && now.After(st.ttlDeadline) {
+			st.ttlExpired = true
+			st.set(now, StatusCritical, fmt.Sprintf("TTL expired (no heartbeat for %s)", st.check.TTL.Std()))
+		}
+	case "http", "tcp":
+		if st.inFlight && !now.Before(st.probeDeadline) {
+			st.result(now, ProbeResult{Status: StatusCritical,
+				Output: fmt.Sprintf("probe timed out: no result within %s", st.check.Timeout.Std()+time.Second)})
+		}
+		if !st.inFlight && !now.Before(st.nextProbe) {
+			target := st.check.HTTP
+			if st.kind == "tcp" {
+				target = st.check.TCP
+			}
+			out = append(out, Effect{Kind: EffectProbe, Key: k, CheckKind: st.kind, Target: target, Timeout: st.check.Timeout.Std()})
+			st.inFlight = true
+			st.probeDeadline = now.Add(st.check.Timeout.Std() + time.Second)
+		}
+	}
+	if due, ok := st.setDue(); ok && !now.Before(due) {
+		out = append(out, Effect{Kind: EffectSetStatus, Key: k, Status: st.status, Output: st.output, IfIndex: st.index})
+		st.setSent, st.setStatus, st.setOutput, st.setAt = true, st.status, st.output, now
+	}
+	if due, ok := st.deregDue(); ok && !now.Before(due) {
+		out = append(out, Effect{Kind: EffectDeregister, Key: k, IfIndex: st.index,
+			Reason: fmt.Sprintf("critical since %s, deregister_critical_after %s",
+				st.criticalSince.UTC().Format(time.RFC3339Nano), st.check.DeregisterCriticalAfter.Std())})
+		st.deregAt = now
+	}
 	return out
 }
 
@@ -499,44 +535,54 @@ func (h *Health) State(k Key) (CheckState, bool) {
 // to do, or the zero time when nothing is pending. The time may be in the
 // past: then Tick has work now.
 func (h *Health) NextDeadline() time.Time {
-	var best time.Time
-	consider := func(t time.Time) {
-		if best.IsZero() || t.Before(best) {
-			best = t
-		}
-	}
-	// The minimum does not depend on the map's order.
-	for _, st := range h.states {
-		switch st.kind {
-		case "ttl":
-			if !st.ttlExpired {
-				consider(st.ttlDeadline.Add(time.Nanosecond)) // expiry is strictly after the deadline
-			}
-		case "http", "tcp":
-			if st.inFlight {
-				consider(st.probeDeadline)
-			} else {
-				consider(st.nextProbe)
-			}
-		}
-		if due, ok := st.setDue(); ok {
-			consider(due)
-		}
-		if due, ok := st.deregDue(); ok {
-			consider(due)
-		}
-	}
-	return best
+	t, _ := h.due.peek()
+	return t
 }
 
-// keys returns the checked instances' keys, sorted.
-func (h *Health) keys() []Key {
-	ks := make([]Key, 0, len(h.states))
-	for k := range h.states {
-		ks = append(ks, k)
+// deadline is the earliest time at which Tick has something to do for st.
+func (st *healthState) deadline() (time.Time, bool) {
+	var best time.Time
+	ok := false
+	consider := func(t time.Time) {
+		if !ok || t.Before(best) {
+			best, ok = t, true
+		}
 	}
-	slices.SortFunc(ks, healthKeyCmp)
-	return ks
+	switch st.kind {
+	case "ttl":
+		if !st.ttlExpired {
+			consider(st.ttlDeadline.Add(time.Nanosecond)) // expiry is strictly after the deadline
+		}
+	case "http", "tcp":
+		if st.inFlight {
+			consider(st.probeDeadline)
+		} else {
+			consider(st.nextProbe)
+		}
+	}
+	if due, dok := st.setDue(); dok {
+		consider(due)
+	}
+	if due, dok := st.deregDue(); dok {
+		consider(due)
+	}
+	return best, ok
+}
+
+// reschedule puts st's current deadline into the heap after st changed.
+func (h *Health) reschedule(k Key, st *healthState) {
+	at, ok := st.deadline()
+	if st.queued && ok && st.queueAt.Equal(at) {
+		return // its entry is still right
+	}
+	st.seq++ // any entry in the heap is stale now
+	st.queued = ok
+	if !ok {
+		return
+	}
+	st.queueAt = at
+	h.due.push(healthDeadline{at: at, key: k, st: st, seq: st.seq})
+	h.due.compact(len(h.states))
 }
 
 func healthKeyCmp(a, b Key) int {
