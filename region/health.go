@@ -273,13 +273,66 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 			delete(h.unchecked, k)
 		}
 	}
-	// Draw jitter in key order so the same catalog gives the same schedule
-	// whatever order the instances came in.
+	h.jitter(now, fresh)
+}
+
+// HealthUpdate is one instance's change for Update: Instance is the
+// instance as the catalog has it now, nil when it is gone (deleted, or no
+// longer checked by this machine's driver).
+type HealthUpdate struct {
+	Key      Key
+	Instance *Instance
+}
+
+// Update is Sync for part of the catalog: it applies the changes of the
+// instances in ups (in catalog order) as Sync would, leaving every other
+// instance as it is, at O(len(ups)) cost instead of O(catalog). A driver
+// that follows the catalog's changes calls Update for them and Sync when
+// the whole catalog was replaced or the set of instances it checks moved.
+// New states draw their jitter in key order, as in Sync.
+func (h *Health) Update(now time.Time, ups []HealthUpdate) {
+	var fresh []Key
+	for i := range ups {
+		k, in := ups[i].Key, ups[i].Instance
+		if in == nil || in.Check == nil || in.Check.Kind() == "" {
+			if st := h.states[k]; st != nil {
+				st.dropped = true
+				delete(h.states, k)
+			}
+			if in == nil {
+				delete(h.unchecked, k)
+			} else {
+				h.unchecked[k] = struct{}{}
+			}
+			continue
+		}
+		delete(h.unchecked, k)
+		c := in.Check.withDefaults()
+		if st := h.states[k]; st != nil && st.check == c {
+			st.observe(now, in)
+			h.reschedule(k, st)
+			continue
+		}
+		if old := h.states[k]; old != nil {
+			old.dropped = true
+		}
+		st := newHealthState(now, c, in)
+		h.states[k] = st
+		h.reschedule(k, st)
+		fresh = append(fresh, k)
+	}
+	h.jitter(now, fresh)
+}
+
+// jitter schedules the first probes of the fresh states, drawing in key
+// order so the same catalog gives the same schedule whatever order the
+// instances came in.
+func (h *Health) jitter(now time.Time, fresh []Key) {
 	slices.SortFunc(fresh, healthKeyCmp)
 	fresh = slices.Compact(fresh)
 	for _, k := range fresh {
 		st := h.states[k]
-		if st.kind == "ttl" {
+		if st == nil || st.kind == "ttl" {
 			continue
 		}
 		span := min(st.check.Interval.Std(), time.Second)

@@ -87,7 +87,9 @@ type HealthRunner struct {
 
 	mu      sync.Mutex // guards h
 	h       *Health
-	dirty   atomic.Bool // the catalog changed since the last Sync
+	dirty   atomic.Bool // the whole catalog must be read again (Sync)
+	pendMu  sync.Mutex
+	pending []Change // changes since the last Sync or Update, unless dirty
 	started atomic.Bool
 	ctx     context.Context
 	probes  sync.WaitGroup
@@ -113,10 +115,7 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 		tel: newProbeTelemetry(opt), ctx: context.Background(),
 		w: &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
 	r.loop = rt.NewLoop(r0, "health", r.step)
-	cache.OnChange(func([]Change, bool) {
-		r.dirty.Store(true)
-		r.Kick()
-	})
+	cache.OnChange(r.onChange)
 	return r
 }
 
@@ -127,10 +126,47 @@ func (r *HealthRunner) Kick() {
 	}
 }
 
-// syncLocked feeds the machine the catalog if it changed. A burst of
-// changes costs one Sync.
+// maxPendingChanges is how many catalog changes the runner feeds the
+// machine one by one (Health.Update); beyond it, a Sync of the whole
+// catalog is cheaper.
+const maxPendingChanges = 4096
+
+// onChange is the cache's OnChange: remember the changes for the next
+// step (a reload: read everything).
+func (r *HealthRunner) onChange(chs []Change, reload bool) {
+	r.pendMu.Lock()
+	if reload || len(r.pending)+len(chs) > maxPendingChanges {
+		r.dirty.Store(true)
+		r.pending = nil
+	} else if !r.dirty.Load() {
+		r.pending = append(r.pending, chs...)
+	}
+	r.pendMu.Unlock()
+	r.Kick()
+}
+
+// syncLocked feeds the machine what changed in the catalog: the changes
+// one by one (Update), or the whole catalog (Sync) after a reload, a
+// burst or an ownership move. A burst of changes costs one call.
 func (r *HealthRunner) syncLocked(now time.Time) {
-	if !r.dirty.Swap(false) {
+	r.pendMu.Lock()
+	full := r.dirty.Swap(false)
+	pending := r.pending
+	r.pending = nil
+	r.pendMu.Unlock()
+	if !full {
+		if len(pending) > 0 {
+			ups := make([]HealthUpdate, len(pending))
+			for i, ch := range pending {
+				k := Key{Service: ch.Service, ID: ch.ID}
+				ups[i].Key = k
+				if ch.Op != OpDelete && ch.Instance != nil && r.Owns(k) {
+					in := *ch.Instance
+					ups[i].Instance = &in
+				}
+			}
+			r.h.Update(now, ups)
+		}
 		return
 	}
 	var all []Instance
@@ -150,7 +186,10 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 // Resync makes the runner re-read the catalog, e.g. after check ownership
 // moved between gateways.
 func (r *HealthRunner) Resync() {
+	r.pendMu.Lock()
 	r.dirty.Store(true)
+	r.pending = nil
+	r.pendMu.Unlock()
 	r.Kick()
 }
 

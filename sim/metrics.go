@@ -28,14 +28,14 @@ type metricsState struct {
 
 	convergence []convSample
 
-	syncBytes                    []int64 // per fetching region
-	syncFailedBy                 []int64 // per fetching region
-	statusWritesBy               []int64 // per region
-	syncs, fullSyncs, syncFailed int64
-	statusWrites, writeFailed    int64
-	registrations, registerFail  int64
-	deregistered, memberEvents   int64
-	parkedProbes, routes         int64
+	syncBytes                     []int64 // per fetching region
+	syncFailedBy                  []int64 // per fetching region
+	statusWritesBy                []int64 // per region
+	syncs, fullSyncs, syncFailed  int64
+	statusWrites, heartbeatFailed int64
+	registrations, registerFail   int64
+	deregistered, memberEvents    int64
+	routes                        int64
 
 	viol       map[string]*violAcc
 	violAt     []ViolationMark
