@@ -77,6 +77,7 @@ func (w *world) heartbeatAt(in *instance, g *gateway, forwarded bool) {
 				w.heartbeatFailed(in, g, errors.New("check owner "+addr+" unknown"))
 				return
 			}
+			w.m.heartbeatsForwarded++
 			w.heartbeatAt(in, owner, true)
 			return
 		}

@@ -33,6 +33,7 @@ type metricsState struct {
 	statusWritesBy                []int64 // per region
 	syncs, fullSyncs, syncFailed  int64
 	statusWrites, heartbeatFailed int64
+	heartbeatsForwarded           int64
 	registrations, registerFail   int64
 	deregistered, memberEvents    int64
 	routes                        int64
