@@ -77,14 +77,15 @@ import (
 // NextDeadline says when Tick next has something to do. After Tick(now) it
 // is always zero or after now, so a driver that sleeps until it never spins.
 //
-// Cost: the machine keeps a min-heap of each state's next deadline (see
-// healthDeadlines), so Tick costs O(due · log n) and sorts only the due
-// keys, and NextDeadline is O(1) amortized, whatever the number of checks.
+// Cost: the machine keeps an indexed min-heap of each state's next
+// deadline (healthDeadlines), so Tick costs O(due · log n) and sorts only
+// the due keys, and NextDeadline is O(1), whatever the number of checks.
 type Health struct {
 	rng       *rand.Rand
 	states    map[Key]*healthState
 	unchecked map[Key]struct{} // instances in the last Sync without a check
 	due       healthDeadlines
+	scratch   []*healthState // Tick's due states, reused
 }
 
 // ProbeResult is the outcome of one HTTP or TCP probe.
@@ -208,12 +209,8 @@ type healthState struct {
 	ttlDeadline time.Time
 	ttlExpired  bool
 
-	// The entry of this state in the deadline heap: valid while its seq
-	// is the state's and the state is still in Health.states.
-	seq     uint64
-	queued  bool      // an entry with seq is in the heap
-	queueAt time.Time // its time
-	dropped bool      // removed from Health.states (its entries are stale)
+	key  Key
+	hidx int // index of its entry in Health.due, -1 when it has none
 
 	// Throttling of re-emitted effects.
 	setSent   bool // a SetStatus carrying setStatus/setOutput was emitted at setAt
@@ -251,20 +248,20 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 		c := in.Check.withDefaults()
 		if st := h.states[k]; st != nil && st.check == c {
 			st.observe(now, in)
-			h.reschedule(k, st)
+			h.reschedule(st)
 			continue
 		}
 		if old := h.states[k]; old != nil {
-			old.dropped = true
+			h.due.remove(old)
 		}
 		st := newHealthState(now, c, in)
 		h.states[k] = st
-		h.reschedule(k, st)
+		h.reschedule(st)
 		fresh = append(fresh, k)
 	}
 	for k, st := range h.states {
 		if _, ok := seen[k]; !ok {
-			st.dropped = true
+			h.due.remove(st)
 			delete(h.states, k)
 		}
 	}
@@ -296,7 +293,7 @@ func (h *Health) Update(now time.Time, ups []HealthUpdate) {
 		k, in := ups[i].Key, ups[i].Instance
 		if in == nil || in.Check == nil || in.Check.Kind() == "" {
 			if st := h.states[k]; st != nil {
-				st.dropped = true
+				h.due.remove(st)
 				delete(h.states, k)
 			}
 			if in == nil {
@@ -310,15 +307,15 @@ func (h *Health) Update(now time.Time, ups []HealthUpdate) {
 		c := in.Check.withDefaults()
 		if st := h.states[k]; st != nil && st.check == c {
 			st.observe(now, in)
-			h.reschedule(k, st)
+			h.reschedule(st)
 			continue
 		}
 		if old := h.states[k]; old != nil {
-			old.dropped = true
+			h.due.remove(old)
 		}
 		st := newHealthState(now, c, in)
 		h.states[k] = st
-		h.reschedule(k, st)
+		h.reschedule(st)
 		fresh = append(fresh, k)
 	}
 	h.jitter(now, fresh)
@@ -341,13 +338,12 @@ func (h *Health) jitter(now time.Time, fresh []Key) {
 			jitter = time.Duration(h.rng.Int64N(int64(span)))
 		}
 		st.nextProbe = now.Add(jitter)
-		h.reschedule(k, st)
+		h.reschedule(st)
 	}
-	h.due.compact(len(h.states))
 }
 
 func newHealthState(now time.Time, c Check, in *Instance) *healthState {
-	st := &healthState{check: c, kind: c.Kind(), changedAt: now}
+	st := &healthState{key: in.Key(), hidx: -1, check: c, kind: c.Kind(), changedAt: now}
 	st.storeStatus, st.storeOutput, st.index = in.Status, in.Output, in.ModifyIndex
 	st.status, st.output = in.Status, healthTruncate(in.Output)
 	if st.status == "" {
@@ -423,7 +419,7 @@ func (h *Health) Heartbeat(now time.Time, k Key, status Status, output string) e
 	st.set(now, status, healthTruncate(output))
 	st.ttlDeadline = now.Add(st.check.TTL.Std())
 	st.ttlExpired = false
-	h.reschedule(k, st)
+	h.reschedule(st)
 	return nil
 }
 
@@ -435,7 +431,7 @@ func (h *Health) Result(now time.Time, k Key, r ProbeResult) {
 		return
 	}
 	st.result(now, r)
-	h.reschedule(k, st)
+	h.reschedule(st)
 }
 
 func (st *healthState) result(now time.Time, r ProbeResult) {
@@ -475,12 +471,12 @@ func (st *healthState) result(now time.Time, r ProbeResult) {
 // all after now has nothing to do.
 func (h *Health) Tick(now time.Time) []Effect {
 	var out []Effect
-	keys := h.due.popDue(now)
-	slices.SortFunc(keys, healthKeyCmp)
-	for _, k := range keys {
-		st := h.states[k]
-		out = st.tick(now, k, out)
-		h.reschedule(k, st)
+	due := h.due.due(now, 0, h.scratch[:0])
+	defer func() { clear(due); h.scratch = due[:0] }()
+	slices.SortFunc(due, func(a, b *healthState) int { return healthKeyCmp(a.key, b.key) })
+	for _, st := range due {
+		out = st.tick(now, st.key, out)
+		h.reschedule(st)
 	}
 	slices.SortStableFunc(out, func(a, b Effect) int {
 		if c := healthKeyCmp(a.Key, b.Key); c != 0 {
@@ -622,20 +618,14 @@ func (st *healthState) deadline() (time.Time, bool) {
 	return best, ok
 }
 
-// reschedule puts st's current deadline into the heap after st changed.
-func (h *Health) reschedule(k Key, st *healthState) {
-	at, ok := st.deadline()
-	if st.queued && ok && st.queueAt.Equal(at) {
-		return // its entry is still right
+// reschedule moves st's entry in the heap to its deadline after st
+// changed.
+func (h *Health) reschedule(st *healthState) {
+	if at, ok := st.deadline(); ok {
+		h.due.set(st, at)
+	} else {
+		h.due.remove(st)
 	}
-	st.seq++ // any entry in the heap is stale now
-	st.queued = ok
-	if !ok {
-		return
-	}
-	st.queueAt = at
-	h.due.push(healthDeadline{at: at, key: k, st: st, seq: st.seq})
-	h.due.compact(len(h.states))
 }
 
 func healthKeyCmp(a, b Key) int {

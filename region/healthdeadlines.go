@@ -2,121 +2,111 @@ package region
 
 import "time"
 
-// healthDeadline is one entry of the deadline heap: state st (of key)
-// has something to do at at. It is stale, and skipped, when st has been
-// rescheduled since (seq differs) or dropped.
+// healthDeadline is one entry of the deadline heap: state st has something
+// to do at at.
 type healthDeadline struct {
-	at  time.Time
-	key Key
-	st  *healthState
-	seq uint64
+	at time.Time
+	st *healthState
 }
 
-func (d *healthDeadline) valid() bool { return !d.st.dropped && d.seq == d.st.seq }
-
-// healthDeadlines is a binary min-heap of deadlines by time with lazy
-// invalidation: a state that changes pushes a new entry and leaves the old
-// one behind, to be skipped when it surfaces or dropped by compact.
+// healthDeadlines is an indexed binary min-heap of the states' next
+// deadlines: every state with a deadline has exactly one entry, at index
+// st.hidx (-1: none), moved in place when its deadline changes. Ties are
+// broken by nothing: Tick sorts what is due by key.
 type healthDeadlines struct {
 	h []healthDeadline
 }
 
-func (q *healthDeadlines) push(d healthDeadline) {
-	q.h = append(q.h, d)
-	q.up(len(q.h) - 1)
+func (q *healthDeadlines) less(i, j int) bool { return q.h[i].at.Before(q.h[j].at) }
+
+func (q *healthDeadlines) swap(i, j int) {
+	h := q.h
+	h[i], h[j] = h[j], h[i]
+	h[i].st.hidx = i
+	h[j].st.hidx = j
 }
 
 func (q *healthDeadlines) up(i int) {
-	h := q.h
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h[i].at.Before(h[p].at) {
-			break
+		if !q.less(i, p) {
+			return
 		}
-		h[i], h[p] = h[p], h[i]
+		q.swap(i, p)
 		i = p
 	}
 }
 
 func (q *healthDeadlines) down(i int) {
-	h := q.h
+	n := len(q.h)
 	for {
 		l := 2*i + 1
-		if l >= len(h) {
+		if l >= n {
 			return
 		}
 		m := l
-		if r := l + 1; r < len(h) && h[r].at.Before(h[l].at) {
+		if r := l + 1; r < n && q.less(r, l) {
 			m = r
 		}
-		if !h[m].at.Before(h[i].at) {
+		if !q.less(m, i) {
 			return
 		}
-		h[i], h[m] = h[m], h[i]
+		q.swap(i, m)
 		i = m
 	}
 }
 
-func (q *healthDeadlines) pop() healthDeadline {
-	h := q.h
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = healthDeadline{}
-	q.h = h[:last]
-	if last > 0 {
-		q.down(0)
+// set makes at st's deadline.
+func (q *healthDeadlines) set(st *healthState, at time.Time) {
+	if i := st.hidx; i >= 0 {
+		old := q.h[i].at
+		q.h[i].at = at
+		if at.Before(old) {
+			q.up(i)
+		} else {
+			q.down(i)
+		}
+		return
 	}
-	return top
+	st.hidx = len(q.h)
+	q.h = append(q.h, healthDeadline{at: at, st: st})
+	q.up(st.hidx)
 }
 
-// dropStale pops stale entries off the top.
-func (q *healthDeadlines) dropStale() {
-	for len(q.h) > 0 && !q.h[0].valid() {
-		q.pop()
+// remove takes st's deadline out, if it has one.
+func (q *healthDeadlines) remove(st *healthState) {
+	i := st.hidx
+	if i < 0 {
+		return
+	}
+	last := len(q.h) - 1
+	if i != last {
+		q.swap(i, last)
+	}
+	q.h[last] = healthDeadline{}
+	q.h = q.h[:last]
+	st.hidx = -1
+	if i != last {
+		q.down(i)
+		q.up(i)
 	}
 }
 
-// peek returns the earliest valid deadline; ok is false when there is none.
+// peek returns the earliest deadline; ok is false when there is none.
 func (q *healthDeadlines) peek() (time.Time, bool) {
-	q.dropStale()
 	if len(q.h) == 0 {
 		return time.Time{}, false
 	}
 	return q.h[0].at, true
 }
 
-// popDue removes the valid entries due at now (at <= now) and returns
-// their keys, in no particular order. Their states are no longer queued.
-func (q *healthDeadlines) popDue(now time.Time) []Key {
-	var keys []Key
-	for {
-		q.dropStale()
-		if len(q.h) == 0 || q.h[0].at.After(now) {
-			return keys
-		}
-		d := q.pop()
-		d.st.queued = false
-		d.st.seq++
-		keys = append(keys, d.key)
+// due appends the states whose deadline is at or before now, in no
+// particular order, visiting only them and their children: O(due).
+func (q *healthDeadlines) due(now time.Time, i int, out []*healthState) []*healthState {
+	if i >= len(q.h) || q.h[i].at.After(now) {
+		return out
 	}
-}
-
-// compact drops the stale entries when they outnumber the states, so the
-// heap stays O(states) however often deadlines move.
-func (q *healthDeadlines) compact(states int) {
-	if len(q.h) <= 2*states+64 {
-		return
-	}
-	kept := q.h[:0]
-	for _, d := range q.h {
-		if d.valid() {
-			kept = append(kept, d)
-		}
-	}
-	clear(q.h[len(kept):])
-	q.h = kept
-	for i := len(q.h)/2 - 1; i >= 0; i-- {
-		q.down(i)
-	}
+	out = append(out, q.h[i].st)
+	out = q.due(now, 2*i+1, out)
+	return q.due(now, 2*i+2, out)
 }

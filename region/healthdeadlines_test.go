@@ -174,8 +174,16 @@ func TestHealthDeadlineHeapMatchesFullScan(t *testing.T) {
 			if got, want := heap.NextDeadline(), scan.fullScanNextDeadline(); !got.Equal(want) {
 				rt.Fatalf("step %d: NextDeadline = %s, want %s", i, got.Sub(base), want.Sub(base))
 			}
-			if len(heap.due.h) > 2*len(heap.states)+64+1 {
+			if len(heap.due.h) > len(heap.states) {
 				rt.Fatalf("step %d: heap holds %d entries for %d states", i, len(heap.due.h), len(heap.states))
+			}
+			for j, d := range heap.due.h {
+				if d.st.hidx != j || heap.states[d.st.key] != d.st {
+					rt.Fatalf("step %d: heap entry %d is not its state's (hidx %d) or not a live state", i, j, d.st.hidx)
+				}
+				if at, ok := d.st.deadline(); !ok || !at.Equal(d.at) {
+					rt.Fatalf("step %d: heap entry %d at %s, state's deadline %s", i, j, d.at.Sub(base), at.Sub(base))
+				}
 			}
 		}
 	})

@@ -34,6 +34,12 @@ type HealthRunnerOptions struct {
 	Probes ProbeTransport
 	// WriteTimeout bounds one status write to the store. Default 2s.
 	WriteTimeout time.Duration
+	// TickEvery is the runner's timer granularity: it wakes for the
+	// machine's deadlines on a grid of this step (a deadline between two
+	// grid points waits for the next one), so that the probes and expiries
+	// of many checks due close together cost one step, not one each.
+	// Default DefaultHealthTickEvery.
+	TickEvery time.Duration
 	// Owns reports whether this gateway runs the checks of an instance
 	// (several gateways in a region shard them). nil: every instance.
 	// When its answer changes, call Resync.
@@ -53,6 +59,11 @@ type HealthRunnerOptions struct {
 	// Region is the "region" attribute of the spans and metrics.
 	Region string
 }
+
+// DefaultHealthTickEvery is HealthRunnerOptions.TickEvery's default: a
+// probe or expiry is handled at most this late, small against check
+// intervals (seconds) and probe timeouts.
+const DefaultHealthTickEvery = 50 * time.Millisecond
 
 // ProbeTransport runs the probes a health machine asks for: the health
 // runner's one I/O seam. Production probes real sockets (RealProbes), the
@@ -110,6 +121,9 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 	}
 	if opt.Probes == nil {
 		opt.Probes = noProbes{}
+	}
+	if opt.TickEvery <= 0 {
+		opt.TickEvery = DefaultHealthTickEvery
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
 		tel: newProbeTelemetry(opt), ctx: context.Background(),
@@ -237,9 +251,19 @@ func (r *HealthRunner) step() {
 
 	wait := time.Second // wake at least once a second to pick up changes
 	if !next.IsZero() {
-		wait = min(wait, max(next.Sub(r.opt.Now()), time.Millisecond))
+		wait = min(wait, max(r.untilTick(next), time.Millisecond))
 	}
 	r.loop.After(wait)
+}
+
+// untilTick returns how long from now until the first point of the
+// TickEvery grid at or after t.
+func (r *HealthRunner) untilTick(t time.Time) time.Duration {
+	at := t.Truncate(r.opt.TickEvery)
+	if at.Before(t) {
+		at = at.Add(r.opt.TickEvery)
+	}
+	return at.Sub(r.opt.Now())
 }
 
 // execute carries out effects: probes through the transport, store writes
@@ -268,8 +292,9 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error
 				r.tel.observe(ctx, e, res, start, end)
 				r.mu.Lock()
 				r.h.Result(end, e.Key, res)
+				next := r.h.NextDeadline()
 				r.mu.Unlock()
-				r.Kick()
+				r.wake(next)
 			})
 		case EffectSetStatus, EffectDeregister:
 			if storeDown {
@@ -287,6 +312,19 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error
 		}
 	}
 	return failed
+}
+
+// wake makes the loop step by next: at once when it is due, else by a
+// timer (a result that only moves the next probe on costs no step).
+func (r *HealthRunner) wake(next time.Time) {
+	if next.IsZero() || !r.started.Load() {
+		return
+	}
+	if !next.After(r.opt.Now()) {
+		r.Kick()
+		return
+	}
+	r.loop.After(r.untilTick(next))
 }
 
 // Heartbeat renews an instance's TTL check and writes the status it carries

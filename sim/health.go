@@ -13,17 +13,22 @@ import (
 // (Probe, below) and the TTL heartbeats the instances send (beat).
 
 // Probe implements region.ProbeTransport over the simulated instances: the
-// probe sees the instance as it is now and answers after its latency, as a
-// task of the gateway's incarnation (a crash drops probes in flight).
+// probe sees the instance as it is now and answers after its latency,
+// unless the gateway crashed or restarted meanwhile (the process died with
+// its probes in flight).
 func (g *gateway) Probe(_ context.Context, e region.Effect, done func(region.ProbeResult)) {
 	w := g.w
 	in := g.rs.insts[e.Key]
-	if in == nil {
-		g.rt.AfterFunc(2*w.cfg.net.intra, func() { done(region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}) })
-		return
+	res, lat := region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, 2*w.cfg.net.intra
+	if in != nil {
+		res, lat = in.probe(w, e.Timeout)
 	}
-	res, lat := in.probe(w, e.Timeout)
-	g.rt.AfterFunc(lat, func() { done(res) })
+	inc := g.inc
+	w.after(lat, func() {
+		if g.inc == inc {
+			done(res)
+		}
+	})
 }
 
 var _ region.ProbeTransport = (*gateway)(nil)
