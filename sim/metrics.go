@@ -28,15 +28,17 @@ type metricsState struct {
 
 	convergence []convSample
 
-	syncBytes                     []int64 // per fetching region
-	syncFailedBy                  []int64 // per fetching region
-	statusWritesBy                []int64 // per region
-	syncs, fullSyncs, syncFailed  int64
-	statusWrites, heartbeatFailed int64
-	heartbeatsForwarded           int64
-	registrations, registerFail   int64
-	deregistered, memberEvents    int64
-	routes                        int64
+	syncBytes                    []int64 // per fetching region
+	syncFailedBy                 []int64 // per fetching region
+	statusWritesBy               []int64 // per region
+	syncs, fullSyncs, syncFailed int64
+	statusWrites                 int64
+	registrations, registerFail  int64
+	deregistered, memberEvents   int64
+	routes                       int64
+
+	// TTL heartbeats forwarded to their check's owner, and not taken.
+	heartbeatsForwarded, heartbeatFailed int64
 
 	viol       map[string]*violAcc
 	violAt     []ViolationMark
