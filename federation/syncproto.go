@@ -32,6 +32,13 @@ import (
 // {"region","version","full":true,"instances":[...]} when V is 0, when the
 // change log no longer reaches V, or when the region's store is unreachable
 // and the gateway answers from its cache.
+//
+// With &wait=D (a Go duration; at most 10m, plus up to D/16 of jitter) it
+// is a watch, the push path between regions: when the gateway's catalog is
+// at V it holds the request until the catalog moves past V, then answers as
+// above with everything that committed meanwhile; when D passes first it
+// answers the empty delta at V. A gateway bounds the watches it holds (in
+// all and per client IP) and refuses more with 429.
 const CatalogPath = "/v1/federation/catalog"
 
 // MaxDeltaChanges bounds one delta response; a follower that is further
@@ -136,10 +143,29 @@ type FetchOptions struct {
 
 // FetchWith is Fetch with options (HTTPS, the per-region peer check).
 func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64) (res SyncResult, err error) {
+	return fetchCatalog(ctx, c, o, addr, regionName, since, 0)
+}
+
+// WatchWith is a watch (see CatalogPath): FetchWith with &wait=wait, so
+// the gateway answers when its catalog moves past since or wait passes.
+// ctx must allow for the wait: the client's own Timeout, if any, must be
+// longer than wait + wait/16. It is a client span "federation.watch" and
+// counts in meridian.sync.bytes and meridian.sync.changes, not in
+// meridian.sync.duration (a watch lasts as long as nothing changes).
+func WatchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64, wait time.Duration) (SyncResult, error) {
+	return fetchCatalog(ctx, c, o, addr, regionName, since, max(wait, time.Millisecond))
+}
+
+// fetchCatalog is a fetch (wait 0) or a watch.
+func fetchCatalog(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64, wait time.Duration) (res SyncResult, err error) {
 	tel := syncTelemetryFrom(ctx)
 	ins := tel.instruments()
 	start := time.Now()
-	ctx, span := ins.tracer.Start(ctx, "federation.sync", trace.WithSpanKind(trace.SpanKindClient),
+	spanName := "federation.sync"
+	if wait > 0 {
+		spanName = "federation.watch"
+	}
+	ctx, span := ins.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String("meridian.sync.peer_region", regionName),
 			attribute.String("meridian.sync.peer_gateway", addr),
@@ -178,7 +204,9 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 			attribute.String("result", result),
 		))
 		// The span's context is on ctx: exemplars link the two.
-		ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		if wait == 0 {
+			ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		}
 		ins.bytes.Add(ctx, body.n, attrs)
 		ins.changes.Add(ctx, int64(changes), attrs)
 	}()
@@ -187,7 +215,11 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 	if scheme == "" {
 		scheme = "http"
 	}
-	u := (&url.URL{Scheme: scheme, Host: addr, Path: CatalogPath, RawQuery: "since=" + strconv.FormatUint(since, 10)}).String()
+	q := "since=" + strconv.FormatUint(since, 10)
+	if wait > 0 {
+		q += "&wait=" + wait.String()
+	}
+	u := (&url.URL{Scheme: scheme, Host: addr, Path: CatalogPath, RawQuery: q}).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return SyncResult{}, err

@@ -90,6 +90,7 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	watches   catalogWatches // federation_watch.go
 }
 
 // Default and maximum waits of blocking queries.
