@@ -57,7 +57,7 @@ type CoreConfig struct {
 	// WatchMinInterval is the least time between the starts of two
 	// watches of one region: what commits meanwhile travels in one answer,
 	// so a burst of writes costs at most one request per interval per
-	// watched region. Default 20ms.
+	// watched region. Default 10ms.
 	WatchMinInterval time.Duration
 }
 
@@ -69,7 +69,7 @@ func DefaultCoreConfig(regionName, self string) CoreConfig {
 		BackoffBase: time.Second, BackoffMax: 30 * time.Second,
 		ReapAfter: 72 * time.Hour, PersistEvery: 5 * time.Second,
 		UnreachableAfter: 2,
-		WatchWait:        5 * time.Minute, WatchMinInterval: 20 * time.Millisecond,
+		WatchWait:        5 * time.Minute, WatchMinInterval: 10 * time.Millisecond,
 	}
 }
 

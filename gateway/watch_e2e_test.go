@@ -277,7 +277,7 @@ func TestWatchRotatesWhenWatchedGatewayDies(t *testing.T) {
 }
 
 // TestWatchBatchesWriteBursts: a burst of about 1,000 writes/s in B costs
-// A at most one watch request per WatchMinInterval (20ms) — counted on B's
+// A at most one watch request per WatchMinInterval (10ms) — counted on B's
 // server — and A's replica still ends at B's last version within moments.
 func TestWatchBatchesWriteBursts(t *testing.T) {
 	ra, rb := uniqueRegion("wa"), uniqueRegion("wb")
@@ -328,9 +328,9 @@ func TestWatchBatchesWriteBursts(t *testing.T) {
 	if n < 100 {
 		t.Fatalf("only %d writes in the burst; the machine is too slow for this test to say anything", n)
 	}
-	// One per 20ms over the burst and the catch-up, plus a few.
-	if limit := int64((elapsed+el)/(20*time.Millisecond)) + 5; watches > limit {
-		t.Errorf("%d watch requests for %d writes in %s: want at most %d (one per 20ms)", watches, n, elapsed, limit)
+	// One per 10ms over the burst and the catch-up, plus a few.
+	if limit := int64((elapsed+el)/(10*time.Millisecond)) + 5; watches > limit {
+		t.Errorf("%d watch requests for %d writes in %s: want at most %d (one per 10ms)", watches, n, elapsed, limit)
 	}
 	if reqs > n/5 {
 		t.Errorf("%d sync requests for %d writes: want far fewer requests than writes", reqs, n)
