@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
@@ -220,13 +221,33 @@ func fetchCatalog(ctx context.Context, c *http.Client, o FetchOptions, addr, reg
 		q += "&wait=" + wait.String()
 	}
 	u := (&url.URL{Scheme: scheme, Host: addr, Path: CatalogPath, RawQuery: q}).String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	reqCtx := ctx
+	if wait > 0 && o.CheckPeer != nil {
+		// A watch is vetted as soon as it has a connection, not when the
+		// answer comes: a gateway that may not serve the region must not
+		// hold the watch for its whole wait.
+		var cancel context.CancelCauseFunc
+		reqCtx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			if tc, ok := info.Conn.(*tls.Conn); ok {
+				cs := tc.ConnectionState()
+				if err := o.CheckPeer(addr, regionName, &cs); err != nil {
+					cancel(err)
+				}
+			}
+		}})
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u, nil)
 	if err != nil {
 		return SyncResult{}, err
 	}
 	tel.propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.Do(req)
 	if err != nil {
+		if cause := context.Cause(reqCtx); cause != nil && cause != reqCtx.Err() && ctx.Err() == nil {
+			return SyncResult{}, cause
+		}
 		return SyncResult{}, err
 	}
 	defer resp.Body.Close()

@@ -200,7 +200,7 @@ func (w *Watcher) answered(x Watch, res SyncResult, err error) {
 	switch {
 	case err != nil:
 		if w.refused.first(x, err) {
-			w.cfg.Logger.Warn("refusing a gateway's catalog: its certificate does not let it serve the region",
+			w.cfg.Logger.Warn("not watching a gateway: its certificate does not let it serve the region",
 				"region", x.Region, "gateway", x.Gateway, "addr", x.Addr, "err", err)
 		}
 		w.cfg.Logger.Debug("watch failed", "watch", x.String(), "err", err)

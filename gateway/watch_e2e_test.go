@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -391,4 +393,75 @@ func TestCatalogWatchEndpoint(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("a watch behind the catalog answered after %s, want at once", el)
 	}
+}
+
+// TestWatchOverMutualTLS: watches run over mutual TLS with the same peer
+// check as fetches. A gateway that claims region R in gossip but whose
+// certificate names another region is never the source of R's watched
+// changes; the watch settles on R's real gateway, and R's writes arrive in
+// one round trip.
+func TestWatchOverMutualTLS(t *testing.T) {
+	p := newTestPKI(t)
+	real, obsRegion := uniqueRegion("sec"), uniqueRegion("obs")
+	logs := &logBuffer{}
+	withTLS := func(certRegion string, log *slog.Logger) func(*AgentConfig) {
+		return func(c *AgentConfig) {
+			c.TLS = p.gateway(certRegion, false)
+			if log != nil {
+				c.Logger = log
+			}
+		}
+	}
+	// The observer's rotation over the region's gateways (sorted: rogue-1
+	// first) starts at a hash of its name: pick a name that starts at the
+	// rogue, so the peer check has something to refuse.
+	obsName := obsRegion + "-1"
+	for i := 2; watchOffset(obsName)%2 != 0; i++ {
+		obsName = fmt.Sprintf("%s-%d", obsRegion, i)
+	}
+	obs := startWatchNode(t, withTLS(obsRegion, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))),
+		obsRegion, obsName, "")
+	rogue := startWatchNode(t, withTLS("eu-west", nil), real, "rogue-1", "", obs.serfAddr())
+	anon := p.client(false, "")
+	registerAt(t, anon, rogue, "web", "hijack-1", 80)
+	shared := redistest.FromEnv(t)
+	good := startWatchNode(t, withTLS(real, nil), real, real+"-1", shared, obs.serfAddr(), rogue.serfAddr())
+	registerAt(t, anon, good, "web", "real-0", 80)
+	deadline := time.Now().Add(15 * time.Second)
+	for !(good.held() == 1 && obs.replicaVersion(real) >= good.Cache.Version()) {
+		if time.Now().After(deadline) {
+			var werr string
+			obs.Fed.Read(func(c *federation.Core) { werr = c.WatchError(real) })
+			t.Fatalf("the observer's watch did not settle on the real gateway: good holds %d, rogue got %d; replica v%d, real v%d; watch error %q\n%s",
+				good.held(), rogue.Server.watches.watches.Load(), obs.replicaVersion(real), good.Cache.Version(), werr, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 5 {
+		v := registerAt(t, anon, good, "web", fmt.Sprintf("real-%d", i+1), 80)
+		if el, ok := visibleAfter(obs, real, v, time.Now(), 2*time.Second); !ok || el > 300*time.Millisecond {
+			t.Fatalf("write %d over mutual TLS took %s to arrive (ok %v), want < 300ms", i, el, ok)
+		}
+	}
+	r := mustCall(t, anon, "GET", obs.URL()+"/v1/services/web?region=*", "")
+	if strings.Contains(r.raw, "hijack-1") || !strings.Contains(r.raw, "real-5") {
+		t.Fatalf("observer's answer: %s, want real-5 and never the rogue's hijack-1", r.raw)
+	}
+	// The observer's first watch went to the rogue and was refused when
+	// it had a connection, before the request was sent: the rogue's server
+	// never saw it, and cannot hold it.
+	if n := strings.Count(logs.String(), "not watching a gateway"); n != 1 {
+		t.Errorf("the refused watch was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := rogue.Server.watches.watches.Load(); n != 0 {
+		t.Errorf("the rogue received %d watch requests, want 0 (refused before sending)", n)
+	}
+}
+
+// watchOffset is federation.Core's selfOffset: where a gateway's rotation
+// over a region's gateways starts.
+func watchOffset(self string) int {
+	h := fnv.New32a()
+	h.Write([]byte(self))
+	return int(h.Sum32() % 1024)
 }
