@@ -142,7 +142,9 @@ func visibleAfter(n *watchNode, regionName string, version uint64, start time.Ti
 	}
 }
 
-func uniqueRegion(prefix string) string { return fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff) }
+func uniqueRegion(prefix string) string {
+	return fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
+}
 
 // watching waits until every node holds a replica of every other region
 // at its current version, and every node's server holds one watch from
