@@ -467,3 +467,45 @@ func watchOffset(self string) int {
 	h.Write([]byte(self))
 	return int(h.Sum32() % 1024)
 }
+
+// tokenRT adds an ACL token to every request.
+type tokenRT struct{ token string }
+
+func (t tokenRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(TokenHeader, t.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestWatchUnderACLs: a watch needs operator read, as a fetch does: an
+// anonymous one is refused at once (not after its wait), and gateways
+// watch each other with their replication token.
+func TestWatchUnderACLs(t *testing.T) {
+	const secret = "watch-acl-secret-0123456789"
+	withACL := func(c *AgentConfig) {
+		c.ACL = ACLConfig{DefaultPolicy: "deny", InitialToken: secret}
+		c.Limits.WriteRate = -1
+	}
+	ra, rb := uniqueRegion("wa"), uniqueRegion("wb")
+	a := startWatchNode(t, withACL, ra, ra+"-1", "")
+	b := startWatchNode(t, withACL, rb, rb+"-1", "", a.serfAddr())
+	authed := &http.Client{Timeout: 5 * time.Second, Transport: tokenRT{secret}}
+	registerAt(t, authed, b, "web", "b0", 80)
+
+	start := time.Now()
+	r := call(t, "GET", fmt.Sprintf("%s%s?since=%d&wait=30s", b.URL(), federation.CatalogPath, b.Cache.Version()), "")
+	r.want(t, http.StatusUnauthorized)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("an anonymous watch was refused after %s, want at once", el)
+	}
+	if !strings.Contains(r.raw, `"error"`) {
+		t.Errorf("refused watch: %s, want a JSON error", r.raw)
+	}
+	watching(t, a, b)
+	for i := range 5 {
+		v := registerAt(t, authed, b, "web", fmt.Sprintf("b%d", i+1), 80)
+		if el, ok := visibleAfter(a, rb, v, time.Now(), 2*time.Second); !ok || el > 300*time.Millisecond {
+			t.Fatalf("write %d under ACLs took %s to arrive (ok %v), want < 300ms", i, el, ok)
+		}
+	}
+}
