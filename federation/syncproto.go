@@ -42,6 +42,12 @@ import (
 // all and per client IP) and refuses more with 429.
 const CatalogPath = "/v1/federation/catalog"
 
+// WatchHeader is set on every answer to a watch (the wait the gateway
+// granted, e.g. "5m0s"). A watch answered without it reached a gateway
+// that does not know watches (an older version, answering at once): it
+// fails, so the watcher backs off instead of asking again and again.
+const WatchHeader = "X-Meridian-Watch"
+
 // MaxDeltaChanges bounds one delta response; a follower that is further
 // behind fetches again.
 const MaxDeltaChanges = 1000
@@ -261,6 +267,9 @@ func fetchCatalog(ctx context.Context, c *http.Client, o FetchOptions, addr, reg
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(&body, 512))
 		return SyncResult{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	if wait > 0 && resp.Header.Get(WatchHeader) == "" {
+		return SyncResult{}, fmt.Errorf("gateway %s does not hold watches (no %s header: an older version?)", addr, WatchHeader)
 	}
 	var cr catalogResponse
 	if err := json.NewDecoder(&body).Decode(&cr); err != nil {

@@ -176,6 +176,9 @@ func TestWatchWithBlocksAndChecksThePeer(t *testing.T) {
 	var query string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		query = r.URL.RawQuery
+		if !strings.Contains(query, "since=4") {
+			w.Header().Set(WatchHeader, "1m30s")
+		}
 		w.Write([]byte(`{"region":"eu-west","version":3,"full":false,"changes":[]}`))
 	}))
 	defer srv.Close()
@@ -186,6 +189,12 @@ func TestWatchWithBlocksAndChecksThePeer(t *testing.T) {
 	}
 	if query != "since=3&wait=1m30s" {
 		t.Fatalf("query %q, want since=3&wait=1m30s", query)
+	}
+	// A gateway that answers without the watch header does not know
+	// watches: the watch fails (the watcher backs off).
+	if _, err := WatchWith(context.Background(), srv.Client(), FetchOptions{}, addr, "eu-west", 4, time.Second); err == nil ||
+		!strings.Contains(err.Error(), WatchHeader) {
+		t.Fatalf("a watch answered by a gateway without watches: %v, want an error naming %s", err, WatchHeader)
 	}
 	refuse := FetchOptions{CheckPeer: func(string, string, *tls.ConnectionState) error { return errors.New("not yours") }}
 	if _, err := WatchWith(context.Background(), srv.Client(), refuse, addr, "eu-west", 3, time.Second); err == nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meridian-sd/meridian/federation"
 )
 
 // catalogWatches counts and bounds the watches (blocking sync requests,
@@ -82,6 +84,7 @@ func (s *Server) waitCatalog(w http.ResponseWriter, r *http.Request, since uint6
 	}
 	defer s.watches.release(client)
 	wait = min(wait, s.cfg.MaxWait)
+	w.Header().Set(federation.WatchHeader, wait.String())
 	if wait == 0 || !s.cfg.Cache.Loaded() || s.cfg.Cache.Version() != since {
 		return true
 	}

@@ -359,6 +359,9 @@ func TestCatalogWatchEndpoint(t *testing.T) {
 	if r.body["full"] != false || fmt.Sprint(r.body["changes"]) != "[]" || r.body["version"] != float64(v) {
 		t.Errorf("timed-out watch: %s, want the empty delta at v%d", r.raw, v)
 	}
+	if h := r.header.Get(federation.WatchHeader); h != "150ms" {
+		t.Errorf("%s: %q, want the wait granted, 150ms", federation.WatchHeader, h)
+	}
 
 	call(t, "GET", u+"?since=0&wait=soon", "").want(t, 400)
 
