@@ -329,8 +329,10 @@ func TestWatchBatchesWriteBursts(t *testing.T) {
 	n := done.Load()
 	t.Logf("%d writes in %s (%.0f/s); b's server got %d watch requests (%d sync requests in all); a caught up %s after the last ack",
 		n, elapsed, float64(n)/elapsed.Seconds(), watches, reqs, el)
-	if n < 100 {
-		t.Fatalf("only %d writes in the burst; the machine is too slow for this test to say anything", n)
+	if rate := float64(n) / elapsed.Seconds(); rate < 150 {
+		// Batching shows only when writes come faster than one per
+		// WatchMinInterval (100/s); -race on a busy machine writes slower.
+		t.Skipf("only %.0f writes/s in the burst: too slow for batching to show", rate)
 	}
 	// One per 10ms over the burst and the catch-up, plus a few.
 	if limit := int64((elapsed+el)/(10*time.Millisecond)) + 5; watches > limit {
