@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/meridian-sd/meridian/federation"
 )
 
@@ -96,4 +99,27 @@ func (s *Server) waitCatalog(w http.ResponseWriter, r *http.Request, since uint6
 	stop()
 	cancel()
 	return true
+}
+
+// register adds the watch instruments (Prometheus names):
+//
+//	meridian_federation_watches{region}               watches held now
+//	meridian_federation_watch_requests_total{region}  watch requests received
+//
+// Refusals count in meridian_http_refused_total{reason="catalog_watches"}.
+func (c *catalogWatches) register(mp metric.MeterProvider, regionName string) {
+	m := mp.Meter(instrumentationName)
+	held, _ := m.Int64ObservableGauge("meridian.federation.watches", metric.WithUnit("{watch}"),
+		metric.WithDescription("Watches (blocking sync requests of other regions' gateways, the push path) this gateway holds now."))
+	received, _ := m.Int64ObservableCounter("meridian.federation.watch.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Watch requests this gateway received (answered, refused or failed)."))
+	attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("region", regionName)))
+	m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		c.mu.Lock()
+		n := c.total
+		c.mu.Unlock()
+		o.ObserveInt64(held, int64(n), attrs)
+		o.ObserveInt64(received, c.watches.Load(), attrs)
+		return nil
+	}, held, received)
 }

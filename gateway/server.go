@@ -120,6 +120,7 @@ func New(cfg Config) *Server {
 		tel.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s.watches.register(tel.MeterProvider, cfg.Region)
 	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
 	if cfg.Node != "" {
 		s.spanAttrs = append(s.spanAttrs, attrNode.String(cfg.Node))

@@ -399,6 +399,8 @@ func TestTelemetryAcrossGateways(t *testing.T) {
 			{"meridian_gossip_members", map[string]string{"region": "us-east", "member_region": "us-east", "status": "alive"}, 1},
 			{"meridian_health_checks_total", map[string]string{"region": "us-east", "kind": "tcp", "result": "critical"}, 1},
 			{"meridian_health_check_duration_seconds_count", map[string]string{"region": "us-east", "kind": "tcp"}, 1},
+			{"meridian_federation_watches", map[string]string{"region": "us-east"}, 0}, // 1 but for the moment between two watches
+			{"meridian_federation_watch_requests_total", map[string]string{"region": "us-east"}, 1},
 			{"go_goroutines", nil, 1},
 		} {
 			v, ok := promValue(m, c.name, c.labels)
