@@ -44,6 +44,7 @@ var coreFiles = []string{
 	"federation/membership.go",
 	"federation/replica.go",
 	"federation/shard.go",
+	"federation/watchcore.go", // the push path's decisions (Core.Watches, WatchDone)
 	"region/catalog.go",
 	"region/change.go",
 	"region/decode.go",
@@ -68,9 +69,12 @@ var drivers = []string{
 	"federation/keyring.go",        // gossip keyring: files, Serf's key manager
 	"federation/serf.go",           // SerfMembership: the Serf agent
 	"federation/syncproto.go",      // catalog sync over HTTP
-	"region/cache.go",              // catalog cache kept current from Redis
-	"region/faultstore.go",         // Store decorator injecting faults
-	"region/healthrunner.go",       // runs probes on a timer
+	"federation/watch.go",          // the push path's driver (Watcher) on the rt seam
+	"federation/watch_http.go",     // its HTTP transport
+	"federation/federator_update.go",
+	"region/cache.go",        // catalog cache kept current from Redis
+	"region/faultstore.go",   // Store decorator injecting faults
+	"region/healthrunner.go", // runs probes on a timer
 	"region/healthrunner_telemetry.go",
 	"region/memstore.go",   // in-memory Store twin
 	"region/probe.go",      // HTTP and TCP health probes
