@@ -48,6 +48,17 @@ type CoreConfig struct {
 	// look alive while nothing this gateway sends it gets an answer, and
 	// traffic routed there would be lost. 0 turns it off. Default 2.
 	UnreachableAfter int
+
+	// WatchWait is how long one catalog watch (the push path, see Watch)
+	// may wait at the watched gateway for the region's catalog to move;
+	// 0 turns watches off. Gateways cap it at 10 minutes and add up to
+	// 1/16 of jitter. Default 5m.
+	WatchWait time.Duration
+	// WatchMinInterval is the least time between the starts of two
+	// watches of one region: what commits meanwhile travels in one answer,
+	// so a burst of writes costs at most one request per interval per
+	// watched region. Default 10ms.
+	WatchMinInterval time.Duration
 }
 
 // DefaultCoreConfig returns the WAN defaults.
@@ -58,6 +69,7 @@ func DefaultCoreConfig(regionName, self string) CoreConfig {
 		BackoffBase: time.Second, BackoffMax: 30 * time.Second,
 		ReapAfter: 72 * time.Hour, PersistEvery: 5 * time.Second,
 		UnreachableAfter: 2,
+		WatchWait:        5 * time.Minute, WatchMinInterval: 10 * time.Millisecond,
 	}
 }
 
@@ -89,6 +101,10 @@ func (c *CoreConfig) Validate() error {
 		return errors.New("PersistEvery: must not be negative")
 	case c.PersistSyncEvery < 0:
 		return errors.New("PersistSyncEvery: must not be negative")
+	case c.WatchWait < 0:
+		return errors.New("WatchWait: must not be negative")
+	case c.WatchMinInterval < 0:
+		return errors.New("WatchMinInterval: must not be negative")
 	}
 	return nil
 }
@@ -176,6 +192,7 @@ type Core struct {
 	gateways map[string]Member // by node name
 	regions  map[string]*regionState
 	seq      uint64 // last fetch Seq issued
+	watchSeq uint64 // last Watch Seq issued
 }
 
 type regionState struct {
@@ -203,6 +220,8 @@ type regionState struct {
 	behindSince   time.Time
 	behindVersion uint64
 	resetFetched  bool
+
+	watch watchState // the push path (watchcore.go)
 }
 
 // NewCore returns a core. rng adds jitter to backoffs.

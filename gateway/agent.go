@@ -298,6 +298,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		})
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
+		a.startWatcher(fctx)
 	}
 	log.Info("gateway serving", "http", ln.Addr().String(), "tls", a.tls != nil, "store", redactURL(redisURL))
 	return a, nil

@@ -92,6 +92,7 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	watches   catalogWatches // federation_watch.go
 }
 
 // Default and maximum waits of blocking queries.
@@ -121,6 +122,7 @@ func New(cfg Config) *Server {
 		tel.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s.watches.register(tel.MeterProvider, cfg.Region)
 	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
 	if cfg.Node != "" {
 		s.spanAttrs = append(s.spanAttrs, attrNode.String(cfg.Node))
