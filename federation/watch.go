@@ -110,6 +110,9 @@ func (w *Watcher) Stop() {
 // sortedCalls returns the watches in flight by region (mu held), so that
 // what the driver does with them happens in one order.
 func (w *Watcher) sortedCalls() []watchCall {
+	if len(w.inflight) == 0 {
+		return nil
+	}
 	out := make([]watchCall, 0, len(w.inflight))
 	for _, c := range w.inflight {
 		out = append(out, c)
@@ -179,6 +182,7 @@ func (w *Watcher) answered(x Watch, res SyncResult, err error) {
 	now := w.cfg.Runtime.Now()
 	var aerr error
 	var had, got *Replica
+	moved := false // the answer changed the replica's version
 	w.cfg.Core.Update(func(c *Core) {
 		if err != nil {
 			c.WatchFailed(now, x, err)
@@ -190,7 +194,9 @@ func (w *Watcher) answered(x Watch, res SyncResult, err error) {
 			hadV = had.Version()
 		}
 		aerr = c.WatchDone(now, x, res)
-		if got = c.Replica(x.Region); got != nil && had != nil && got.Version() < hadV {
+		got = c.Replica(x.Region)
+		moved = got != nil && (had == nil || got.Version() != hadV)
+		if got != nil && had != nil && got.Version() < hadV {
 			w.cfg.Logger.Error("a region's catalog went back; accepted the reset its gateways advertise (its store lost data and was not restored)",
 				"region", x.Region, "from_version", hadV, "to_version", got.Version(), "gateway", x.Gateway)
 		}
@@ -205,6 +211,9 @@ func (w *Watcher) answered(x Watch, res SyncResult, err error) {
 	case aerr != nil:
 		w.cfg.Logger.Debug("watch answer not applied", "watch", x.String(), "err", aerr)
 	default:
+		if k, ok := w.cfg.Core.(interface{ Kick() }); ok && moved {
+			k.Kick() // the replica moved: the owner persists it
+		}
 		if w.cfg.OnApplied != nil {
 			w.cfg.OnApplied(x.Region)
 		}

@@ -36,7 +36,9 @@ type gateway struct {
 	rt        gwRuntime
 	cache     *region.Cache
 	fed       *federation.Federator
-	core      *federation.Core // fed's core; read directly (one goroutine)
+	watcher   *federation.Watcher // the push path (watch.go)
+	held      []*simWatch         // watches of other gateways this one holds
+	core      *federation.Core    // fed's core; read directly (one goroutine)
 	pub       *federation.Publisher
 	shards    *federation.Shards
 	registrar *region.Registrar
@@ -123,6 +125,15 @@ func (g *gateway) start() error {
 	g.fed = fed
 	fed.Read(func(c *federation.Core) { g.core = c })
 	fed.OnMembership(g.peersChanged)
+	g.held = nil
+	if g.core.Config().WatchWait > 0 {
+		g.watcher, err = federation.NewWatcher(federation.WatcherConfig{Runtime: g.rt, Core: fed,
+			Transport: watchTransport{g}, Logger: w.logger})
+		if err != nil {
+			return err
+		}
+		fed.OnMembership(g.watcher.Kick)
+	}
 	interval := time.Second
 	if w.cfg.profile.Name == "local" {
 		interval = 200 * time.Millisecond
@@ -132,6 +143,9 @@ func (g *gateway) start() error {
 	fed.Member(federation.MemberEvent{Kind: federation.EventJoin,
 		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr}})
 	g.cache.Start(w.ctx)
+	if g.watcher != nil {
+		g.watcher.Start()
+	}
 	return nil
 }
 
@@ -155,6 +169,11 @@ func (g *gateway) crash(graceful bool) {
 	}
 	g.inc++ // the drivers' pending tasks and timers on gwRuntime end here
 	g.fed.Stop()
+	if g.watcher != nil {
+		g.watcher.Stop()
+		g.watcher = nil
+	}
+	g.dropWatches()
 	g.pub.Stop()
 	g.cache.Stop()
 	g.fetches = map[uint64]fetchRec{}
@@ -215,6 +234,7 @@ func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	v := g.cache.Version()
 	w.checkVersion(g, g.rs.name, v)
 	g.pub.Set(v)
+	g.wakeWatches()
 	if reload {
 		g.epoch++
 		g.dataEpoch++
