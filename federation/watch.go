@@ -36,9 +36,11 @@ type WatcherConfig struct {
 	Core      CoreUpdater
 	Transport WatchTransport
 	Logger    *slog.Logger
-	// Recheck bounds how long the watcher sleeps when the core schedules
-	// nothing: a region whose first replica (made by the pull) arrives is
-	// watched within it. Default 1s.
+	// Recheck bounds how long the watcher sleeps while some region is not
+	// watched (Core.WatchPending): a region whose first replica (made by
+	// the pull) arrives is watched within it. While every region has its
+	// watch in flight it sleeps until the core's WatchDeadline (answers
+	// and membership events wake it). Default 1s.
 	Recheck time.Duration
 	// OnApplied, when set, is called (on the watcher's task, without locks)
 	// after each watch answer was applied, with its region.
@@ -126,9 +128,11 @@ func (w *Watcher) step() {
 	var start []Watch
 	var retired []watchCall
 	var next time.Time
+	pending := true
 	w.cfg.Core.Update(func(c *Core) {
 		start = c.Watches(now)
 		next = c.WatchDeadline(now)
+		pending = c.WatchPending()
 		w.mu.Lock()
 		for _, call := range w.sortedCalls() {
 			if !c.WatchCurrent(call.w.Region, call.w.Seq) {
@@ -162,8 +166,11 @@ func (w *Watcher) step() {
 		w.mu.Unlock()
 	}
 	d := w.cfg.Recheck
-	if !next.IsZero() {
+	switch {
+	case !next.IsZero() && pending:
 		d = min(d, next.Sub(now))
+	case !next.IsZero():
+		d = next.Sub(now)
 	}
 	w.loop.After(d)
 }

@@ -135,6 +135,24 @@ func (c *Core) WatchCurrent(regionName string, seq uint64) bool {
 	return rs != nil && rs.watch.inflight && rs.watch.seq == seq
 }
 
+// WatchPending reports whether some other region with an alive gateway is
+// not watched now: it has no replica yet, a gap the pull must fill with a
+// snapshot, a watch backing off, or a watch in flight that no longer
+// counts. What ends those (a pull's answer) does not wake the watch
+// driver, so it checks again soon; while every such region has its watch
+// in flight the driver sleeps until WatchDeadline.
+func (c *Core) WatchPending() bool {
+	if c.cfg.WatchWait <= 0 {
+		return false
+	}
+	for name, rs := range c.regions { // a yes/no: the order cannot show
+		if name != c.cfg.Region && c.aliveIn(name) && !(rs.watch.inflight && c.watchable(rs)) {
+			return true
+		}
+	}
+	return false
+}
+
 // WatchDeadline returns when Watches next has something to do because of
 // time: a watch in flight times out, or a region's next watch may start
 // (after WatchMinInterval or a backoff). It is zero when nothing is

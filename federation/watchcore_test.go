@@ -215,3 +215,34 @@ func TestWatchesOff(t *testing.T) {
 		t.Fatalf("Validate: %v, want it to name WatchMinInterval", err)
 	}
 }
+
+// TestWatchPending: the driver polls (WatchPending) while a region with an
+// alive gateway is not watched — before its first replica, while its watch
+// backs off — and not while every region has its watch in flight.
+func TestWatchPending(t *testing.T) {
+	c := newTestCore(t)
+	if c.WatchPending() {
+		t.Fatal("pending with no other region")
+	}
+	c.Member(t0, MemberEvent{Kind: EventJoin, Member: gw("eu-1", "eu-west", 2)})
+	c.Tick(t0) // the region gets a state
+	if !c.WatchPending() {
+		t.Fatal("not pending for a region without a replica (the pull makes it)")
+	}
+	c = watchedCore(t)
+	if !c.WatchPending() {
+		t.Fatal("not pending with a replica and no watch in flight")
+	}
+	w := oneWatch(t, c.Watches(t0))
+	if c.WatchPending() {
+		t.Fatal("pending while the only region has its watch in flight")
+	}
+	c.WatchFailed(t0, w, errors.New("refused"))
+	if !c.WatchPending() {
+		t.Fatal("not pending after the watch failed")
+	}
+	c.cfg.WatchWait = 0
+	if c.WatchPending() {
+		t.Fatal("pending with watches off")
+	}
+}

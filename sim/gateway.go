@@ -158,6 +158,7 @@ func (g *gateway) crash(graceful bool) {
 	if !g.running {
 		return
 	}
+	g.dropWatches(graceful)
 	g.running, g.left = false, graceful
 	keys := make([]region.Key, 0, len(g.checks))
 	for k := range g.checks {
@@ -173,7 +174,6 @@ func (g *gateway) crash(graceful bool) {
 		g.watcher.Stop()
 		g.watcher = nil
 	}
-	g.dropWatches()
 	g.pub.Stop()
 	g.cache.Stop()
 	g.fetches = map[uint64]fetchRec{}

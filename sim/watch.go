@@ -28,7 +28,9 @@ import (
 //     whose peer is silent gets no RST;
 //   - a watched gateway whose process is down (crashed, left): its host
 //     answers with a RST, so a new watch fails after one round trip and a
-//     held one fails one one-way latency after the crash;
+//     held one fails one one-way latency after the crash (a graceful
+//     shutdown answers the watches it holds instead, as the real server
+//     drains);
 //   - the watching gateway crashing: its watches die with it (answers
 //     that arrive later are dropped, and the server forgets them).
 
@@ -134,6 +136,7 @@ func (sw *simWatch) arrive() {
 	w.after(sw.x.Wait, func() {
 		if sw.held && t.inc == sw.tinc {
 			sw.held = false
+			t.unhold()
 			sw.answer()
 		}
 	})
@@ -220,21 +223,41 @@ func (t *gateway) wakeWatches() {
 	}
 }
 
-// dropWatches is the watched gateway's process ending: every watch it
-// holds sees its connection reset (after the one-way latency, unless the
-// link is cut: then it hangs until its timeout).
-func (t *gateway) dropWatches() {
+// dropWatches is the watched gateway's process ending. A graceful
+// shutdown drains: every watch it holds is answered now (with what its
+// catalog holds, as the real server's drain does). A crash resets them:
+// each fails one one-way latency later (unless the link is cut: then it
+// hangs until its timeout).
+func (t *gateway) dropWatches(graceful bool) {
 	w := t.w
-	for _, sw := range t.held {
+	held := t.held
+	t.held = nil
+	for _, sw := range held {
 		if !sw.held || sw.ended {
 			continue
 		}
 		sw.held = false
+		if graceful {
+			sw.answer()
+			continue
+		}
 		if d, ok := w.tcpDeliver(t.rs.idx, sw.g.rs.idx); ok {
 			w.after(d, func() { sw.fail("connection reset (gateway down)") })
 		}
 	}
-	t.held = nil
+}
+
+// unhold forgets the watches this gateway no longer holds (answered at
+// the end of their wait, or abandoned by their client).
+func (t *gateway) unhold() {
+	keep := t.held[:0]
+	for _, sw := range t.held {
+		if sw.held && !sw.ended {
+			keep = append(keep, sw)
+		}
+	}
+	clear(t.held[len(keep):])
+	t.held = keep
 }
 
 // watchApplied is the bookkeeping of a watch answer the Watcher handed to
