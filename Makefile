@@ -1,11 +1,18 @@
 # Targets for working on Meridian. `make test` is what CI runs (.ci/run).
-.PHONY: run test bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz
+.PHONY: run test test-short bench soak lint build fuzz jaeger e2e-jaeger sim-check sim-fuzz screenshot release
 
 run:
 	go run ./cmd/meridian dev
 
 test:
 	bash scripts/test.sh
+
+# The quick check while working: unit tests with -short (no race detector;
+# tests that start processes, browsers or long federations skip themselves)
+# and one scenario twice. `make test` stays the whole suite.
+test-short:
+	go test -short -count=1 -timeout 5m ./...
+	go run ./cmd/meridian sim run region-cutoff --seed 1 --check-determinism --quiet
 
 bench:
 	bash scripts/bench.sh
@@ -23,8 +30,14 @@ lint:
 	fi
 	go vet ./...
 
+# bin/meridian, stamped with version, commit and date (meridian --version).
 build:
-	go build -o bin/meridian ./cmd/meridian
+	go build -ldflags "$$(bash scripts/ldflags.sh)" -o bin/meridian ./cmd/meridian
+
+# Static binaries for linux/amd64, linux/arm64, darwin/arm64 in dist/ with
+# SHA256SUMS (VERSION=v1.2.3 make release).
+release:
+	bash scripts/release.sh
 
 fuzz:
 	go test -run='^$$' -fuzz=FuzzDecodeRegistration -fuzztime=30s ./region/
@@ -33,6 +46,8 @@ fuzz:
 	go test -run='^$$' -fuzz=FuzzCheck -fuzztime=30s ./egress/
 	go test -run='^$$' -fuzz=FuzzDecodeRules -fuzztime=30s ./acl/
 	go test -run='^$$' -fuzz=FuzzDecodeTokenRequest -fuzztime=30s ./acl/
+	go test -run='^$$' -fuzz=FuzzConsulRegistration -fuzztime=30s ./gateway/
+	go test -run='^$$' -fuzz=FuzzDNSQuery -fuzztime=30s ./gateway/
 
 # Jaeger v2 for trace analysis (README "Trace analysis in Jaeger"): builds
 # bin/jaeger once (about 10 minutes; its own module in tools/jaeger) and runs
@@ -68,3 +83,9 @@ sim-check:
 # Swarm fuzzing of the simulator's invariants on 200 generated scenarios.
 sim-fuzz:
 	go run ./cmd/meridian sim fuzz --seeds 200 --time-budget 10m
+
+# docs/ui.png: the status page of three federated regions, from the
+# headless-Chromium test (gateway/ui_browser_test.go).
+screenshot:
+	bash scripts/ensure-tools.sh chromium
+	MERIDIAN_TEST_BROWSER=1 MERIDIAN_UI_SCREENSHOT="$(CURDIR)/docs/ui.png" go test -count=1 -run 'TestStatusPageInBrowser$$' ./gateway/

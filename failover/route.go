@@ -178,8 +178,10 @@ type level struct {
 // min(a_i, what the levels before it left); when the availabilities sum to
 // less than 1 they are scaled up so that the shares sum to 1. When the
 // healthy fraction over all levels is below PanicThreshold (equal is not
-// below), health is ignored: every level counts as fully available, so the
-// first level takes everything, critical instances included.
+// below) and the availabilities sum to less than 1 (Envoy's normalized
+// total health under 100%: the levels together lack healthy instances),
+// health is ignored: every level counts as fully available, so the first
+// level takes everything, critical instances included.
 //
 // Limit cuts the endpoint list only; Shares, PriorityShares and Failover
 // describe the split before the cut. Returned endpoints share Tags and Meta
@@ -205,7 +207,6 @@ func Route(views []RegionView, req Request) Decision {
 		return d
 	}
 	frac := float64(healthy) / float64(total)
-	panicking := healthy == 0 || frac < p.PanicThreshold
 
 	// Outside panic, an unreachable region gets traffic only when no
 	// reachable region has a healthy instance: the reachable ones take it
@@ -218,9 +219,7 @@ func Route(views []RegionView, req Request) Decision {
 	sumA := 0.0
 	for i := range levels {
 		l := &levels[i]
-		if panicking {
-			l.avail = 1
-		} else if l.unreach && reachableHealthy {
+		if l.unreach && reachableHealthy {
 			l.avail = 0
 		} else {
 			a := float64(l.healthy) * p.Overprovisioning / float64(len(l.insts))
@@ -230,6 +229,19 @@ func Route(views []RegionView, req Request) Decision {
 			l.avail = a
 		}
 		sumA += l.avail
+	}
+	// As Envoy does: when the levels' normalized health sums to 100%
+	// there are enough healthy instances between them, and the panic
+	// threshold is disregarded (a few healthy instances in a big dead
+	// local region must not send everything to it while a failover region
+	// is fully healthy).
+	panicking := healthy == 0 || (frac < p.PanicThreshold && sumA < 1-boundaryEps)
+	if panicking {
+		sumA = 0
+		for i := range levels {
+			levels[i].avail = 1
+			sumA++
+		}
 	}
 	norm := sumA
 	if norm >= 1-boundaryEps {

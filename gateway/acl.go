@@ -178,6 +178,19 @@ func secretOf(r *http.Request) (secret string, bearer bool) {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:]), true
 	}
+	// Consul's ways, on the Consul-compatible routes only (consul_api.go):
+	// elsewhere the header and the query may be meant for the service
+	// behind /v1/proxy, and a query is forwarded and traced.
+	if consulPath(r.URL.Path) {
+		if s := r.Header.Get(consulTokenHeader); s != "" {
+			return s, false
+		}
+		if strings.Contains(r.URL.RawQuery, "token=") {
+			if s := r.URL.Query().Get("token"); s != "" {
+				return s, false
+			}
+		}
+	}
 	return "", false
 }
 

@@ -35,6 +35,10 @@ import (
 type AgentConfig struct {
 	Region   string // region name (a DNS label)
 	HTTPAddr string // listen address, e.g. 127.0.0.1:8700 (port 0 picks one)
+	// HTTPAdvertise is the host:port other gateways use for this one's
+	// HTTP API (advertised in its Serf tags); the listener's address when
+	// empty. Needed when HTTPAddr binds all interfaces (0.0.0.0:8700).
+	HTTPAdvertise string
 	// RedisURL selects the store (see redisstore.RedisOptions). Empty starts an
 	// embedded miniredis whose data does not survive a restart.
 	RedisURL string
@@ -86,6 +90,9 @@ type AgentConfig struct {
 	KeyringFile string
 	// ACL configures tokens and the default policy (--acl-*).
 	ACL ACLConfig
+	// DNS is the DNS interface (--dns, --dns-ttl, --dns-domain,
+	// --dns-token); off when DNS.Addr is empty. See dns.go.
+	DNS DNSConfig
 	// OnStoreLoss is what the gateway does when its store lost data
 	// (--on-store-loss): region.LossRestore (when empty) writes the
 	// catalog it holds back, region.LossAccept adopts the store as it is.
@@ -99,6 +106,11 @@ func (c *AgentConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: %q is not host:port: %w", c.HTTPAddr, err)
+	}
+	if c.HTTPAdvertise != "" {
+		if h, _, err := net.SplitHostPort(c.HTTPAdvertise); err != nil || h == "" {
+			return fmt.Errorf("http-advertise: %q is not host:port", c.HTTPAdvertise)
+		}
 	}
 	if c.SerfBind != "" {
 		if _, _, err := net.SplitHostPort(c.SerfBind); err != nil {
@@ -138,6 +150,9 @@ func (c *AgentConfig) Validate() error {
 	if err := c.ACL.Validate(); err != nil {
 		return err
 	}
+	if err := c.DNS.Validate(); err != nil {
+		return err
+	}
 	if c.ACL.PrimaryRegion != "" && c.ACL.PrimaryRegion != c.Region && c.SerfBind == "" {
 		return fmt.Errorf("primary-region: %s is another region, so tokens replicate from it over federation; set --serf-bind", c.ACL.PrimaryRegion)
 	}
@@ -155,6 +170,7 @@ type Agent struct {
 	Fed      *federation.Federator // nil when federation is off
 	Members  federation.Membership // nil when federation is off
 	ACL      *ACLs
+	DNS      *DNSServer // nil when DNS is off
 	mini     *miniredis.Miniredis
 	http     *http.Server
 	listener net.Listener
@@ -214,6 +230,9 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.Cache = region.NewCache(store, region.CacheOptions{CatchUp: cfg.CatchUp, Logger: log.With("component", "cache"),
 		OnStoreLoss: region.OnStoreLoss(cfg.OnStoreLoss)})
+	// Each group-commit round trip lands in the cache once, in version
+	// order, before its writers are answered (read-your-writes).
+	store.OnCommit(func(chs []region.Change) { a.Cache.Apply(chs...) })
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -221,7 +240,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.closeStore()
-		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listening on %s: %w%s", cfg.HTTPAddr, err, bindHint(err, "--http"))
 	}
 	a.listener = ln
 
@@ -230,7 +249,11 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Region: cfg.Region,
 	}
 	if cfg.SerfBind != "" {
-		if err := a.startFederation(store, ln.Addr().String(), seed, log); err != nil {
+		advertise := ln.Addr().String()
+		if cfg.HTTPAdvertise != "" {
+			advertise = cfg.HTTPAdvertise
+		}
+		if err := a.startFederation(store, advertise, seed, log); err != nil {
 			ln.Close()
 			a.closeStore()
 			return nil, err
@@ -300,6 +323,14 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
 		a.startWatcher(fctx)
 	}
+	if cfg.DNS.Addr != "" {
+		if a.DNS, err = StartDNS(a.Server, cfg.DNS, log.With("component", "dns")); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a.Shutdown(ctx)
+			return nil, err
+		}
+	}
 	log.Info("gateway serving", "http", ln.Addr().String(), "tls", a.tls != nil, "store", redactURL(redisURL))
 	return a, nil
 }
@@ -321,7 +352,7 @@ func (a *Agent) startFederation(store *redisstore.RedisStore, httpAddr string, s
 		Join: cfg.Join, Logger: log, Keys: kr.Keys, KeyringFile: cfg.KeyringFile,
 	})
 	if err != nil {
-		return fmt.Errorf("joining the gossip pool: %w", err)
+		return fmt.Errorf("joining the gossip pool: %w%s", err, bindHint(err, "--serf-bind"))
 	}
 	a.Members = mem
 	a.shards = federation.NewShards(mem.LocalName())
@@ -415,6 +446,9 @@ func (a *Agent) Kill() {
 
 func (a *Agent) stop(ctx context.Context) error {
 	a.Server.Drain()
+	if a.DNS != nil {
+		a.DNS.Shutdown(ctx)
+	}
 	err := a.http.Shutdown(ctx)
 	if a.Members != nil {
 		a.Members.Shutdown()

@@ -10,7 +10,11 @@
 // metrics served on /metrics. The deciding cores (region.Health,
 // federation.Core, failover.Route) stay free of it.
 //
-// Every response is JSON. Errors are {"error": "...", "field": "..."} with
+// GET / and /ui/ serve the status page (ui.go, files in ui/), the one
+// answer that is not JSON; it reads the JSON API, including
+// /v1/decisions, the ring of recent routing decisions (decisions.go).
+//
+// Every other response is JSON. Errors are {"error": "...", "field": "..."} with
 // 400 (bad input, naming the field), 404 (unknown instance or route), 405
 // (wrong method, with Allow), 413 (body over 64 KiB) or 503 with Retry-After
 // (the store cannot take a write; nothing was acknowledged).

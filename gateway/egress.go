@@ -59,7 +59,7 @@ func (a *Agent) egressPolicy(redisURL string, httpAddr net.Addr, log *slog.Logge
 			self = append(self, b.BindAddr())
 		}
 	}
-	self = append(self, a.cfg.SerfBind, a.cfg.SerfAdvertise)
+	self = append(self, a.cfg.SerfBind, a.cfg.SerfAdvertise, a.cfg.DNS.Addr)
 	for _, hp := range self {
 		cfg.Self = append(cfg.Self, resolveHostPort(ctx, hp, log)...)
 	}

@@ -77,6 +77,8 @@ type allRegionsResponse struct {
 // errUnknownRegion: no gateway of the region was ever seen here.
 var errUnknownRegion = errors.New("unknown region")
 
+func errNoReplica(name string) error { return errors.New("no replica of region " + name + " yet") }
+
 // remoteAnswer answers a lookup from a remote region's replica.
 func (s *Server) remoteAnswer(name, service string, f region.Filter, now time.Time) (regionAnswer, error) {
 	var ans regionAnswer
@@ -87,7 +89,7 @@ func (s *Server) remoteAnswer(name, service string, f region.Filter, now time.Ti
 		case !known:
 			err = errUnknownRegion
 		case rep == nil:
-			err = errors.New("no replica of region " + name + " yet")
+			err = errNoReplica(name)
 		default:
 			ans = regionAnswer{Region: name, Version: rep.Version(), Stale: stale,
 				AgeMS:     max(now.Sub(rep.LastSync), 0).Milliseconds(),
@@ -134,7 +136,7 @@ func (s *Server) serveRegionLookup(w http.ResponseWriter, service, which string,
 		writeError(w, http.StatusBadRequest, "region", "region must be a region name or *: "+strconv.Quote(which))
 		return
 	}
-	ans, err := s.remoteAnswer(which, service, f, now)
+	ans, err := s.remoteEncoded(which, service, f)
 	switch {
 	case errors.Is(err, errUnknownRegion):
 		writeError(w, http.StatusNotFound, "region", "region "+strconv.Quote(which)+" is not known to this gateway")
@@ -143,7 +145,7 @@ func (s *Server) serveRegionLookup(w http.ResponseWriter, service, which string,
 		writeError(w, http.StatusServiceUnavailable, "region", err.Error())
 		return
 	}
-	s.writeServiceAnswer(w, service, f, ans)
+	writeServiceAnswer(w, service, ans)
 }
 
 type gatewayView struct {

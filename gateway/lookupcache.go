@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -24,68 +25,203 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// lookupCache keeps the JSON of recent lookups' instance lists. An entry is
-// used only when the lookup returns the same instances at the same writes:
-// every write to an instance sets a new ModifyIndex and UpdatedAt, so
-// (id, ModifyIndex, UpdatedAt) stands for its content, even across a
-// snapshot reload that repeats versions.
+// lookupCache keeps, per (region, service, filter), the JSON of the
+// filtered instance list, built once per change of that service: an entry
+// is used while the service's region.Stamp (its catalog's life and the
+// version that last changed the service) is the one it was built at, which
+// a lookup reads in O(1), without walking the instances. ACLs do not reach
+// the list: a service's instances are the same for every token that may
+// read the service (the route's guard decides that before the cache is
+// asked), so one entry serves every such token.
 type lookupCache struct {
-	mu sync.Mutex
-	m  map[string]lookupEntry // lookupKey -> last encoding
+	mu    sync.RWMutex
+	m     map[answerKey]*encodedList
+	bytes int // sum of the entries' JSON
 }
 
-type lookupEntry struct {
-	ids  []instanceWrite
-	json []byte
+// answerKey names one cached list.
+type answerKey struct {
+	region, service string
+	passing         bool
+	zone            string
+	tags            string // joined with NUL, which no tag contains
 }
 
-type instanceWrite struct {
-	id      string
-	index   uint64
-	updated time.Time
+func newAnswerKey(regionName, service string, f region.Filter) answerKey {
+	return answerKey{region: regionName, service: service, passing: f.Passing, zone: f.Zone,
+		tags: strings.Join(f.Tags, "\x00")}
 }
 
-// maxCachedLookups bounds the cache; past it, it starts over.
-const maxCachedLookups = 256
-
-func lookupKey(regionName, service string, f region.Filter) string {
-	return regionName + "\x00" + service + "\x00" + strconv.FormatBool(f.Passing) + "\x00" + f.Zone + "\x00" + strings.Join(f.Tags, "\x00")
+// encodedList is the JSON of an instance list as json.Marshal gives it
+// ("[]" when empty), built from the instances at stamp. It is shared by
+// every lookup it answers and never modified.
+type encodedList struct {
+	stamp region.Stamp
+	json  []byte
+	n     int // instances in the list
 }
 
-// encode returns json.Marshal(ins), from the cache when key last encoded
-// the same instance writes.
-func (c *lookupCache) encode(key string, ins []region.Instance) ([]byte, error) {
+// Bounds of the cache: distinct lists, and bytes of JSON. Past either it
+// starts over, so queries with arbitrary tags cannot grow it without bound.
+const (
+	maxCachedLookups    = 1024
+	maxCachedLookupJSON = 64 << 20
+)
+
+// get returns the cached list of key if it was built at stamp.
+func (c *lookupCache) get(key answerKey, stamp region.Stamp) *encodedList {
+	c.mu.RLock()
+	e := c.m[key]
+	c.mu.RUnlock()
+	if e != nil && e.stamp == stamp {
+		return e
+	}
+	return nil
+}
+
+// build encodes ins (read at stamp) and keeps it for key.
+func (c *lookupCache) build(key answerKey, stamp region.Stamp, ins []region.Instance) (*encodedList, error) {
 	if ins == nil {
 		ins = []region.Instance{}
-	}
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && len(e.ids) == len(ins) {
-		same := true
-		for i := range ins {
-			if w := e.ids[i]; w.id != ins[i].ID || w.index != ins[i].ModifyIndex || !w.updated.Equal(ins[i].UpdatedAt) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return e.json, nil
-		}
 	}
 	b, err := json.Marshal(ins)
 	if err != nil {
 		return nil, err
 	}
-	e = lookupEntry{ids: make([]instanceWrite, len(ins)), json: b}
-	for i := range ins {
-		e.ids[i] = instanceWrite{id: ins[i].ID, index: ins[i].ModifyIndex, updated: ins[i].UpdatedAt}
-	}
+	e := &encodedList{stamp: stamp, json: b, n: len(ins)}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedLookups {
-		c.m = map[string]lookupEntry{}
+	defer c.mu.Unlock()
+	if old := c.m[key]; old != nil {
+		if old.stamp.Gen == stamp.Gen && old.stamp.Changed > stamp.Changed {
+			return e, nil // a later build got here first: keep it
+		}
+		c.bytes -= len(old.json)
+		delete(c.m, key)
 	}
-	c.m[key] = e
-	c.mu.Unlock()
-	return b, nil
+	if c.m == nil || len(c.m) >= maxCachedLookups || c.bytes+len(b) > maxCachedLookupJSON {
+		c.m, c.bytes = map[answerKey]*encodedList{}, 0
+	}
+	if len(b) <= maxCachedLookupJSON {
+		c.m[key] = e
+		c.bytes += len(b)
+	}
+	return e, nil
 }
+
+// encodedAnswer is a service's answer from one region: the fields of
+// serviceResponse around the cached instance list.
+type encodedAnswer struct {
+	Region  string
+	Version uint64
+	Stale   bool
+	AgeMS   int64
+	list    *encodedList
+}
+
+// localEncoded answers a lookup from this region's cache.
+func (s *Server) localEncoded(service string, f region.Filter) (encodedAnswer, error) {
+	fr := s.cfg.Cache.Freshness()
+	ans := encodedAnswer{Region: s.cfg.Region, Stale: fr.Stale, AgeMS: fr.Age.Milliseconds()}
+	key := newAnswerKey(s.cfg.Region, service, f)
+	var stamp region.Stamp
+	var ins []region.Instance
+	s.cfg.Cache.Read(func(c *region.Catalog) {
+		ans.Version = c.Version()
+		stamp = c.ServiceStamp(service)
+		if ans.list = s.lookups.get(key, stamp); ans.list == nil {
+			ins = c.Instances(service, f)
+		}
+	})
+	if ans.list != nil {
+		return ans, nil
+	}
+	var err error
+	ans.list, err = s.lookups.build(key, stamp, ins)
+	return ans, err
+}
+
+// remoteEncoded answers a lookup from a remote region's replica.
+func (s *Server) remoteEncoded(name, service string, f region.Filter) (encodedAnswer, error) {
+	now := s.cfg.Now()
+	ans := encodedAnswer{Region: name}
+	key := newAnswerKey(name, service, f)
+	var stamp region.Stamp
+	var ins []region.Instance
+	var err error
+	s.cfg.Fed.Read(func(c *federation.Core) {
+		rep, stale, known := c.Lookup(name)
+		switch {
+		case !known:
+			err = errUnknownRegion
+		case rep == nil:
+			err = errNoReplica(name)
+		default:
+			ans.Version, ans.Stale = rep.Version(), stale
+			ans.AgeMS = max(now.Sub(rep.LastSync), 0).Milliseconds()
+			stamp = rep.Catalog.ServiceStamp(service)
+			if ans.list = s.lookups.get(key, stamp); ans.list == nil {
+				ins = rep.Catalog.Instances(service, f)
+			}
+		}
+	})
+	if err != nil || ans.list != nil {
+		return ans, err
+	}
+	ans.list, err = s.lookups.build(key, stamp, ins)
+	return ans, err
+}
+
+// heads recycles the buffers the per-request part of an answer is
+// written from.
+var heads = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// writeServiceAnswer writes {"service","region","version","stale","age_ms",
+// "instances"}: the bytes json.Marshal gives serviceResponse. The few
+// per-request fields are written before the cached instance list, which is
+// written as it is: a lookup costs the same whatever the service's size.
+func writeServiceAnswer(w http.ResponseWriter, service string, ans encodedAnswer) {
+	bp := heads.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"service":`...)
+	b = appendJSONString(b, service)
+	b = append(b, `,"region":`...)
+	b = appendJSONString(b, ans.Region)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, ans.Version, 10)
+	b = append(b, `,"stale":`...)
+	b = strconv.AppendBool(b, ans.Stale)
+	b = append(b, `,"age_ms":`...)
+	b = strconv.AppendInt(b, ans.AgeMS, 10)
+	b = append(b, `,"instances":`...)
+	setAnswerHeaders(w.Header(), ans.Version, len(b)+len(ans.list.json)+len(answerTail))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	w.Write(ans.list.json)
+	w.Write(answerTail)
+	if cap(b) <= 4096 {
+		*bp = b
+		heads.Put(bp)
+	}
+}
+
+var answerTail = []byte("}\n")
+
+// setAnswerHeaders sets X-Meridian-Index, Content-Length and Content-Type
+// (application/json). Both numbers come from one string, in two slices of
+// one array: three allocations fewer than three Header.Set calls.
+func setAnswerHeaders(h http.Header, version uint64, length int) {
+	var buf [40]byte
+	b := strconv.AppendUint(buf[:0], version, 10)
+	mid := len(b)
+	b = strconv.AppendInt(b, int64(length), 10)
+	vals := string(b)
+	hv := make([]string, 2)
+	hv[0], hv[1] = vals[:mid], vals[mid:]
+	h["X-Meridian-Index"] = hv[0:1:1]
+	h["Content-Length"] = hv[1:2:2]
+	h["Content-Type"] = jsonContentType
+}
+
+// jsonContentType is the Content-Type of every answer, shared: a header's
+// values are replaced (Header.Set), never written in place.
+var jsonContentType = []string{"application/json"}

@@ -21,7 +21,7 @@ import (
 //	meridian_http_requests_total{route,method,code}        requests by route
 //	meridian_http_request_duration_seconds{route}          request latency (blocking queries included)
 //	meridian_store_writes_total{op,result}                  registry writes
-//	meridian_lookups_total{api,result,failover}             lookups: api lookup|pick|proxy|service, result ok|empty|error
+//	meridian_lookups_total{api,result,failover}             lookups: api lookup|pick|proxy|service|dns, result ok|empty|error
 //	meridian_lookup_duration_seconds{api}                   time to answer a lookup (after any blocking wait; proxy: routing only)
 //	meridian_catalog_version, meridian_cache_age_seconds, meridian_store_up
 //	meridian_instances{service,status}                      this region's instances

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/region"
 )
 
 // routeCacheMax bounds the number of memoized decisions (distinct service,
@@ -102,14 +103,18 @@ func routeKey(req failover.Request) string {
 }
 
 // routeFingerprint sums up what of the views can change a decision, apart
-// from the instances, which the versions stand for.
-func routeFingerprint(views []failover.RegionView, p failover.Policy) string {
+// from the instances, which the service's stamps (one per view) stand for:
+// a write to another service of a region changes the region's version,
+// not the service's stamp, and keeps the decision.
+func routeFingerprint(views []failover.RegionView, stamps []region.Stamp, p failover.Policy) string {
 	bound := p.WithDefaults().StalenessBound
-	b := make([]byte, 0, 32*len(views))
-	for _, v := range views {
+	b := make([]byte, 0, 48*len(views))
+	for i, v := range views {
 		b = append(b, v.Name...)
 		b = append(b, 0)
-		b = strconv.AppendUint(b, v.Version, 10)
+		b = strconv.AppendUint(b, stamps[i].Gen, 10)
+		b = append(b, '.')
+		b = strconv.AppendUint(b, stamps[i].Changed, 10)
 		b = append(b, 0)
 		b = strconv.AppendBool(b, v.Reachable)
 		if v.Stale {
@@ -131,11 +136,13 @@ func routeFingerprint(views []failover.RegionView, p failover.Policy) string {
 // decision must not be modified.
 func (s *Server) decide(req failover.Request) *routeEntry {
 	key := routeKey(req)
-	if e := s.routes.get(key, routeFingerprint(s.views(req.Service, false), req.Policy)); e != nil {
+	probe, probeStamps := s.views(req.Service, false)
+	if e := s.routes.get(key, routeFingerprint(probe, probeStamps, req.Policy)); e != nil {
 		return e
 	}
-	views := s.views(req.Service, true)
-	e := &routeEntry{fp: routeFingerprint(views, req.Policy), views: views, d: failover.Route(views, req)}
+	views, stamps := s.views(req.Service, true)
+	e := &routeEntry{fp: routeFingerprint(views, stamps, req.Policy), views: views, d: failover.Route(views, req)}
 	s.routes.put(key, e)
+	s.decisions.add(s.cfg.Now(), key, req, e.d)
 	return e
 }

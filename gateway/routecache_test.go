@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/region"
 )
 
 func TestRouteFingerprintChangesWithEveryInput(t *testing.T) {
@@ -13,10 +14,23 @@ func TestRouteFingerprintChangesWithEveryInput(t *testing.T) {
 		{Name: "eu-west", Version: 3, Reachable: true, Stale: true, Age: 10 * time.Second, RTT: 40 * time.Millisecond, HasRTT: true},
 	}
 	p := failover.Policy{Mode: failover.ModeLocal, StalenessBound: 30 * time.Second}
-	fp := routeFingerprint(base, p)
+	stamps := []region.Stamp{{Gen: 1, Changed: 7}, {Gen: 2, Changed: 3}}
+	fp := routeFingerprint(base, stamps, p)
+	for name, st := range map[string][]region.Stamp{
+		"local service changed":  {{Gen: 1, Changed: 8}, {Gen: 2, Changed: 3}},
+		"remote service changed": {{Gen: 1, Changed: 7}, {Gen: 2, Changed: 4}},
+		"remote catalog reload":  {{Gen: 1, Changed: 7}, {Gen: 5, Changed: 3}},
+	} {
+		if routeFingerprint(base, st, p) == fp {
+			t.Errorf("%s: fingerprint did not change", name)
+		}
+	}
+	other := append([]failover.RegionView(nil), base...)
+	other[0].Version, other[1].Version = 99, 98 // writes to other services
+	if routeFingerprint(other, stamps, p) != fp {
+		t.Error("a write to another service changed the fingerprint")
+	}
 	change := map[string]func(v []failover.RegionView){
-		"local version":            func(v []failover.RegionView) { v[0].Version++ },
-		"remote version":           func(v []failover.RegionView) { v[1].Version++ },
 		"reachability":             func(v []failover.RegionView) { v[1].Reachable = false },
 		"staleness":                func(v []failover.RegionView) { v[1].Stale = false },
 		"age as the text shows it": func(v []failover.RegionView) { v[1].Age = 11 * time.Second },
@@ -31,21 +45,21 @@ func TestRouteFingerprintChangesWithEveryInput(t *testing.T) {
 		if name == "age crosses the bound" {
 			base2 := append([]failover.RegionView(nil), base...)
 			base2[1].Age = 29*time.Second + 600*time.Millisecond
-			fp2 := routeFingerprint(base2, p)
+			fp2 := routeFingerprint(base2, stamps, p)
 			f(v)
-			if routeFingerprint(v, p) == fp2 {
+			if routeFingerprint(v, stamps, p) == fp2 {
 				t.Errorf("%s: fingerprint did not change", name)
 			}
 			continue
 		}
 		f(v)
-		if routeFingerprint(v, p) == fp {
+		if routeFingerprint(v, stamps, p) == fp {
 			t.Errorf("%s: fingerprint did not change", name)
 		}
 	}
 	same := append([]failover.RegionView(nil), base...)
 	same[1].Age += 200 * time.Millisecond // still reads 10s, still inside the bound
-	if routeFingerprint(same, p) != fp {
+	if routeFingerprint(same, stamps, p) != fp {
 		t.Error("an age change the explanation does not show changed the fingerprint")
 	}
 }

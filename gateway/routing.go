@@ -103,20 +103,24 @@ func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error
 }
 
 // views builds the router's input for a service: the local region from the
-// cache, the others from their replicas.
+// cache, the others from their replicas, and each one's stamp for the
+// service (what routeFingerprint compares).
 // Without instances, it is what routeFingerprint needs and costs no copy.
-func (s *Server) views(service string, instances bool) []failover.RegionView {
+func (s *Server) views(service string, instances bool) ([]failover.RegionView, []region.Stamp) {
 	fr := s.cfg.Cache.Freshness()
 	local := failover.RegionView{Name: s.cfg.Region, Version: fr.Version, Stale: fr.Stale, Reachable: true}
-	if instances {
-		s.cfg.Cache.Read(func(c *region.Catalog) {
-			local.Version = c.Version() // the version these instances are at
+	var localStamp region.Stamp
+	s.cfg.Cache.Read(func(c *region.Catalog) {
+		local.Version = c.Version() // the version these instances are at
+		localStamp = c.ServiceStamp(service)
+		if instances {
 			local.Instances = c.Instances(service, region.Filter{})
-		})
-	}
+		}
+	})
 	out := []failover.RegionView{local}
+	stamps := []region.Stamp{localStamp}
 	if s.cfg.Fed == nil {
-		return out
+		return out, stamps
 	}
 	now := s.cfg.Now()
 	mem := s.cfg.Fed.Membership()
@@ -135,6 +139,7 @@ func (s *Server) views(service string, instances bool) []failover.RegionView {
 				rv.Instances = v.Replica.Catalog.Instances(service, region.Filter{})
 			}
 			remote = append(remote, rv)
+			stamps = append(stamps, v.Replica.Catalog.ServiceStamp(service))
 			for _, g := range v.Gateways {
 				if g.Status == federation.StatusAlive {
 					alive[v.Name] = append(alive[v.Name], g.Name)
@@ -149,7 +154,7 @@ func (s *Server) views(service string, instances bool) []failover.RegionView {
 			}
 		}
 	}
-	return append(out, remote...)
+	return append(out, remote...), stamps
 }
 
 // lookupResponse is the body of GET /v1/lookup/{service}.
@@ -254,10 +259,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
 		return
 	}
-	h := w.Header()
-	h.Set("X-Meridian-Index", strconv.FormatUint(s.cfg.Cache.Version(), 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setAnswerHeaders(w.Header(), s.cfg.Cache.Version(), len(body))
 	w.Write(body)
 	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, time.Since(start))
 }

@@ -93,6 +93,9 @@ type Server struct {
 	pickers   pickers
 	proxy     *proxy
 	watches   catalogWatches // federation_watch.go
+	// consulTags caches /v1/catalog/services (consul_api.go).
+	consulTags consulTagsCache
+	decisions  decisionLog // recent routing decisions (decisions.go)
 }
 
 // Default and maximum waits of blocking queries.
@@ -156,6 +159,9 @@ func New(cfg Config) *Server {
 	s.proxy = newProxy(s, cfg.Proxy)
 	route("/v1/proxy/{service}/{path...}", "proxy", serviceRead, s.proxy.handle)
 	s.aclRoutes(route)
+	s.consulRoutes(route)                                              // consul_api.go
+	route("/v1/decisions", "decisions", identified, s.handleDecisions) // lists only readable services' decisions
+	s.uiRoutes(route)                                                  // the status page (ui.go)
 	if tel.MetricsHandler != nil {
 		s.mux.Handle("/metrics", tel.MetricsHandler) // open, as Consul's agent metrics with ACLs default-allow
 	}
@@ -440,45 +446,17 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := time.Now()
-	ans := s.localAnswer(k.Service, f)
-	s.writeServiceAnswer(w, k.Service, f, ans)
-	result := "ok"
-	if len(ans.Instances) == 0 {
-		result = "empty"
-	}
-	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
-}
-
-// writeServiceAnswer writes {"service","region","version","stale","age_ms",
-// "instances"}: the bytes json.Marshal gives serviceResponse, built by hand
-// around the instance list's cached encoding, so a lookup does not encode
-// (or, as a json.RawMessage, re-scan) unchanged instances again.
-func (s *Server) writeServiceAnswer(w http.ResponseWriter, service string, f region.Filter, ans regionAnswer) {
-	list, err := s.lookups.encode(lookupKey(ans.Region, service, f), ans.Instances)
+	ans, err := s.localEncoded(k.Service, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
 		return
 	}
-	b := make([]byte, 0, len(list)+160)
-	b = append(b, `{"service":`...)
-	b = appendJSONString(b, service)
-	b = append(b, `,"region":`...)
-	b = appendJSONString(b, ans.Region)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendUint(b, ans.Version, 10)
-	b = append(b, `,"stale":`...)
-	b = strconv.AppendBool(b, ans.Stale)
-	b = append(b, `,"age_ms":`...)
-	b = strconv.AppendInt(b, ans.AgeMS, 10)
-	b = append(b, `,"instances":`...)
-	b = append(b, list...)
-	b = append(b, "}\n"...)
-	h := w.Header()
-	h.Set("X-Meridian-Index", strconv.FormatUint(ans.Version, 10))
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	writeServiceAnswer(w, k.Service, ans)
+	result := "ok"
+	if ans.list.n == 0 {
+		result = "empty"
+	}
+	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
 }
 
 type healthResponse struct {

@@ -16,11 +16,10 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	collectortracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // NewFileExporter returns a span exporter that writes each exported batch
-// to w as one line: an OTLP ExportTraceServiceRequest in protojson, with
+// to w as one line: an OTLP ExportTraceServiceRequest in OTLP/JSON, with
 // insignificant whitespace removed so that equal batches give equal bytes
 // whatever binary wrote them. Shutdown closes w when it is an io.Closer.
 // Writes are serialised; each line is written with a single Write call.
@@ -103,10 +102,10 @@ func sortResourceSpans(rs []*tracepb.ResourceSpans) {
 	sort.SliceStable(rs, func(i, j int) bool { return keys[rs[i]] < keys[rs[j]] })
 }
 
-// MarshalTraceLine encodes req as one trace-file line: compact protojson
-// followed by a newline.
+// MarshalTraceLine encodes req as one trace-file line: compact OTLP/JSON
+// (hex ids, enum numbers; otlpjson.go) followed by a newline.
 func MarshalTraceLine(req *collectortracepb.ExportTraceServiceRequest) ([]byte, error) {
-	raw, err := protojson.Marshal(req)
+	raw, err := marshalOTLPJSON(req)
 	if err != nil {
 		return nil, fmt.Errorf("trace file: encode: %w", err)
 	}
@@ -133,7 +132,7 @@ func ReadTraceFile(r io.Reader) ([]*collectortracepb.ExportTraceServiceRequest, 
 			continue
 		}
 		req := &collectortracepb.ExportTraceServiceRequest{}
-		if err := protojson.Unmarshal(line, req); err != nil {
+		if err := UnmarshalTraceLine(line, req); err != nil {
 			return nil, fmt.Errorf("trace file: line %d: %w", n, err)
 		}
 		out = append(out, req)

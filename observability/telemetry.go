@@ -187,6 +187,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerBuildInfo(reg); err != nil {
+		return fail(fmt.Errorf("observability: build info metric: %w", err))
+	}
 	promReader, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return fail(fmt.Errorf("observability: prometheus metrics reader: %w", err))

@@ -132,7 +132,7 @@ func TestSetupFileExporter(t *testing.T) {
 		t.Fatalf("trace file has %d lines, want 1 batch:\n%s", len(lines), raw)
 	}
 	req := &collectortracepb.ExportTraceServiceRequest{}
-	if err := protojson.Unmarshal(lines[0], req); err != nil {
+	if err := UnmarshalTraceLine(lines[0], req); err != nil {
 		t.Fatalf("line is not an ExportTraceServiceRequest: %v\n%s", err, lines[0])
 	}
 	// The line round-trips: re-encoding gives the same bytes.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Catalog is a region's instances at one version. It is a pure state
@@ -11,12 +12,42 @@ import (
 // with a snapshot. It is not safe for concurrent use; the Cache guards it.
 type Catalog struct {
 	version  uint64
-	services map[string]map[string]*Instance // service -> id -> instance
+	gen      uint64                 // this catalog's life: new at NewCatalog and every Load
+	services map[string]*serviceSet // service -> its instances
+	strs     interner               // repeated strings of the instances, held once
 }
+
+// serviceSet is one service's instances and the version that last changed
+// them.
+type serviceSet struct {
+	byID    map[string]*Instance
+	changed uint64
+}
+
+// gens numbers catalog lives, process-wide, so a Stamp never repeats.
+var gens atomic.Uint64
 
 // NewCatalog returns an empty catalog at version 0.
 func NewCatalog() *Catalog {
-	return &Catalog{services: map[string]map[string]*Instance{}}
+	return &Catalog{services: map[string]*serviceSet{}, gen: gens.Add(1)}
+}
+
+// Stamp stands for the content of one service in a catalog: two reads of
+// a service with equal stamps return the same instances. It changes with
+// every change to the service, and with every Load (a snapshot may repeat
+// versions with other content), but not with changes to other services.
+type Stamp struct {
+	Gen     uint64 // the catalog's life
+	Changed uint64 // the version that last changed the service; 0 when it has none
+}
+
+// ServiceStamp returns the service's stamp, in O(1).
+func (c *Catalog) ServiceStamp(service string) Stamp {
+	st := Stamp{Gen: c.gen}
+	if set := c.services[service]; set != nil {
+		st.Changed = set.changed
+	}
+	return st
 }
 
 // Version returns the catalog version.
@@ -47,9 +78,9 @@ func (c *Catalog) Apply(ch Change) (bool, error) {
 		}
 		in := *ch.Instance
 		in.ModifyIndex = ch.Version
-		c.put(&in)
+		c.put(&in, ch.Version)
 	case OpDelete:
-		c.remove(Key{Service: ch.Service, ID: ch.ID})
+		c.remove(Key{Service: ch.Service, ID: ch.ID}, ch.Version)
 	default:
 		return false, fmt.Errorf("change %s: unknown op %q", ch, ch.Op)
 	}
@@ -59,34 +90,59 @@ func (c *Catalog) Apply(ch Change) (bool, error) {
 
 // Load replaces the catalog with a snapshot.
 func (c *Catalog) Load(s Snapshot) {
-	c.services = map[string]map[string]*Instance{}
-	for i := range s.Instances {
-		in := s.Instances[i]
-		c.put(&in)
+	c.services = map[string]*serviceSet{}
+	c.strs = interner{}
+	c.gen = gens.Add(1)
+	ins := make([]Instance, len(s.Instances)) // one allocation for them all
+	copy(ins, s.Instances)
+	for i := range ins {
+		// Copies made one after the other fill whole pages; the decoded
+		// strings sit among the decoder's garbage and would keep its
+		// pages resident.
+		ins[i].ID, ins[i].Address = strings.Clone(ins[i].ID), strings.Clone(ins[i].Address)
+		c.put(&ins[i], s.Version)
 	}
 	c.version = s.Version
 }
 
-func (c *Catalog) put(in *Instance) {
-	m := c.services[in.Service]
-	if m == nil {
-		m = map[string]*Instance{}
-		c.services[in.Service] = m
+// put stores in (which the catalog owns from now on) as changed at
+// version.
+func (c *Catalog) put(in *Instance, version uint64) {
+	c.strs.instance(in)
+	set := c.services[in.Service]
+	if set == nil {
+		set = &serviceSet{byID: map[string]*Instance{}}
+		c.services[in.Service] = set
 	}
-	m[in.ID] = in
+	set.byID[in.ID] = in
+	set.changed = version
 }
 
-func (c *Catalog) remove(k Key) {
-	m := c.services[k.Service]
-	delete(m, k.ID)
-	if len(m) == 0 {
+func (c *Catalog) remove(k Key, version uint64) {
+	set := c.services[k.Service]
+	if set == nil {
+		return
+	}
+	delete(set.byID, k.ID)
+	set.changed = version
+	if len(set.byID) == 0 {
 		delete(c.services, k.Service)
 	}
 }
 
+// lookup returns the catalog's own instance k.
+func (c *Catalog) lookup(k Key) (*Instance, bool) {
+	set := c.services[k.Service]
+	if set == nil {
+		return nil, false
+	}
+	in, ok := set.byID[k.ID]
+	return in, ok
+}
+
 // Get returns a copy of one instance.
 func (c *Catalog) Get(k Key) (Instance, bool) {
-	in, ok := c.services[k.Service][k.ID]
+	in, ok := c.lookup(k)
 	if !ok {
 		return Instance{}, false
 	}
@@ -119,7 +175,10 @@ func (f Filter) match(in *Instance) bool {
 // The returned instances share tags and meta with the catalog: callers must
 // not modify them.
 func (c *Catalog) Instances(service string, f Filter) []Instance {
-	m := c.services[service]
+	var m map[string]*Instance
+	if set := c.services[service]; set != nil {
+		m = set.byID
+	}
 	out := make([]Instance, 0, len(m))
 	for _, in := range m {
 		if f.match(in) {
@@ -170,7 +229,7 @@ func (c *Catalog) Services() []ServiceSummary {
 	out := make([]ServiceSummary, 0, len(names))
 	for _, s := range names {
 		sum := ServiceSummary{Name: s}
-		for _, in := range c.services[s] {
+		for _, in := range c.services[s].byID {
 			sum.Instances++
 			switch in.Status {
 			case StatusPassing:
@@ -187,13 +246,18 @@ func (c *Catalog) Services() []ServiceSummary {
 }
 
 // ServiceLen returns the number of instances of one service.
-func (c *Catalog) ServiceLen(service string) int { return len(c.services[service]) }
+func (c *Catalog) ServiceLen(service string) int {
+	if set := c.services[service]; set != nil {
+		return len(set.byID)
+	}
+	return 0
+}
 
 // Len returns the number of instances.
 func (c *Catalog) Len() int {
 	n := 0
-	for _, m := range c.services {
-		n += len(m)
+	for _, set := range c.services {
+		n += len(set.byID)
 	}
 	return n
 }

@@ -13,5 +13,7 @@
 // of the registration handlers). The I/O adapters live in their own
 // packages: region/redisstore (the Store on Redis) and region/probe (HTTP
 // and TCP probes); this package imports neither (internal/purity checks
-// it with go list -deps).
+// it with go list -deps). RedisStore writes through a group commit:
+// concurrent writes share one script call per round trip, each keeping its
+// own result (region/redisstore/groupcommit.go).
 package region

@@ -94,7 +94,17 @@ type HealthRunner struct {
 	probeMu sync.Mutex // guards closing and probes.Add
 	closing bool       // Run is waiting for the probes: start no more
 	tel     *probeTelemetry
+
+	// What changed since the last Sync: the keys, or everything (full:
+	// the first Sync, a reload, Resync, or more keys than maxPendingKeys).
+	pendMu   sync.Mutex
+	pendKeys map[Key]struct{}
+	pendFull bool
 }
+
+// maxPendingKeys bounds the changed keys the runner remembers between two
+// Syncs; past it the next Sync reads the whole catalog.
+const maxPendingKeys = 4096
 
 // NewHealthRunner returns a runner over store and cache. Run (or Start)
 // starts it.
@@ -110,10 +120,11 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 		opt.Probes = noProbes{}
 	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
-		tel: newProbeTelemetry(opt), ctx: context.Background(),
+		tel: newProbeTelemetry(opt), ctx: context.Background(), pendFull: true,
 		w: &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
 	r.loop = rt.NewLoop(r0, "health", r.step)
-	cache.OnChange(func([]Change, bool) {
+	cache.OnChange(func(chs []Change, reload bool) {
+		r.pending(chs, reload)
 		r.dirty.Store(true)
 		r.Kick()
 	})
@@ -133,6 +144,25 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 	if !r.dirty.Swap(false) {
 		return
 	}
+	r.pendMu.Lock()
+	full, keys := r.pendFull, r.pendKeys
+	r.pendFull, r.pendKeys = false, nil
+	r.pendMu.Unlock()
+	if !full {
+		// Only what changed: O(changes), not O(catalog), per burst.
+		list := make([]Key, 0, len(keys))
+		cur := make(map[Key]Instance, len(keys))
+		r.cache.Read(func(c *Catalog) {
+			for k := range keys {
+				list = append(list, k)
+				if in, ok := c.Get(k); ok && r.Owns(k) {
+					cur[k] = in
+				}
+			}
+		})
+		r.h.SyncKeys(now, list, cur)
+		return
+	}
 	var all []Instance
 	r.cache.Read(func(c *Catalog) { all = c.All() })
 	if r.opt.Owns != nil {
@@ -150,8 +180,25 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 // Resync makes the runner re-read the catalog, e.g. after check ownership
 // moved between gateways.
 func (r *HealthRunner) Resync() {
+	r.pending(nil, true)
 	r.dirty.Store(true)
 	r.Kick()
+}
+
+// pending records what changed for the next Sync.
+func (r *HealthRunner) pending(chs []Change, full bool) {
+	r.pendMu.Lock()
+	defer r.pendMu.Unlock()
+	if full || r.pendFull || len(r.pendKeys)+len(chs) > maxPendingKeys {
+		r.pendFull, r.pendKeys = true, nil
+		return
+	}
+	if r.pendKeys == nil {
+		r.pendKeys = make(map[Key]struct{}, len(chs))
+	}
+	for _, ch := range chs {
+		r.pendKeys[Key{Service: ch.Service, ID: ch.ID}] = struct{}{}
+	}
 }
 
 // Owns reports whether this runner checks the instance.
@@ -175,6 +222,7 @@ func (r *HealthRunner) Run(ctx context.Context) {
 // writes.
 func (r *HealthRunner) Start(ctx context.Context) {
 	r.ctx = ctx
+	r.pending(nil, true)
 	r.dirty.Store(true)
 	r.started.Store(true)
 	r.loop.Kick()

@@ -80,7 +80,7 @@ func NewMemStore(logMax int) *MemStore {
 }
 
 func (s *MemStore) check(k Key, c Cond) (*Instance, error) {
-	cur, ok := s.cat.services[k.Service][k.ID]
+	cur, ok := s.cat.lookup(k)
 	if (c.MustExist || c.IfIndex != 0) && !ok {
 		return nil, ErrNotFound
 	}
@@ -133,7 +133,10 @@ func (s *MemStore) commit(ch Change) Change {
 		panic(err) // versions are assigned here; a gap is a bug
 	}
 	s.log = append(s.log, ch)
-	if len(s.log) > s.logMax {
+	// Trimmed in bulk, once it holds twice logMax, so that a put costs
+	// O(1) amortized rather than a copy of the whole log; ChangesSince
+	// reads only the last logMax.
+	if len(s.log) > 2*s.logMax {
 		s.log = append(s.log[:0:0], s.log[len(s.log)-s.logMax:]...)
 	}
 	for sub := range s.subs {
@@ -191,15 +194,16 @@ func (s *MemStore) ChangesSince(_ context.Context, since uint64, max int) ([]Cha
 	if since == s.cat.version {
 		return nil, true, nil
 	}
-	if len(s.log) == 0 || s.log[0].Version > since+1 {
+	log := s.log[len(s.log)-min(len(s.log), s.logMax):]
+	if len(log) == 0 || log[0].Version > since+1 {
 		return nil, false, nil
 	}
-	start := int(since + 1 - s.log[0].Version)
-	end := len(s.log)
+	start := int(since + 1 - log[0].Version)
+	end := len(log)
 	if max > 0 && end-start > max {
 		end = start + max
 	}
-	return append([]Change(nil), s.log[start:end]...), true, nil
+	return append([]Change(nil), log[start:end]...), true, nil
 }
 
 // Subscribe implements Store.

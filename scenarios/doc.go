@@ -49,6 +49,9 @@
 //     model follows that Serf/memberlist profile's timing.
 //   - anti_entropy: federation anti-entropy interval (default: the
 //     federation core's default).
+//   - change_log: changes each region's store keeps in its change log
+//     (default 10000, at most 1000000); a replica further behind gets a
+//     snapshot instead of a delta.
 //   - regions (at least one): name (required, unique), gateways (default 1,
 //     at most 16; they are named "<region>-<n>", n from 1), zones (default
 //     [a]; instances are spread over them round robin).
@@ -106,7 +109,14 @@
 //   - register_storm: count (required) new instances of service register in
 //     region, spread over over.
 //   - deregister: count (required) instances of service in region
-//     deregister.
+//     deregister; with for, the same instances register again after it.
+//   - peer_refused: from's gateways refuse to's gateways as sources of
+//     to's catalog, as the per-region peer check (certificate naming
+//     another region) does: their fetches fail; for.
+//   - probe_blocked: gateway's (required, of region) probes of count or
+//     fraction of service's instances in region time out while the other
+//     gateways' probes pass: the region's gateways disagree on the check;
+//     for.
 //
 // # expect
 //
@@ -115,7 +125,11 @@
 // sync_failed (federation fetches lost, unanswered, answered too late or
 // with an error), status_writes (health status writes that reached the
 // store: the bound that keeps two gateways that disagree on a check from
-// rewriting its status in a loop) and unreachable_sent take min and/or max;
+// rewriting its status in a loop), unreachable_sent, snapshot_syncs
+// (fetches since a version answered with a snapshot: gap recovery),
+// stale_demoted (lookups routed while an allowed remote region was stale
+// past the bound), peer_refused (fetches refused by the peer check) and
+// deregistered take min and/or max;
 // failover_time, convergence_p50 and convergence_p99 are times and take
 // max_duration. A run fails when a bound does not hold or an invariant of
 // the simulator is violated.

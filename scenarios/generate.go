@@ -17,16 +17,27 @@ var generatedRegions = []string{"us-east", "eu-west", "ap-south", "us-west", "sa
 var SwarmKinds = []string{
 	FaultPartition, FaultCut, FaultDegrade, FaultGatewayCrash, FaultRollingRestart,
 	FaultStoreDown, FaultStoreSlow, FaultInstancesFail, FaultInstancesFlap,
-	FaultInstancesSlow, FaultRegisterStorm, FaultDeregister,
+	FaultInstancesSlow, FaultRegisterStorm, FaultDeregister, FaultPeerRefused, FaultProbeBlocked,
 }
 
+// MaxGeneratedGateways bounds the gateways of one generated region.
+const MaxGeneratedGateways = MaxGateways
+
 // Generate builds a random scenario from seed for swarm testing: 2-5
-// regions with 1-2 gateways each, 1-3 services, traffic from every region,
-// and a fault schedule drawn from a random subset of SwarmKinds (each seed
-// switches each kind on with probability 1/2, so that faults combine in ways
-// a uniform mix rarely reaches). Every fault ends by a final heal (network,
-// gateways, stores, instances) followed by the settle time. The scenario
-// has no expectations: swarm runs check the simulator's invariants only.
+// regions with 1-2 gateways each (one in five regions gets 3 to
+// MaxGeneratedGateways), the lan, local or wan gossip profile, sometimes a
+// short change log (so that replicas recover by snapshot), 1-3 services,
+// traffic from every region with local, nearest or ordered policies
+// (ordered lists that may leave regions out), and a fault schedule drawn
+// from a random subset of SwarmKinds (each seed switches each kind on with
+// probability 1/2, so that faults combine in ways a uniform mix rarely
+// reaches). A gateway crash or rolling restart comes, half the time, with
+// instance trouble in the same region at the same moment (flapping
+// instances, or probes of one gateway blocked), so that restarts fall
+// during checks. Every fault ends by a final heal (network, gateways,
+// stores, instances) followed by the settle time. The scenario has no
+// expectations: swarm runs check the simulator's invariants, the
+// availability oracle included.
 //
 // Generate is pure: the same seed gives the same scenario. It uses its own
 // math/rand/v2 PCG seeded from seed, and the result is defaulted and valid.
@@ -69,7 +80,10 @@ func (g *gen) scenario(seed uint64) *Scenario {
 
 func (g *gen) topology() {
 	t := &g.sc.Topology
-	t.GossipProfile = g.pick([]string{"lan", "lan", "local"})
+	t.GossipProfile = g.pick([]string{"lan", "lan", "local", "wan"})
+	if g.rng.IntN(4) == 0 {
+		t.ChangeLog = g.intn(20, 200)
+	}
 	names := append([]string(nil), generatedRegions...)
 	g.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 	n := g.intn(2, 5)
@@ -78,7 +92,11 @@ func (g *gen) topology() {
 		if g.rng.IntN(2) == 0 {
 			zones = append(zones, "b")
 		}
-		t.Regions = append(t.Regions, Region{Name: name, Gateways: g.intn(1, 2), Zones: zones})
+		gws := g.intn(1, 2)
+		if g.rng.IntN(5) == 0 {
+			gws = g.intn(3, MaxGeneratedGateways)
+		}
+		t.Regions = append(t.Regions, Region{Name: name, Gateways: gws, Zones: zones})
 	}
 	t.Network.Latency = Duration(time.Duration(g.intn(10, 150)) * time.Millisecond)
 	t.Network.Jitter = Duration(time.Duration(g.intn(0, 10)) * time.Millisecond)
@@ -162,6 +180,10 @@ func (g *gen) traffic() {
 				g.rng.Shuffle(len(tr.Policy.Regions), func(i, j int) {
 					tr.Policy.Regions[i], tr.Policy.Regions[j] = tr.Policy.Regions[j], tr.Policy.Regions[i]
 				})
+				if len(tr.Policy.Regions) > 1 && g.rng.IntN(2) == 0 {
+					// Leave some regions out of the list.
+					tr.Policy.Regions = tr.Policy.Regions[:g.intn(1, len(tr.Policy.Regions)-1)]
+				}
 			}
 			g.sc.Traffic = append(g.sc.Traffic, tr)
 		}
@@ -188,8 +210,16 @@ func (g *gen) timeline() {
 	for range n {
 		at := g.dur(start.D(), (healAt - Duration(10*time.Second)).D())
 		f, ok := g.fault(g.pick(on), at, healAt, touched)
-		if ok {
-			sc.Timeline = append(sc.Timeline, f)
+		if !ok {
+			continue
+		}
+		sc.Timeline = append(sc.Timeline, f)
+		if (f.Kind == FaultGatewayCrash || f.Kind == FaultRollingRestart) && g.rng.IntN(2) == 0 {
+			// A restart during checks: instance trouble in the same
+			// region at the same moment.
+			if x, ok := g.checkTrouble(f, healAt, touched); ok {
+				sc.Timeline = append(sc.Timeline, x)
+			}
 		}
 	}
 	sort.SliceStable(sc.Timeline, func(i, j int) bool { return sc.Timeline[i].At < sc.Timeline[j].At })
@@ -304,9 +334,67 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		}
 		f.Region, f.Service = r.Name, s.Name
 		f.Count = g.intn(1, s.Instances)
+		f.For = g.maybeFor(at, healAt) // registered again after it
+	case FaultPeerRefused:
+		f.From, f.To = g.twoRegions()
+		if f.For = g.maybeFor(at, healAt); f.For == 0 {
+			f.For = healAt - at // no heal ends it
+		}
+	case FaultProbeBlocked:
+		s, ok := g.serviceIn(r.Name)
+		if !ok {
+			return f, false
+		}
+		g.probeBlocked(&f, r, s, at, healAt)
 	default:
 		return f, false
 	}
+	return f, true
+}
+
+// probeBlocked fills a probe_blocked fault of service s in region r: one
+// of its gateways' probes of some instances time out until healAt at the
+// latest (no heal ends it).
+func (g *gen) probeBlocked(f *Fault, r Region, s Service, at, healAt Duration) {
+	f.Kind, f.Region, f.Service = FaultProbeBlocked, r.Name, s.Name
+	f.Gateway = GatewayName(r.Name, g.intn(1, r.Gateways))
+	if g.rng.IntN(2) == 0 {
+		f.Count = g.intn(1, s.Instances)
+	} else {
+		f.Fraction = float64(g.intn(1, 4)) / 4
+	}
+	if f.For = g.maybeFor(at, healAt); f.For == 0 {
+		f.For = healAt - at
+	}
+}
+
+// checkTrouble returns instance trouble in the region of a gateway restart
+// fault, starting with it: flapping instances or one gateway's probes
+// blocked.
+func (g *gen) checkTrouble(restart Fault, healAt Duration, touched map[string]bool) (Fault, bool) {
+	var r Region
+	for _, x := range g.sc.Topology.Regions {
+		if x.Name == restart.Region || (restart.Gateway != "" && strings.HasPrefix(restart.Gateway, x.Name+"-")) {
+			r = x
+		}
+	}
+	if r.Name == "" {
+		return Fault{}, false
+	}
+	s, ok := g.serviceIn(r.Name)
+	if !ok {
+		return Fault{}, false
+	}
+	f := Fault{At: restart.At}
+	if r.Gateways > 1 && g.rng.IntN(2) == 0 {
+		g.probeBlocked(&f, r, s, restart.At, healAt)
+		return f, true
+	}
+	f.Kind, f.Region, f.Service = FaultInstancesFlap, r.Name, s.Name
+	f.Count = g.intn(1, s.Instances)
+	f.Period = g.dur(5*time.Second, 30*time.Second)
+	f.For = g.maybeFor(restart.At, healAt)
+	touched["inst/"+r.Name+"/"+s.Name] = true
 	return f, true
 }
 

@@ -8,6 +8,7 @@ import (
 
 func TestGenerateValidAndDeterministic(t *testing.T) {
 	kinds := map[string]int{}
+	var wan, big, omits, shortLog, restartTrouble int
 	for seed := uint64(0); seed < 500; seed++ {
 		sc := Generate(seed)
 		if err := sc.Validate(); err != nil {
@@ -20,8 +21,28 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 			t.Errorf("seed %d: %d regions, want 2-5", seed, n)
 		}
 		for _, r := range sc.Topology.Regions {
-			if r.Gateways < 1 || r.Gateways > 2 {
+			if r.Gateways < 1 || r.Gateways > MaxGeneratedGateways {
 				t.Errorf("seed %d: %d gateways", seed, r.Gateways)
+			}
+			if r.Gateways > 2 {
+				big++
+			}
+		}
+		if sc.Topology.GossipProfile == "wan" {
+			wan++
+		}
+		if sc.Topology.ChangeLog > 0 {
+			shortLog++
+		}
+		for _, tr := range sc.Traffic {
+			if tr.Policy.Mode == "ordered" && len(tr.Policy.Regions) < len(sc.Topology.Regions)-1 {
+				omits++
+			}
+		}
+		for i, f := range sc.Timeline {
+			if i > 0 && (sc.Timeline[i-1].Kind == FaultGatewayCrash || sc.Timeline[i-1].Kind == FaultRollingRestart) &&
+				(f.Kind == FaultInstancesFlap || f.Kind == FaultProbeBlocked) && f.At == sc.Timeline[i-1].At {
+				restartTrouble++
 			}
 		}
 		if d := sc.Duration.D(); d < 5*time.Minute || d > 15*time.Minute {
@@ -59,6 +80,13 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 		}
 		if sc.Duration-healAt < sc.Settle {
 			t.Errorf("seed %d: heal at %s leaves less than settle %s", seed, healAt.D(), sc.Settle.D())
+		}
+	}
+	// The shapes the swarm must reach, each in some of 500 seeds.
+	for name, n := range map[string]int{"wan profile": wan, "regions of 3-16 gateways": big,
+		"ordered lists that omit regions": omits, "short change logs": shortLog, "restarts during checks": restartTrouble} {
+		if n < 10 {
+			t.Errorf("%s: %d in 500 seeds, want at least 10", name, n)
 		}
 	}
 	// Swarm: every kind appears somewhere in 500 seeds.

@@ -42,6 +42,11 @@ type Topology struct {
 	// SyncInterval is the federation anti-entropy interval (default: the
 	// federation core's default for the profile).
 	AntiEntropy Duration `yaml:"anti_entropy"`
+	// ChangeLog is how many changes each region's store keeps in its
+	// change log (default region.DefaultLogMax, 10000). A small log makes
+	// a replica that fell further behind take a snapshot instead of a
+	// delta (gap recovery).
+	ChangeLog int `yaml:"change_log"`
 }
 
 // Region is one region of the topology.
@@ -122,7 +127,9 @@ const (
 	FaultInstancesFlap  = "instances_flap"  // they alternate down/up every Period until healed
 	FaultInstancesSlow  = "instances_slow"  // they answer after Latency (probes may time out)
 	FaultRegisterStorm  = "register_storm"  // Count new instances of Service in Region registered over Over
-	FaultDeregister     = "deregister"      // Count instances of Service in Region deregistered
+	FaultDeregister     = "deregister"      // Count instances of Service in Region deregistered (and registered again after For)
+	FaultPeerRefused    = "peer_refused"    // From's gateways refuse To's gateways as catalog sources (their certificate names another region)
+	FaultProbeBlocked   = "probe_blocked"   // Gateway's probes of Count (or Fraction) of Service's instances in Region time out; the other gateways' pass
 )
 
 // Fault is one entry of the timeline.
@@ -162,6 +169,10 @@ const (
 	MetricSyncFailed     = "sync_failed"      // federation fetches that failed: lost, unanswered, late or answered with an error (all regions, or the fetching region's)
 	MetricLookups        = "lookups"          // number of lookups judged
 	MetricUnreachable    = "unreachable_sent" // lookups sent to an unreachable region while a reachable healthy one existed
+	MetricSnapshotSyncs  = "snapshot_syncs"   // fetches that asked for changes since a version and got a full snapshot (the log no longer reached back, or the store lost data)
+	MetricStaleDemoted   = "stale_demoted"    // lookups routed while an allowed remote region was stale past the policy's bound (and so ranked after fresh ones)
+	MetricPeerRefused    = "peer_refused"     // fetches refused by the peer check (peer_refused fault)
+	MetricDeregistered   = "deregistered"     // instances deregistered (deregister faults, deregister_critical_after)
 )
 
 // Expectation bounds one metric: the run fails when the value is below Min

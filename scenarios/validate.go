@@ -24,6 +24,7 @@ const (
 	MaxStormCount    = 100000
 	MaxTimeline      = 1000
 	MaxExpectations  = 200
+	MaxChangeLog     = 1000000 // changes kept per region's store
 	maxNameLen       = 63
 	minFlapPeriod    = 100 * time.Millisecond
 	minRollingPeriod = 100 * time.Millisecond
@@ -35,14 +36,15 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)
 var FaultKinds = []string{
 	FaultCut, FaultDegrade, FaultDeregister, FaultGatewayCrash, FaultGatewayRestart,
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
-	FaultPartition, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown, FaultStoreSlow, FaultStoreUp,
-	FaultStoreWipe,
+	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
+	FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
 var Metrics = []string{
-	MetricAvailability, MetricConvergenceP50, MetricConvergenceP99, MetricDeadShare,
-	MetricFailoverTime, MetricLookups, MetricStatusWrites, MetricSyncBytes, MetricSyncFailed, MetricUnreachable,
+	MetricAvailability, MetricConvergenceP50, MetricConvergenceP99, MetricDeadShare, MetricDeregistered,
+	MetricFailoverTime, MetricLookups, MetricPeerRefused, MetricSnapshotSyncs, MetricStaleDemoted,
+	MetricStatusWrites, MetricSyncBytes, MetricSyncFailed, MetricUnreachable,
 }
 
 // IsTimeMetric reports whether the metric is a duration, bounded by
@@ -73,7 +75,9 @@ var faultFields = map[string][]string{
 	FaultInstancesFlap:  {"region", "service", "count", "fraction", "period", "for"},
 	FaultInstancesSlow:  {"region", "service", "count", "fraction", "latency", "for"},
 	FaultRegisterStorm:  {"region", "service", "count", "over"},
-	FaultDeregister:     {"region", "service", "count"},
+	FaultDeregister:     {"region", "service", "count", "for"},
+	FaultPeerRefused:    {"from", "to", "for"},
+	FaultProbeBlocked:   {"region", "service", "count", "fraction", "gateway", "for"},
 }
 
 // validator collects the problems of one scenario.
@@ -179,6 +183,9 @@ func (v *validator) topology() {
 	}
 	if t.AntiEntropy < 0 {
 		v.errf("topology.anti_entropy", "must not be negative, got %s", t.AntiEntropy.D())
+	}
+	if t.ChangeLog < 0 || t.ChangeLog > MaxChangeLog {
+		v.errf("topology.change_log", "must be within [1, %d] (0: the default), got %d", MaxChangeLog, t.ChangeLog)
 	}
 	switch {
 	case len(t.Regions) == 0:
@@ -441,8 +448,21 @@ func (v *validator) fault(i int, f *Fault) {
 	switch f.Kind {
 	case FaultPartition:
 		v.partition(p, f, fe)
-	case FaultCut:
+	case FaultCut, FaultPeerRefused:
 		v.link(p, f, fe)
+	case FaultProbeBlocked:
+		v.instancesTarget(p, f, fe)
+		rn, n, ok := ParseGateway(f.Gateway)
+		switch {
+		case f.Gateway == "":
+			fe("gateway", "required: the gateway (\"<region>-<n>\") whose probes are blocked")
+		case !ok || rn != f.Region:
+			fe("gateway", "%q: want a gateway of region %s, e.g. %q", f.Gateway, f.Region, GatewayName(f.Region, 1))
+		default:
+			if r := v.sc.region(rn); r != nil && n > r.Gateways {
+				fe("gateway", "%q: region %s has %d gateway(s)", f.Gateway, rn, r.Gateways)
+			}
+		}
 	case FaultDegrade:
 		v.link(p, f, fe)
 		if f.Latency < 0 {

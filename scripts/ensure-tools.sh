@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # ensure-tools.sh installs, with apt, the programs the make targets need and
 # that are missing: redis-server and redis-cli (packages redis-server and
-# redis-tools) for tests, wrk for the load test. It does nothing when they are
+# redis-tools) for tests, chromium for the status page's browser test, wrk
+# for the load test. It does nothing when they are
 # all there, so it is safe to run every time.
 #
-# Usage: scripts/ensure-tools.sh [redis] [wrk]   (no arguments: all of them)
+# Usage: scripts/ensure-tools.sh [redis] [chromium] [wrk]   (no arguments: all of them)
 set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-	want=(redis wrk)
+	want=(redis chromium wrk)
 fi
 
 pkgs=()
@@ -19,11 +20,14 @@ for tool in "${want[@]}"; do
 		command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
 		command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
 		;;
+	chromium)
+		command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+		;;
 	wrk)
 		command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
 		;;
 	*)
-		echo "ensure-tools.sh: unknown tool \"$tool\" (known: redis, wrk)" >&2
+		echo "ensure-tools.sh: unknown tool \"$tool\" (known: redis, chromium, wrk)" >&2
 		exit 2
 		;;
 	esac

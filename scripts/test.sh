@@ -11,7 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-tools.sh redis
+bash scripts/ensure-tools.sh redis chromium
+# The status page's browser test (gateway/ui_browser_test.go) fails rather
+# than skips when Chromium is missing.
+export MERIDIAN_TEST_BROWSER=1
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-test.XXXXXX")"
 redis_pid=""

@@ -37,6 +37,7 @@ type config struct {
 	profile  gossip.Profile
 
 	antiEntropy time.Duration // 0: the core's default for the profile
+	changeLog   int           // changes each store keeps (0: region.DefaultLogMax)
 	regions     []regionCfg
 	regionIdx   map[string]int
 	net         netCfg
@@ -79,7 +80,7 @@ type trafficCfg struct {
 // prepare fills the scenario's defaults and checks it.
 func prepare(sc *scenarios.Scenario, opts Options) (*config, error) {
 	c := &config{name: sc.Name, start: sc.Start, duration: sc.Duration.D(), settle: sc.Settle.D(),
-		antiEntropy: sc.Topology.AntiEntropy.D(), regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
+		antiEntropy: sc.Topology.AntiEntropy.D(), changeLog: sc.Topology.ChangeLog, regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
 	if c.name == "" {
 		c.name = "unnamed"
 	}
@@ -109,6 +110,9 @@ func prepare(sc *scenarios.Scenario, opts Options) (*config, error) {
 	}
 	if c.antiEntropy < 0 {
 		return nil, errors.New("topology.anti_entropy: must not be negative")
+	}
+	if c.changeLog < 0 || c.changeLog > scenarios.MaxChangeLog {
+		return nil, fmt.Errorf("topology.change_log: want 1..%d (0: the default), got %d", scenarios.MaxChangeLog, c.changeLog)
 	}
 	pname := sc.Topology.GossipProfile
 	if pname == "" {
@@ -389,7 +393,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 					seen[r] = true
 				}
 			}
-		case scenarios.FaultCut, scenarios.FaultDegrade:
+		case scenarios.FaultCut, scenarios.FaultDegrade, scenarios.FaultPeerRefused:
 			if _, err = c.region(f+".from", ft.From); err != nil {
 				return err
 			}
@@ -450,6 +454,20 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && ft.Count <= 0 {
 				err = fmt.Errorf("%s.count: deregister needs a positive count", f)
 			}
+		case scenarios.FaultProbeBlocked:
+			err = needService()
+			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {
+				err = fmt.Errorf("%s: probe_blocked needs count or fraction (fraction in (0,1])", f)
+			}
+			if err == nil {
+				reg, _, gerr := c.gateway(ft.Gateway)
+				switch {
+				case gerr != nil:
+					err = fmt.Errorf("%s.gateway: %w", f, gerr)
+				case c.regions[reg].name != ft.Region:
+					err = fmt.Errorf("%s.gateway: %s is not a gateway of %s", f, ft.Gateway, ft.Region)
+				}
+			}
 		default:
 			return fmt.Errorf("%s.kind: unknown fault kind %q", f, ft.Kind)
 		}
@@ -480,7 +498,8 @@ func (c *config) gateway(name string) (reg, n int, err error) {
 
 var knownMetrics = []string{scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricFailoverTime,
 	scenarios.MetricConvergenceP50, scenarios.MetricConvergenceP99, scenarios.MetricSyncBytes, scenarios.MetricLookups,
-	scenarios.MetricUnreachable, scenarios.MetricStatusWrites, scenarios.MetricSyncFailed}
+	scenarios.MetricUnreachable, scenarios.MetricStatusWrites, scenarios.MetricSyncFailed,
+	scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered}
 
 func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if !slices.Contains(knownMetrics, e.Metric) {
@@ -494,6 +513,12 @@ func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if e.Service != "" {
 		if _, ok := c.serviceIdx[e.Service]; !ok {
 			return fmt.Errorf("service: unknown service %q", e.Service)
+		}
+	}
+	switch e.Metric {
+	case scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered:
+		if e.Region != "" || e.Service != "" {
+			return fmt.Errorf("metric %s is counted over the whole run: give no region or service", e.Metric)
 		}
 	}
 	if e.Min == nil && e.Max == nil && e.MaxDuration == 0 {

@@ -35,7 +35,9 @@
 // dead or deregistered instance served past the staleness bound from a view
 // that does not say it is stale; no traffic to an unreachable region while
 // a reachable healthy one exists, outside panic) and at the end (after
-// healing and settling, nothing acknowledged is lost).
+// healing and settling, nothing acknowledged is lost; and the availability
+// oracle of oracles.go: over steady stretches, a stream with a sure
+// allowed region gets under 1% dead answers).
 //
 // The package never reads the wall clock, sleeps, starts goroutines or
 // touches the network; Run returns when the simulated time is over.

@@ -64,6 +64,12 @@ func (w *world) regionNames(idx []int) string {
 func (w *world) applyFault(f *scenarios.Fault) {
 	c := w.cfg
 	dur := f.For.D()
+	if storeFault(f.Kind) {
+		w.oracleStore(w.regions[c.regionIdx[f.Region]])
+	}
+	if w.applyMoreFault(f) {
+		return
+	}
 	switch f.Kind {
 	case scenarios.FaultPartition:
 		var groups [][]int
@@ -221,7 +227,12 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			}
 		}
 		n := min(f.Count, len(live))
-		w.instant(f.Kind, fmt.Sprintf("%s in %s: %d", f.Service, rs.name, n))
+		label := fmt.Sprintf("%s in %s: %d", f.Service, rs.name, n)
+		if dur > 0 {
+			w.reregisterAfter(live[:n], dur, w.openSpan(f.Kind, label+", back after "+dur.String()))
+		} else {
+			w.instant(f.Kind, label)
+		}
 		for _, in := range live[:n] {
 			w.deregister(in)
 		}
@@ -274,6 +285,7 @@ func (w *world) allRunning(label string) bool {
 
 // gatewaysChanged re-derives what depends on which gateways run.
 func (w *world) gatewaysChanged() {
+	w.oracleGateways()
 	w.recomputeMembership()
 	for _, rs := range w.regions {
 		w.checkConvergence(rs)
@@ -281,6 +293,7 @@ func (w *world) gatewaysChanged() {
 }
 
 func (w *world) restart(gws []*gateway) {
+	w.oracleGateways()
 	for _, g := range gws {
 		if g.running {
 			continue
@@ -288,6 +301,7 @@ func (w *world) restart(gws []*gateway) {
 		if err := g.start(); err != nil {
 			panic(err) // the config was valid at the first start
 		}
+		w.noteStarted(g)
 		w.log.event(w.now, "gateway", kv("gateway", g.name), kv("phase", "start"))
 	}
 	w.recomputeMembership()
@@ -301,6 +315,7 @@ func (w *world) restart(gws []*gateway) {
 func (w *world) storeUp(rs *regionSim) {
 	rs.down, rs.slow = false, 0
 	rs.store.Fail(nil)
+	w.oracleStore(rs)
 	for _, g := range rs.gateways {
 		g.notifyStore()
 	}

@@ -137,7 +137,7 @@ func (c *check) parkable(st *region.CheckState) bool {
 	if st.Status != region.StatusPassing || st.StoreStatus != st.Status || st.StoreOutput != st.Output || st.Output != probeOKOutput {
 		return false
 	}
-	lat, ok := c.in.steady(w, c.in.checkTimeout(w))
+	lat, ok := c.in.steadyBy(w, c.g, c.in.checkTimeout(w))
 	c.lat = lat
 	return ok && st.NextProbe.Sub(w.cfg.start) >= w.now
 }
@@ -160,7 +160,7 @@ func (c *check) unpark() {
 			c.effect(e) // not expected: a parked machine is in sync
 			continue
 		}
-		res, lat := c.in.probe(w, e.Timeout)
+		res, lat := c.in.probeBy(w, c.g, e.Timeout)
 		if pr := pk + lat; pr <= w.now {
 			c.h.Result(w.cfg.start.Add(pr), c.key, res)
 			for _, e2 := range c.h.Tick(w.cfg.start.Add(pr)) {
@@ -191,7 +191,7 @@ func (g *gateway) Probe(_ context.Context, e region.Effect, done func(region.Pro
 		w.after(2*w.cfg.net.intra, func() { done(region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}) })
 		return
 	}
-	res, lat := in.probe(w, e.Timeout)
+	res, lat := in.probeBy(w, g, e.Timeout)
 	w.after(lat, func() { done(res) })
 }
 

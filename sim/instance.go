@@ -47,8 +47,9 @@ type instance struct {
 	faultGen   int // bumped by each instance fault, to stop flapping chains
 	serving    bool
 
-	checks []*check // gateways' health machines for it
-	hbGen  int      // TTL heartbeat chain
+	checks    []*check // gateways' health machines for it
+	blockedBy []int    // gateways whose probes time out (probe_blocked), by index
+	hbGen     int      // TTL heartbeat chain
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -146,6 +147,7 @@ func (w *world) updateServing(in *instance) {
 	}
 	in.serving = now
 	rs := in.rs
+	w.oracleTruth(rs, in.svc)
 	before := rs.alive[in.svc]
 	if now {
 		rs.alive[in.svc]++

@@ -22,6 +22,9 @@ type memberView struct {
 	// subjInc is the subject's incarnation when the observer last saw it
 	// running: a different one means it restarted since.
 	subjInc int
+	// aliveAt is when the core was last told the subject is alive after
+	// not being so (a join, a rejoin after a cut, a restart).
+	aliveAt time.Duration
 }
 
 // pathOK reports whether gossip gets between regions a and b: directly, or
@@ -153,6 +156,9 @@ func (w *world) applyMember(o, s *gateway, st federation.MemberStatus) {
 		kind = federation.EventLeave
 	default:
 		vw.version = s.pubVer
+		if vw.status != federation.StatusAlive {
+			vw.aliveAt = w.now
+		}
 	}
 	vw.status = st
 	w.log.event(w.now, "member", kv("observer", o.name), kv("subject", s.name), kv("status", st.String()),

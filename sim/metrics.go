@@ -209,6 +209,7 @@ func (w *world) finish() {
 		}
 	}
 	w.trc.endFaults(w.now)
+	w.oracleFinish()
 	w.checkLostAcks()
 	w.log.flush()
 }
@@ -331,6 +332,7 @@ func (w *world) result() *Result {
 	}
 	mt.Syncs, mt.FullSyncs, mt.SyncFailed = m.syncs, m.fullSyncs, m.syncFailed
 	mt.Watches, mt.WatchFailed = m.watches, m.watchFailed
+	mt.SnapshotSyncs, mt.StaleDemoted, mt.PeerRefused = w.ext.snapshotSyncs, w.ext.staleDemoted, w.ext.peerRefused
 	mt.StatusWrites, mt.Registrations, mt.Deregistered, mt.MemberEvents = m.statusWrites, m.registrations, m.deregistered, m.memberEvents
 
 	for _, name := range InvariantNames {
@@ -338,6 +340,10 @@ func (w *world) result() *Result {
 		ir := InvariantResult{Name: name, Count: a.count, Checked: true}
 		if name == InvNoLostAck {
 			ir.Checked, ir.Note = m.lostCheck, m.lostNote
+		}
+		if name == InvLiveRegion {
+			ir.Note = w.oracleNote()
+			mt.OracleJudged, mt.OracleDead = w.oracleCounts()
 		}
 		r.Invariants = append(r.Invariants, ir)
 		r.Violations = append(r.Violations, a.examples...)
@@ -452,6 +458,8 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 		} else {
 			v = float64(r.Metrics.SyncFailed)
 		}
+	default:
+		v, _ = w.extMetric(e)
 	}
 	name := e.Metric
 	var labels []string

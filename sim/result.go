@@ -35,10 +35,15 @@ const (
 	InvVersionMonotonic = "version_monotonic"   // catalog versions never go backwards
 	InvStaleness        = "staleness_stated"    // no dead/deregistered instance served beyond the bound unless stated stale
 	InvUnreachable      = "no_unreachable_sent" // no traffic to an unreachable region while a reachable healthy one exists
+	// InvLiveRegion is the availability oracle (sim/oracles.go): while the
+	// world has been steady and an allowed region is reachable with most
+	// of its instances serving, under 1% of a stream's lookups get only
+	// dead instances.
+	InvLiveRegion = "live_region_used"
 )
 
-// InvariantNames lists the invariants checked, sorted.
-var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic}
+// InvariantNames lists the invariants checked.
+var InvariantNames = []string{InvNoLostAck, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion}
 
 // Violation is one breach of an invariant.
 type Violation struct {
@@ -100,6 +105,15 @@ type Metrics struct {
 	// Their bytes count in SyncBytes.
 	Watches     int64
 	WatchFailed int64
+	// SnapshotSyncs counts fetches since a version answered with a
+	// snapshot (gap recovery); PeerRefused fetches refused by the peer
+	// check; StaleDemoted lookups routed while an allowed remote region was
+	// stale past the policy's bound.
+	SnapshotSyncs, PeerRefused, StaleDemoted int64
+	// OracleJudged counts the lookups the availability oracle judged
+	// (live_region_used), OracleDead those of them that got only dead
+	// instances.
+	OracleJudged, OracleDead int64
 
 	StatusWrites  int64 // health status writes that reached the store
 	Registrations int64 // acknowledged registrations (initial population excluded)
@@ -178,6 +192,10 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		fmtDur(m.FailoverTimeMax), len(m.Failovers), fmtDur(m.ConvergenceP50), fmtDur(m.ConvergenceP99), len(m.Convergence), m.NotConverged)
 	fmt.Fprintf(&b, "syncs %d (%d full, %d failed)  watches %d (%d failed)  sync_bytes %d  status writes %d  member events %d\n",
 		m.Syncs, m.FullSyncs, m.SyncFailed, m.Watches, m.WatchFailed, m.SyncBytes, m.StatusWrites, m.MemberEvents)
+	if m.SnapshotSyncs+m.PeerRefused+m.StaleDemoted+m.Deregistered > 0 {
+		fmt.Fprintf(&b, "snapshot_syncs %d  peer_refused %d  stale_demoted %d  deregistered %d\n",
+			m.SnapshotSyncs, m.PeerRefused, m.StaleDemoted, m.Deregistered)
+	}
 
 	if len(m.PerRoute) > 0 {
 		b.WriteString("\n")

@@ -56,6 +56,12 @@ func (g *gateway) routingInputs() {
 				break
 			}
 		}
+		if stale && s.reachable {
+			// Alive in gossip, but fetches of it failing in a row make
+			// the core count it unreachable (CoreConfig.UnreachableAfter):
+			// a failed fetch makes the replica stale, so only then ask.
+			s.reachable = g.core.View(rs.name).Reachable
+		}
 		if s != g.sig[i] {
 			g.sig[i] = s
 			changed = true
@@ -104,6 +110,9 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 		}
 		src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
 		ans, err := src.Answer(w.ctx, e.Since)
+		if perr := w.peerCheck(g, t, e.Region); perr != nil {
+			ans, err = nil, perr
+		}
 		var res federation.SyncResult
 		var size int64
 		var nchanges int
@@ -173,6 +182,7 @@ func (g *gateway) onSync(o federation.SyncOutcome) {
 		if res.Full {
 			w.m.fullSyncs++
 		}
+		w.noteSync(e.Since, res.Full)
 		// What the replica's instances now are: a delta changes the
 		// services it names, a snapshot may change any.
 		if res.Full || err != nil {

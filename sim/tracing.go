@@ -45,6 +45,27 @@ func newTracing(f func(string) trace.Tracer, rng *rand.Rand, rate float64, start
 
 func (t *tracing) on() bool { return t.f != nil }
 
+// The spans of a simulation use the live gateway's vocabulary (gateway
+// telemetry.go, federation syncproto.go), so one Jaeger query finds both:
+// a lookup is the server span "GET /v1/lookup/{service}" with the
+// meridian.route.* attributes, a catalog fetch the client span
+// "federation.sync" with meridian.sync.*, its serving side the server span
+// "GET /v1/federation/catalog"; every span carries meridian.region, and
+// the server spans meridian.node (the live federation.sync span has no
+// node). Attributes only a simulation has are meridian.sim.* (the endpoint
+// a simulated caller picked, whether it was alive, why a fetch ran).
+const (
+	spanSync    = "federation.sync"
+	routeLookup = "/v1/lookup/{service}"
+)
+
+var (
+	attrRegion     = attribute.Key("meridian.region")
+	attrNode       = attribute.Key("meridian.node")
+	attrHTTPMethod = attribute.Key("http.request.method")
+	attrHTTPRoute  = attribute.Key("http.route")
+)
+
 func (t *tracing) tracer(service string) trace.Tracer {
 	tr := t.tracers[service]
 	if tr == nil {
@@ -62,10 +83,11 @@ func (t *tracing) startFetch(g *gateway, e federation.Effect, at time.Duration) 
 	if !t.on() {
 		return spanRef{}
 	}
-	ctx, sp := t.tracer("meridian-"+g.name).Start(context.Background(), "federation.fetch",
+	ctx, sp := t.tracer("meridian-"+g.name).Start(context.Background(), spanSync,
 		trace.WithTimestamp(t.start.Add(at)), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("peer.region", e.Region), attribute.String("peer.gateway", e.Gateway),
-			attribute.Int64("sync.since", int64(e.Since)), attribute.String("sync.reason", e.Reason)))
+		trace.WithAttributes(attrRegion.String(g.rs.name),
+			attribute.String("meridian.sync.peer_region", e.Region), attribute.String("meridian.sync.peer_gateway", e.Gateway),
+			attribute.Int64("meridian.sync.version_from", int64(e.Since)), attribute.String("meridian.sim.sync_reason", e.Reason)))
 	return spanRef{span: sp, ctx: ctx}
 }
 
@@ -83,8 +105,8 @@ func (t *tracing) endFetch(r spanRef, at time.Duration, errMsg string, a *syncAt
 }
 
 func (a *syncAttrs) kvs() []attribute.KeyValue {
-	return []attribute.KeyValue{attribute.Int64("sync.from_version", int64(a.from)), attribute.Int64("sync.to_version", int64(a.to)),
-		attribute.Int64("sync.bytes", a.bytes), attribute.Int("sync.changes", a.changes), attribute.Bool("sync.full", a.full)}
+	return []attribute.KeyValue{attribute.Int64("meridian.sync.version_from", int64(a.from)), attribute.Int64("meridian.sync.version_to", int64(a.to)),
+		attribute.Int64("meridian.sync.bytes", a.bytes), attribute.Int("meridian.sync.changes", a.changes), attribute.Bool("meridian.sync.full", a.full)}
 }
 
 // serve records the serving gateway's span, a child of the fetcher's.
@@ -96,10 +118,13 @@ func (t *tracing) serve(srv *gateway, parent spanRef, start, end time.Duration, 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	_, sp := t.tracer("meridian-"+srv.name).Start(ctx, "federation.serve", trace.WithTimestamp(t.start.Add(start)),
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("peer.region", srv.rs.name)))
-	a := syncAttrs{from: e.Since, to: res.Version, bytes: size, changes: n, full: res.Full}
-	sp.SetAttributes(a.kvs()...)
+	_, sp := t.tracer("meridian-"+srv.name).Start(ctx, "GET "+federation.CatalogPath, trace.WithTimestamp(t.start.Add(start)),
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrRegion.String(srv.rs.name), attrNode.String(srv.name),
+			attrHTTPMethod.String("GET"), attrHTTPRoute.String(federation.CatalogPath)))
+	// As the live handler: versions, changes, full; not the bytes, which
+	// only the fetching side counts.
+	sp.SetAttributes(attribute.Int64("meridian.sync.version_from", int64(e.Since)), attribute.Int64("meridian.sync.version_to", int64(res.Version)),
+		attribute.Int("meridian.sync.changes", n), attribute.Bool("meridian.sync.full", res.Full))
 	if err != nil {
 		sp.SetStatus(codes.Error, err.Error())
 	}
@@ -112,12 +137,16 @@ func (t *tracing) lookup(g *gateway, s *stream, ep *failover.Endpoint, d *failov
 		return
 	}
 	w := g.w
-	_, sp := t.tracer("meridian-"+g.name).Start(context.Background(), "lookup", trace.WithTimestamp(t.start.Add(at)),
+	_, sp := t.tracer("meridian-"+g.name).Start(context.Background(), "GET "+routeLookup, trace.WithTimestamp(t.start.Add(at)),
 		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("lookup.from_region", s.from.name), attribute.String("lookup.service", s.svcName),
-			attribute.String("lookup.policy", string(s.cfg.policy.Mode)), attribute.Bool("lookup.failover", d.Failover),
-			attribute.Bool("lookup.panic", d.Panic), attribute.String("endpoint.region", ep.Region),
-			attribute.String("endpoint.id", ep.ID), attribute.Bool("endpoint.alive", alive)))
+		trace.WithAttributes(attrRegion.String(s.from.name), attrNode.String(g.name),
+			attrHTTPMethod.String("GET"), attrHTTPRoute.String(routeLookup),
+			attribute.String("meridian.service", s.svcName),
+			attribute.String("meridian.route.policy", string(s.cfg.policy.Mode)), attribute.Bool("meridian.route.failover", d.Failover),
+			attribute.Bool("meridian.route.panic", d.Panic), attribute.Int("meridian.route.endpoints", len(d.Endpoints)),
+			attribute.String("meridian.route.explanation", d.Explanation),
+			attribute.String("meridian.sim.endpoint", ep.Region+"/"+ep.Service+"/"+ep.ID),
+			attribute.Bool("meridian.sim.endpoint_alive", alive)))
 	if !alive {
 		sp.SetStatus(codes.Error, "endpoint not alive")
 	}
@@ -129,7 +158,7 @@ func (t *tracing) startFault(i int, kind, label string, at time.Duration) {
 		return
 	}
 	_, sp := t.tracer("sim").Start(context.Background(), "fault "+kind, trace.WithTimestamp(t.start.Add(at)),
-		trace.WithAttributes(attribute.String("fault.kind", kind), attribute.String("fault.label", label)))
+		trace.WithAttributes(attribute.String("meridian.sim.fault_kind", kind), attribute.String("meridian.sim.fault_label", label)))
 	t.faults[i] = sp
 }
 

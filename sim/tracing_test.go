@@ -43,7 +43,7 @@ func TestTracing(t *testing.T) {
 		ids[s.SpanContext().SpanID()] = s
 	}
 	t.Logf("spans: %v", byName)
-	for _, name := range []string{"lookup", "federation.fetch", "federation.serve", "fault partition"} {
+	for _, name := range []string{"GET /v1/lookup/{service}", "federation.sync", "GET /v1/federation/catalog", "fault partition"} {
 		if byName[name] == 0 {
 			t.Errorf("no %q span", name)
 		}
@@ -55,9 +55,9 @@ func TestTracing(t *testing.T) {
 			t.Errorf("span %s: %s .. %s: not in simulated time", s.Name(), s.StartTime(), s.EndTime())
 		}
 		switch s.Name() {
-		case "federation.serve":
+		case "GET /v1/federation/catalog":
 			p, ok := ids[s.Parent().SpanID()]
-			if !ok || p.Name() != "federation.fetch" || p.SpanContext().TraceID() != s.SpanContext().TraceID() {
+			if !ok || p.Name() != "federation.sync" || p.SpanContext().TraceID() != s.SpanContext().TraceID() {
 				t.Errorf("serve span without its fetch parent")
 			}
 			children++
@@ -71,7 +71,7 @@ func TestTracing(t *testing.T) {
 		t.Error("no serve span was checked")
 	}
 	// About 5% of the lookups are traced.
-	if n := byName["lookup"]; n < 300 || n > 900 {
+	if n := byName["GET /v1/lookup/{service}"]; n < 300 || n > 900 {
 		t.Errorf("%d lookup spans, want about 5%% of ~10800", n)
 	}
 }

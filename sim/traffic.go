@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -59,6 +59,10 @@ type routeMemo struct {
 	// instances: with one of them really reachable, traffic into a region
 	// cut off for long breaks no_unreachable_sent.
 	healthy []int
+	// demoted: an allowed remote region the caller's view holds reachable
+	// but stale past the policy's bound (the router ranks it after fresh
+	// ones): counted per lookup as stale_demoted.
+	demoted bool
 }
 
 func (g *gateway) route(s *stream) *routeMemo {
@@ -134,6 +138,9 @@ func (g *gateway) route(s *stream) *routeMemo {
 		if allowedBy(&s.cfg.policy, g.rs.name, v.Name) && hasHealthy(v.Instances) {
 			m.healthy = append(m.healthy, ri)
 		}
+		if ri != g.rs.idx && allowedBy(&s.cfg.policy, g.rs.name, v.Name) && v.Reachable && v.Stale && v.Age > bound {
+			m.demoted = true
+		}
 	}
 	g.memo[s.idx] = m
 	return m
@@ -148,9 +155,8 @@ type instsEntry struct {
 
 // instances returns a service's instances in a region's catalog as
 // Catalog.Instances would (sorted by id). It reads them once per catalog
-// load and then follows the catalog's changes (patch), so that a storm of
-// changes to a big service does not copy and sort it again for every
-// lookup. Route only reads them.
+// load or change of the service (patch drops them), not once per lookup.
+// Route only reads them.
 func (g *gateway) instances(reg, svc int, read func() []region.Instance) []region.Instance {
 	k := instsKey{reg, svc}
 	if e, ok := g.insts[k]; ok && e.data == g.dataEpoch {
@@ -168,33 +174,18 @@ func (g *gateway) instances(reg, svc int, read func() []region.Instance) []regio
 }
 
 // patch records one change applied to region reg's catalog held by the
-// gateway: routes of the service are invalidated and the cached instances
-// follow the change as Catalog.Apply does.
+// gateway: routes of the service are invalidated and its instances are
+// read again from that catalog (the core's replica or the region's cache)
+// when routing next needs them. The change itself is not mirrored here:
+// routing must see what the production code made of it, so that a bug in
+// applying changes (a delete that keeps the instance) shows in lookups.
 func (g *gateway) patch(reg int, ch *region.Change) {
 	svc, ok := g.w.cfg.serviceIdx[ch.Service]
 	if !ok {
 		return
 	}
 	g.svcEpoch[svc]++
-	k := instsKey{reg, svc}
-	e, ok := g.insts[k]
-	if !ok || e.data != g.dataEpoch {
-		return
-	}
-	i, found := slices.BinarySearchFunc(e.ins, ch.ID, func(in region.Instance, id string) int { return strings.Compare(in.ID, id) })
-	switch {
-	case ch.Op == region.OpDelete && found:
-		e.ins = slices.Delete(e.ins, i, i+1)
-	case ch.Op == region.OpPut && ch.Instance != nil:
-		in := *ch.Instance
-		in.ModifyIndex = ch.Version
-		if found {
-			e.ins[i] = in
-		} else {
-			e.ins = slices.Insert(e.ins, i, in)
-		}
-	}
-	g.insts[k] = e
+	delete(g.insts, instsKey{reg, svc})
 }
 
 func hasHealthy(ins []region.Instance) bool {
@@ -229,8 +220,12 @@ func (s *stream) lookup() {
 		return
 	}
 	m := g.route(s)
+	if m.demoted {
+		w.ext.staleDemoted++
+	}
 	if len(m.d.Endpoints) == 0 {
 		w.m.lookup(s, g, -1, false, true)
+		w.oracleLookup(s, m, true)
 		return
 	}
 	lvl := m.d.Level(w.trafRng.Float64())
@@ -262,6 +257,7 @@ func (s *stream) lookup() {
 		}
 	}
 	w.m.lookup(s, g, i, alive, allDead)
+	w.oracleLookup(s, m, allDead)
 	ri := w.cfg.regionIdx[ep.Region]
 	if alive && ri != s.from.idx {
 		w.m.failoverServed(s)
@@ -283,13 +279,13 @@ func (s *stream) lookup() {
 func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *failover.Endpoint) {
 	w := s.w
 	from := s.from.idx
-	if d := w.detectionBound(); !m.d.Panic && w.cutLonger(from, ri, d) {
+	if d := w.detectionBound(); !m.d.Panic && w.cutLonger(from, ri, d) && !g.rejoinedLately(ri) {
 		// The caller's region has been cut off from ri for longer than
 		// membership needs to see it: a region the policy allows, with
 		// healthy instances and really reachable for that long, was the
 		// place to send it.
 		for _, r := range m.healthy {
-			if r != ri && w.reachLonger(from, r, d) {
+			if r != ri && w.reachLonger(from, r, d) && w.gatewayUpLonger(r, d) {
 				w.m.unreachableSent++
 				w.m.perStream[s.idx].unreach++
 				w.m.violateWhy(InvUnreachable, "gateway "+g.name+" sent a lookup for "+s.svcName+" to "+ep.Region+
@@ -332,6 +328,23 @@ func (s *stream) judge(g *gateway, m *routeMemo, ri int, inst *instance, ep *fai
 				", as passing from a view of "+ep.Region+" not marked stale", m.d.Explanation)
 		}
 	}
+}
+
+// rejoinedLately reports whether membership told the gateway, lately,
+// that a gateway of region ri is alive again. Gossip may say so through a
+// third region while the direct path is still cut one way (memberlist's
+// indirect probes): then only failing fetches tell the core, and that
+// takes UnreachableAfter fetch timeouts with their backoff, after an
+// anti-entropy period at worst.
+func (g *gateway) rejoinedLately(ri int) bool {
+	cc := g.core.Config()
+	grace := time.Duration(cc.UnreachableAfter)*(cc.FetchTimeout+cc.BackoffMax) + cc.AntiEntropy
+	for _, o := range g.w.regions[ri].gateways {
+		if vw := g.view[o.idx]; vw.status == federation.StatusAlive && g.w.now-vw.aliveAt <= grace {
+			return true
+		}
+	}
+	return false
 }
 
 // reactBound is how long the gateway's core may take to notice that a

@@ -88,7 +88,10 @@ func (tr watchTransport) Watch(x federation.Watch, done func(federation.SyncResu
 
 // fail ends the watch with an error (once; never for a gateway that
 // restarted since).
-func (sw *simWatch) fail(why string) {
+func (sw *simWatch) fail(why string) { sw.failWith(errors.New(why)) }
+
+func (sw *simWatch) failWith(err error) {
+	why := err.Error()
 	if sw.ended {
 		return
 	}
@@ -100,7 +103,7 @@ func (sw *simWatch) fail(why string) {
 	}
 	w.trc.endFetch(sw.span, w.now, why, nil)
 	sw.g.watchFailed(sw, why)
-	sw.done(federation.SyncResult{}, errors.New(why))
+	sw.done(federation.SyncResult{}, err)
 }
 
 // cancel is the Watcher aborting the watch: done gets an error now, the
@@ -126,6 +129,15 @@ func (sw *simWatch) arrive() {
 		return
 	}
 	sw.tinc = t.inc
+	if perr := w.peerCheck(sw.g, t, sw.x.Region); perr != nil {
+		// HTTPWatchTransport vets the peer as soon as the connection is
+		// up: the watch fails after the handshake's way back, typed as a
+		// refused peer (the Watcher logs it once).
+		if d, ok := w.tcpDeliver(t.rs.idx, sw.g.rs.idx); ok {
+			w.after(d, func() { sw.failWith(perr) })
+		}
+		return
+	}
 	if !t.cache.Loaded() || t.cache.Version() != sw.x.Since || sw.x.Wait <= 0 {
 		sw.answer()
 		return
@@ -272,6 +284,7 @@ func (g *gateway) watchApplied(sw *simWatch, res federation.SyncResult, before u
 	}
 	w.m.syncBytes[g.rs.idx] += size
 	w.m.watches++
+	w.noteSync(x.Since, res.Full)
 	if after != before || res.Full {
 		if res.Full {
 			g.epoch++

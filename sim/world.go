@@ -46,6 +46,7 @@ type world struct {
 	quietAt    time.Duration // when the last fault ended (heal, restart, recovery)
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
+	ext        extState      // faults_more.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 }
 
@@ -134,7 +135,7 @@ func newWorld(cfg *config, opts Options) (*world, error) {
 	w.m = newMetricsState(w)
 
 	for i, rc := range cfg.regions {
-		mem := region.NewMemStore(0)
+		mem := region.NewMemStore(cfg.changeLog)
 		rs := &regionSim{idx: i, name: rc.name, cfg: rc, mem: mem, store: region.NewFaultyStore(mem),
 			persisted: map[string]federation.ReplicaSnapshot{}, insts: map[region.Key]*instance{},
 			bySvc: make([][]*instance, len(cfg.services)), alive: make([]int, len(cfg.services)),
@@ -244,6 +245,9 @@ func (w *world) committed(rs *regionSim, ch region.Change, notify bool) {
 	rs.commits = append(rs.commits, commitRec{version: ch.Version, at: w.now})
 	k := region.Key{Service: ch.Service, ID: ch.ID}
 	in := rs.insts[k]
+	if in != nil {
+		w.oracleTruth(rs, in.svc)
+	}
 	switch ch.Op {
 	case region.OpPut:
 		if in != nil {

@@ -41,6 +41,10 @@ func cmdACL(args []string) error {
 		pos = append(pos, a)
 	}
 	if len(pos) < 2 || pos[0] != "token" {
+		if len(pos) == 0 && len(flags) > 0 && wantsHelp(flags) {
+			fmt.Println(aclUsage)
+			return nil
+		}
 		return fmt.Errorf("%s", aclUsage)
 	}
 	verb, rest := pos[1], pos[2:]
@@ -61,7 +65,7 @@ func cmdACL(args []string) error {
 	desc := fs.String("description", "", "what the token is for (create)")
 	var rules listFlag
 	fs.Var(&rules, "rule", "a rule, repeatable (create): service:NAME:ACCESS, service_prefix:PREFIX:ACCESS, operator:ACCESS, acl:write")
-	if err := fs.Parse(flags); err != nil {
+	if err := parseFlags(fs, flags, fs.Parse); err != nil { // cli.go: help to stdout, --flag style
 		return err
 	}
 	c := newAPIClient(*addr)

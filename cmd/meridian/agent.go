@@ -24,6 +24,7 @@ func cmdAgent(args []string) error {
 	fs.String("config", "", "YAML file of flag values (keys are flag names); env MERIDIAN_CONFIG")
 	regionName := fs.String("region", "", "this gateway's region, a DNS label (required)")
 	httpAddr := fs.String("http", "127.0.0.1:8700", "HTTP listen address")
+	httpAdvertise := fs.String("http-advertise", "", "host:port other gateways use to reach this one's HTTP API (default: the --http address; set it when --http is 0.0.0.0:PORT)")
 	redisURL := fs.String("redis", "", "Redis URL: redis://host:port/db, a cluster with ?addr=h:p&addr=..., sentinel with ?master_name=M; empty runs an embedded in-memory store")
 	logMax := fs.Int("log-max", 0, "changes kept in the region's change log (default 10000)")
 	catchUp := fs.Duration("catch-up", time.Second, "how often the cache reads the change log without a notification")
@@ -52,6 +53,10 @@ func cmdAgent(args []string) error {
 	aclInitial := fs.String("acl-initial-token", "", "a management token secret (8-256 characters) that may do everything, to bootstrap; env MERIDIAN_ACL_INITIAL_TOKEN")
 	aclPrimary := fs.String("primary-region", "", "the region where ACL tokens are created and stored, replicated to every other region (default: this gateway's region)")
 	aclRepl := fs.String("acl-replication-token", "", "token this gateway sends on its own requests to other gateways (catalog sync, ACL replication, heartbeat forwarding); default: the initial token; env MERIDIAN_ACL_REPLICATION_TOKEN")
+	dnsAddr := fs.String("dns", "", "DNS listen address for UDP and TCP, e.g. 127.0.0.1:8600 (empty: no DNS): web.service.meridian answers A/AAAA/SRV as /v1/lookup routes")
+	dnsTTL := fs.Duration("dns-ttl", 5*time.Second, "TTL of DNS answers, also the negative-caching TTL in the SOA (0: the default)")
+	dnsDomain := fs.String("dns-domain", "meridian.", "the DNS zone served; names outside it are REFUSED")
+	dnsToken := fs.String("dns-token", "", "ACL token whose read rules DNS answers follow (default: the anonymous token); env MERIDIAN_DNS_TOKEN")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -107,7 +112,7 @@ func cmdAgent(args []string) error {
 	}
 	a, err := gateway.StartAgent(gateway.AgentConfig{
 		Routing: routing,
-		Region:  *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL,
+		Region:  *regionName, HTTPAddr: *httpAddr, RedisURL: *redisURL, HTTPAdvertise: *httpAdvertise,
 		LogMax: *logMax, CatchUp: *catchUp, Logger: log,
 		SerfBind: *serfBind, SerfAdvertise: *serfAdvertise, Join: join, NodeName: *nodeName,
 		GossipProfile: *profile, RegionReapAfter: *reapAfter,
@@ -119,6 +124,7 @@ func cmdAgent(args []string) error {
 		TLS:       tlsf.config(),
 		ACL: gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: *aclPrimary,
 			ReplicationToken: *aclRepl},
+		DNS: gateway.DNSConfig{Addr: *dnsAddr, TTL: *dnsTTL, Domain: *dnsDomain, Token: *dnsToken},
 	})
 	if err != nil {
 		return err

@@ -379,7 +379,11 @@ func cmdInstances(args []string) error {
 		os.Stdout.Write(raw)
 		return nil
 	}
-	fmt.Fprintf(termOut, "%s in region %s, catalog version %d%s\n", resp.Service, resp.Region, resp.Version, staleNote(resp.Stale))
+	note := ""
+	if resp.Stale {
+		note = staleReason(newAPIClient(*addr), resp.Region, resp.AgeMS) // stale.go
+	}
+	fmt.Fprintf(termOut, "%s in region %s, catalog version %d%s\n", resp.Service, resp.Region, resp.Version, note)
 	tw := tabwriter.NewWriter(termOut, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tZONE\tWEIGHT\tSTATUS\tTAGS\tOUTPUT")
 	for _, in := range resp.Instances {
@@ -400,6 +404,10 @@ func staleNote(stale bool) string {
 // arguments (meridian register web web-1 --port 80), and leaves the
 // positional ones in fs.Args().
 func parseArgs(fs *flag.FlagSet, args []string) error {
+	return parseFlags(fs, args, func(args []string) error { return parseInterleaved(fs, args) }) // cli.go
+}
+
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -442,17 +450,8 @@ func cmdRegions(args []string) error {
 		return nil
 	}
 	var resp struct {
-		Local   string `json:"local"`
-		Regions []struct {
-			Name              string   `json:"name"`
-			Local             bool     `json:"local"`
-			AdvertisedVersion uint64   `json:"advertised_version"`
-			ReplicaVersion    uint64   `json:"replica_version"`
-			ReplicaAgeMS      int64    `json:"replica_age_ms"`
-			Reachable         bool     `json:"reachable"`
-			RTTMS             *float64 `json:"rtt_ms"`
-			Gateways          []struct{ Name, Address, Status string }
-		} `json:"regions"`
+		Local   string         `json:"local"`
+		Regions []regionStatus `json:"regions"` // stale.go
 	}
 	raw, err := c.do(http.MethodGet, "/v1/regions", nil, &resp)
 	if err != nil {
@@ -463,7 +462,7 @@ func cmdRegions(args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(termOut, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGION\tREACHABLE\tADVERTISED\tREPLICA\tAGE\tRTT\tGATEWAYS")
+	fmt.Fprintln(tw, "REGION\tREACHABLE\tSTALE\tADVERTISED\tREPLICA\tAGE\tRTT\tGATEWAYS")
 	for _, r := range resp.Regions {
 		name := r.Name
 		if r.Local {
@@ -477,7 +476,7 @@ func cmdRegions(args []string) error {
 		for _, g := range r.Gateways {
 			gws = append(gws, g.Name+"="+g.Status)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%s\t%s\t%s\n", name, r.Reachable, r.AdvertisedVersion, r.ReplicaVersion,
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%s\t%s\t%s\n", name, r.Reachable, staleCell(r), advertisedCell(r), r.ReplicaVersion,
 			(time.Duration(r.ReplicaAgeMS) * time.Millisecond).String(), rtt, strings.Join(gws, " "))
 	}
 	return tw.Flush()

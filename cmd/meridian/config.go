@@ -18,6 +18,7 @@ import (
 func resolveFlags(fs *flag.FlagSet) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	warnUnknownEnv(fs) // cli.go: a misspelled MERIDIAN_* is not silently ignored
 
 	envName := func(name string) string {
 		return "MERIDIAN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))

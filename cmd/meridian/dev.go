@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -103,25 +105,43 @@ func cmdDev(args []string) error {
 			NodeName: r.name + "-1", GossipProfile: "local", Logger: log, Encrypt: *encrypt,
 			Telemetry:      gatewayTelemetry(tel),
 			EgressReserved: reserved, // no gateway dials another's ports or store
-			ACL:            gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: devRegions[0].name},
+			// The demo backends listen on 127.0.0.1: let the proxy and
+			// health checks reach loopback (gateways and stores stay
+			// reserved above).
+			EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			ACL:         gateway.ACLConfig{DefaultPolicy: *aclPolicy, InitialToken: *aclInitial, PrimaryRegion: devRegions[0].name},
 		})
 		if err != nil {
 			return fmt.Errorf("starting region %s: %w (is another meridian dev running?)", r.name, err)
 		}
 		agents = append(agents, a)
 	}
-	// Demo services, registered through the HTTP API like any service would.
+	// Demo services, each with a tiny HTTP backend (devbackends.go) so
+	// that pick and proxy lead somewhere, registered through the HTTP API
+	// like any service would.
+	var backends []*devBackend
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		stopDevBackends(ctx, backends)
+	}()
 	for ri, r := range devRegions {
-		port := 9000
+		k := 0
 		for _, svc := range []string{"api", "db", "web"} {
 			for j, id := range r.services[svc] {
-				port++
-				body := fmt.Sprintf(`{"address":"127.0.0.%d","port":%d,"zone":"%s-%c","tags":["demo"]}`,
-					ri+1, port, r.name, 'a'+rune(j%2))
-				if err := devPut("http://"+r.http+"/v1/services/"+svc+"/instances/"+id, body, *aclInitial); err != nil {
-					return fmt.Errorf("registering demo %s/%s in %s: %w", svc, id, r.name, err)
-				}
+				backends = append(backends, &devBackend{service: svc, id: id, region: r.name, zone: fmt.Sprintf("%s-%c", r.name, 'a'+rune(j%2)),
+					addr: fmt.Sprintf("127.0.0.1:%d", devBackendPort(ri, k))})
+				k++
 			}
+		}
+	}
+	startDevBackends(backends, log)
+	for _, b := range backends {
+		host, port, _ := net.SplitHostPort(b.addr)
+		r := devRegionNamed(b.region)
+		body := fmt.Sprintf(`{"address":%q,"port":%s,"zone":%q,"tags":["demo"]}`, host, port, b.zone)
+		if err := devPut("http://"+r.http+"/v1/services/"+b.service+"/instances/"+b.id, body, *aclInitial); err != nil {
+			return fmt.Errorf("registering demo %s/%s in %s: %w", b.service, b.id, r.name, err)
 		}
 	}
 	fmt.Print(devBanner())
@@ -130,6 +150,16 @@ func cmdDev(args []string) error {
 	<-sig
 	log.Info("shutting down the dev federation")
 	return nil
+}
+
+// devRegionNamed returns the dev region called name.
+func devRegionNamed(name string) devRegion {
+	for _, r := range devRegions {
+		if r.name == name {
+			return r
+		}
+	}
+	return devRegion{}
 }
 
 // devGatewayAddrs are the HTTP and Serf addresses of all dev gateways.
@@ -167,8 +197,14 @@ func devBanner() string {
 		fmt.Fprintf(&b, "  %-9s http://%s   (serf %s)\n", r.name, r.http, r.serf)
 	}
 	b.WriteString(`
+Status page: http://127.0.0.1:8701/ (each region's gateway serves one)
+
 Try:
   curl -s http://127.0.0.1:8701/v1/regions
+  curl -s http://127.0.0.1:8701/v1/lookup/web          # routed: us-east's instances first, with the explanation
+  curl -s http://127.0.0.1:8701/v1/lookup/db           # db runs only in ap-south: a failover decision
+  curl -s http://127.0.0.1:8701/v1/pick/web            # one endpoint, round robin
+  curl -s http://127.0.0.1:8701/v1/proxy/web/hello     # proxied to a demo backend: "hello from web/web-1 in us-east"
   curl -s 'http://127.0.0.1:8701/v1/services/web?region=eu-west'
   curl -s 'http://127.0.0.1:8701/v1/services/web?region=*'
   go run ./cmd/meridian services --addr 127.0.0.1:8702

@@ -13,15 +13,9 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"runtime/debug"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 const usage = `meridian: multi-region service-discovery federation gateway
 
@@ -38,7 +32,8 @@ Usage:
   meridian tls         make a CA and certificates    (tls ca create, tls cert create --region R [--client])
   meridian keyring     gossip encryption keys       (generate | list | install KEY | use KEY | remove KEY)
   meridian sim         simulate scenarios deterministically (sim run FILE|NAME --seed N, sim list, sim fuzz --seeds N)
-  meridian version     print the version
+  meridian version     print the version, commit and build date (also meridian --version)
+  meridian completion  print a shell completion script (completion bash | completion zsh)
 
 Client subcommands talk to --addr (default http://127.0.0.1:8700; env MERIDIAN_ADDR);
 an https:// gateway takes --ca-file, --client-cert, --client-key (env MERIDIAN_CACERT,
@@ -48,7 +43,7 @@ Run 'meridian COMMAND -h' for a command's flags.
 `
 
 func main() {
-	if len(os.Args) < 2 {
+	if len(os.Args) < 2 { // a usage error: help to stderr, exit 2
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
@@ -65,12 +60,16 @@ func main() {
 		"acl":        withEnv(cmdACL),
 		"sim":        cmdSim,
 		"tls":        cmdTLS,
-		"version":    cmdVersion,
+		"version":    cmdVersion,    // version.go
+		"completion": cmdCompletion, // completion.go
 	}
 	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
+	if name == "-h" || name == "--help" || name == "-help" || name == "help" {
 		fmt.Print(usage)
 		return
+	}
+	if name == "--version" || name == "-version" || name == "-v" {
+		name = "version"
 	}
 	cmd, ok := cmds[name]
 	if !ok {
@@ -78,11 +77,11 @@ func main() {
 		os.Exit(2)
 	}
 	if err := cmd(os.Args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+		code := exitStatus(err) // cli.go: help 0, usage errors 2, failures 1
+		if code != 0 && !printed(err) {
+			fmt.Fprintf(os.Stderr, "meridian %s: %v\n", name, err)
 		}
-		fmt.Fprintf(os.Stderr, "meridian %s: %v\n", name, err)
-		os.Exit(1)
+		os.Exit(code)
 	}
 }
 
@@ -101,19 +100,4 @@ func withEnv(f func([]string) error) func([]string) error {
 		}
 		return f(args)
 	}
-}
-
-func cmdVersion([]string) error {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v = "dev-" + s.Value[:12]
-			}
-		}
-		fmt.Printf("meridian %s (%s)\n", v, bi.GoVersion)
-		return nil
-	}
-	fmt.Printf("meridian %s\n", v)
-	return nil
 }

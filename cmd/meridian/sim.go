@@ -45,6 +45,10 @@ const (
 
 // cmdSim is the 'meridian sim' subcommand; it exits with simMain's status.
 func cmdSim(args []string) error {
+	if wantsHelp(args) { // cli.go: help goes to stdout with status 0
+		fmt.Print(simUsage)
+		return nil
+	}
 	if code := simMain(args, os.Stdout, os.Stderr); code != exitOK {
 		os.Exit(code)
 	}

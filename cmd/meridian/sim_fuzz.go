@@ -67,6 +67,7 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 	lastProgress := began
 	var failed []uint64
 	ran := 0
+	var judged, judgedSeeds int64
 	for i := range f.seeds {
 		if f.budget > 0 && time.Since(began) >= f.budget {
 			fmt.Fprintf(stdout, "fuzz: time budget %s reached after %d of %d seeds\n", f.budget, ran, f.seeds)
@@ -74,8 +75,12 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 		}
 		seed := f.start + uint64(i)
 		sc := scenarios.Generate(seed)
-		fail := fuzzOne(sc, seed)
+		fail, res := fuzzRun(sc, seed)
 		ran++
+		if res != nil && res.Metrics.OracleJudged > 0 {
+			judged += res.Metrics.OracleJudged
+			judgedSeeds++
+		}
 		if fail != "" {
 			failed = append(failed, seed)
 			reportFuzzFailure(sc, seed, fail, &f, stdout, stderr)
@@ -94,6 +99,7 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "fuzz: FAIL: %d of %d seeds failed: %s\n", len(failed), ran, strings.Join(ids, " "))
 		return exitFail
 	}
+	fmt.Fprintf(stdout, "fuzz: availability oracle: %d lookups judged in %d of %d seeds\n", judged, judgedSeeds, ran)
 	fmt.Fprintf(stdout, "fuzz: OK: %d seeds, no invariant violated (%s)\n", ran, time.Since(began).Round(100*time.Millisecond))
 	return exitOK
 }
@@ -102,9 +108,16 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 // held, or what failed: the invariant names (sorted, joined by ",") or
 // "error: ..." when the run itself failed.
 func fuzzOne(sc *scenarios.Scenario, seed uint64) string {
+	fail, _ := fuzzRun(sc, seed)
+	return fail
+}
+
+// fuzzRun is fuzzOne that also returns the run's result (nil when the run
+// itself failed).
+func fuzzRun(sc *scenarios.Scenario, seed uint64) (string, *sim.Result) {
 	res, err := runRecovered(sc, seed)
 	if err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), nil
 	}
 	var bad []string
 	for _, inv := range res.Invariants {
@@ -118,7 +131,7 @@ func fuzzOne(sc *scenarios.Scenario, seed uint64) string {
 		}
 	}
 	sort.Strings(bad)
-	return strings.Join(bad, ",")
+	return strings.Join(bad, ","), res
 }
 
 // runRecovered runs sc, turning a panic of the simulator into an error so

@@ -19,6 +19,10 @@ const tlsUsage = `Usage:
 
 // cmdTLS makes a CA and certificates, as consul tls does.
 func cmdTLS(args []string) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Print(tlsUsage)
+		return nil
+	}
 	if len(args) < 2 || args[1] != "create" || (args[0] != "ca" && args[0] != "cert") {
 		fmt.Fprint(os.Stderr, tlsUsage)
 		return fmt.Errorf("want 'tls ca create' or 'tls cert create'")

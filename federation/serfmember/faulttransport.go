@@ -153,7 +153,26 @@ func (t *FaultTransport) StreamCh() <-chan net.Conn { return t.inner.StreamCh() 
 // Shutdown implements memberlist.Transport.
 func (t *FaultTransport) Shutdown() error {
 	t.stopOnce.Do(func() { close(t.done) })
-	return t.inner.Shutdown()
+	// The forwarder has stopped reading the inner transport's packets: drain
+	// them until it is shut down, or a NetTransport listener blocked on its
+	// unbuffered packet channel keeps its Shutdown waiting forever (a test's
+	// cleanup hung 15 minutes on it).
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case _, ok := <-t.inner.PacketCh():
+				if !ok {
+					return
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := t.inner.Shutdown()
+	close(stop)
+	return err
 }
 
 // GetAutoBindPort passes through the wrapped NetTransport's port (memberlist

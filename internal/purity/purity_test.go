@@ -49,10 +49,12 @@ var coreFiles = []string{
 	"federation/publisher.go", // the version publisher, on the rt seam
 	"federation/watchcore.go", // the push path's decisions (Core.Watches, WatchDone)
 	"region/catalog.go",
+	"region/intern.go",
 	"region/change.go",
 	"region/decode.go",
 	"region/doc.go",
 	"region/health.go",
+	"region/healthsync.go",
 	"region/instance.go",
 	"region/store.go",
 	"region/storeloss.go",

@@ -39,64 +39,22 @@ type RedisStore struct {
 	logMax int
 
 	kInstances, kIndex, kVersion, kLog, kWrites, kEpoch, channel string
+
+	gc *committer // the group commit of Put and Delete
 }
 
 var _ region.Store = (*RedisStore)(nil)
 
-// applyScript applies one change atomically: condition check, write,
-// version INCR, change-log XADD (trimmed), PUBLISH. A store without an
-// epoch gets one (ARGV[8], random) with its first write; the epoch is
-// logged with each change and returned. With a write id (KEYS[6]) it first
-// looks for that write's recorded result and returns it unchanged;
-// otherwise it records its own result there for ARGV[9] seconds, so a
-// repeated write (go-redis retrying after a timeout, or the gateway asking
-// what became of a write whose answer was lost) is applied at most once.
-//
-// KEYS: instances, index, version, log, epoch[, write result].
-// ARGV: op, field, data, ifIndex, mustExist (0|1), logMax, channel, epoch[, ttl].
-// Returns {version, data, epoch} or {0, "notfound"|"conflict"}.
-var applyScript = redis.NewScript(`
-local wk = KEYS[6]
-if wk then
-  local prev = redis.call('HMGET', wk, 'v', 'd')
-  if prev[1] then return {tonumber(prev[1]), prev[2]} end
-end
-local function done(v, d, e)
-  if wk then
-    redis.call('HSET', wk, 'v', v, 'd', d)
-    redis.call('EXPIRE', wk, ARGV[9])
-  end
-  return {v, d, e}
-end
-local field = ARGV[2]
-local cur = redis.call('HGET', KEYS[1], field)
-local ifidx = ARGV[4]
-if (ARGV[5] == '1' or ifidx ~= '0') and not cur then return done(0, 'notfound') end
-if ifidx ~= '0' then
-  local ci = redis.call('HGET', KEYS[2], field)
-  if ci ~= ifidx then return done(0, 'conflict') end
-end
-redis.call('HSETNX', KEYS[5], 'id', ARGV[8])
-local epoch = redis.call('HGET', KEYS[5], 'id')
-local v = redis.call('INCR', KEYS[3])
-local data = ''
-if ARGV[1] == 'put' then
-  data = ARGV[3]
-  if cur then
-    local reg = string.match(cur, '^{"registered_at":"([^"]*)"')
-    local pre = string.match(data, '^{"registered_at":"[^"]*"')
-    if reg and pre then data = '{"registered_at":"' .. reg .. '"' .. string.sub(data, string.len(pre) + 1) end
-  end
-  redis.call('HSET', KEYS[1], field, data)
-  redis.call('HSET', KEYS[2], field, v)
-else
-  redis.call('HDEL', KEYS[1], field)
-  redis.call('HDEL', KEYS[2], field)
-end
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], v .. '-1', 'op', ARGV[1], 'key', field, 'data', data, 'epoch', epoch)
-redis.call('PUBLISH', ARGV[7], v)
-return done(v, data, epoch)
-`)
+// Writes (Put, Delete) go through the group commit (groupcommit.go): one
+// script call applies a batch of them atomically, each with its own
+// condition check, version INCR, change-log XADD (trimmed) and write-id
+// record, then PUBLISHes the batch's last version. A store without an
+// epoch gets one (random) with its first write; the epoch is logged with
+// each change and returned. A write with a write id first looks for that
+// write's recorded result and returns it unchanged; otherwise it records
+// its own result there for WriteIDTTL, so a repeated write (go-redis
+// retrying after a timeout, or the gateway asking what became of a write
+// whose answer was lost) is applied at most once.
 
 // restoreScript writes back a lost catalog, once: see Store.Restore. The
 // compare-and-set on the epoch makes the first of the region's gateways to
@@ -260,11 +218,13 @@ func NewRedisStoreClient(c redis.UniversalClient, regionName string, logMax int)
 		logMax = region.DefaultLogMax
 	}
 	p := "meridian:{" + regionName + "}:"
-	return &RedisStore{
+	s := &RedisStore{
 		c: c, region: regionName, logMax: logMax,
 		kInstances: p + "instances", kIndex: p + "index", kVersion: p + "version",
 		kLog: p + "log", kWrites: p + "write:", kEpoch: p + "epoch", channel: p + "changes",
 	}
+	s.gc = newCommitter(s, CommitOptions{})
+	return s
 }
 
 // Client returns the underlying go-redis client.
@@ -281,44 +241,12 @@ func parseField(f string) (region.Key, error) {
 }
 
 func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
-	must := "0"
-	if c.MustExist {
-		must = "1"
-	}
-	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog, s.kEpoch}
-	args := []any{string(op), field(k), data, strconv.FormatUint(c.IfIndex, 10), must, s.logMax, s.channel, region.NewEpoch()}
 	if c.WriteID != "" {
 		if err := region.ValidateWriteID(c.WriteID); err != nil {
 			return region.Change{}, err
 		}
-		keys = append(keys, s.kWrites+c.WriteID)
-		args = append(args, int(region.WriteIDTTL/time.Second))
 	}
-	res, err := applyScript.Run(ctx, s.c, keys, args...).Slice()
-	if err != nil {
-		return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, writeOutcome(err))
-	}
-	if len(res) < 2 {
-		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
-	}
-	v, _ := res[0].(int64)
-	str, _ := res[1].(string)
-	epoch := ""
-	if len(res) > 2 {
-		epoch, _ = res[2].(string)
-	}
-	if v == 0 {
-		switch str {
-		case "notfound":
-			return region.Change{}, region.ErrNotFound
-		case "conflict":
-			return region.Change{}, region.ErrConflict
-		}
-		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
-	}
-	ch, err := decodeChange(uint64(v), op, k, str)
-	ch.Epoch = epoch
-	return ch, err
+	return s.gc.submit(ctx, op, k, data, c)
 }
 
 // writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
@@ -498,8 +426,8 @@ func (s *RedisStore) Subscribe(ctx context.Context) <-chan uint64 {
 					return
 				}
 				v, err := strconv.ParseUint(m.Payload, 10, 64)
-				if err != nil {
-					continue
+				if err != nil || s.gc.own(ctx, v) {
+					continue // this store's own writes reach the cache through OnCommit
 				}
 				select {
 				case out <- v:
@@ -519,5 +447,8 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements Store.
-func (s *RedisStore) Close() error { return s.c.Close() }
+// Close implements Store. Writes still queued fail (nothing written).
+func (s *RedisStore) Close() error {
+	s.gc.close()
+	return s.c.Close()
+}

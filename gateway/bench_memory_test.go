@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/federation/serfmember"
+	"github.com/meridian-sd/meridian/internal/redistest"
+	"github.com/meridian-sd/meridian/region"
+	"github.com/meridian-sd/meridian/region/redisstore"
+)
+
+// memChildEnv names the role TestMemoryChild plays in a child process of
+// BenchmarkMemoryPerInstance; memInstancesEnv overrides the instance count.
+const (
+	memChildEnv     = "MERIDIAN_MEM_ROLE"
+	memInstancesEnv = "MERIDIAN_MEM_INSTANCES"
+)
+
+// BenchmarkMemoryPerInstance reports the resident memory per instance of
+// a gateway at 100,000 instances (MERIDIAN_MEM_INSTANCES overrides), as
+// owner-B/inst (the region's own gateway, its catalog in a real
+// redis-server) and replica-B/inst (a gateway of another region holding
+// only the replica, synced over real Serf and HTTP, the owner stopped
+// before the measure), each after answering one lookup of every service
+// (so the encoded answers it keeps are counted). Each runs in its own process (this test binary,
+// TestMemoryChild), so one's memory is not counted in the other's. The
+// RSS is the whole process's, after a GC that returns free memory to the
+// OS (debug.FreeOSMemory): the runtime and test binary count against the
+// instances. heap-B/inst metrics give the live heap alone, peak-B/inst the
+// peak RSS (VmHWM: loading a snapshot holds its decoded copy), and
+// -over-idle-B/inst the RSS above the same gateway's with one instance
+// (the runtime and binary, about 23 MB, are not counted), and
+// -gc-only-B/inst the RSS after a GC alone, before free memory is returned
+// (what a running gateway shows until the runtime's scavenger returns it).
+// The goal is
+// 1,024 B/inst for both. Needs redis-server (skipped without one).
+func BenchmarkMemoryPerInstance(b *testing.B) {
+	if _, ok := redistest.Binary(); !ok {
+		b.Skip("no redis-server: the owner's catalog lives in Redis, outside the gateway's process")
+	}
+	n := memInstances()
+	type result struct{ rss, heap, peak, idle, rssGC int64 }
+	res := map[string]result{}
+	for _, role := range []string{"owner", "replica"} {
+		start := time.Now()
+		rss, heap, peak, rssGC, err := runMemChild(role, n)
+		if err != nil {
+			b.Fatalf("%s: %v", role, err)
+		}
+		idle, _, _, _, err := runMemChild(role, 1)
+		if err != nil {
+			b.Fatalf("%s with one instance: %v", role, err)
+		}
+		b.Logf("%s: %d instances: RSS %d MB (%d MB with one instance), live heap %d MB, peak RSS %d MB (%s)",
+			role, n, rss>>20, idle>>20, heap>>20, peak>>20, time.Since(start).Round(time.Second))
+		res[role] = result{rss, heap, peak, idle, rssGC}
+	}
+	for b.Loop() { // the measure is the children's; b.Loop's reset must come before the metrics
+	}
+	for role, r := range res {
+		b.ReportMetric(float64(r.rss)/float64(n), role+"-B/inst")
+		b.ReportMetric(float64(r.heap)/float64(n), role+"-heap-B/inst")
+		b.ReportMetric(float64(r.peak)/float64(n), role+"-peak-B/inst")
+		b.ReportMetric(float64(r.rss-r.idle)/float64(n-1), role+"-over-idle-B/inst")
+		b.ReportMetric(float64(r.rssGC)/float64(n), role+"-gc-only-B/inst")
+	}
+}
+
+func memInstances() int {
+	if v, err := strconv.Atoi(os.Getenv(memInstancesEnv)); err == nil && v > 0 {
+		return v
+	}
+	return 100_000
+}
+
+// runMemChild runs TestMemoryChild as role and reads its "memory: rss=
+// heap=" line.
+func runMemChild(role string, n int) (rss, heap, peak, rssGC int64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestMemoryChild$", "-test.count", "1", "-test.v")
+	cmd.Env = append(os.Environ(), memChildEnv+"="+role, memInstancesEnv+"="+strconv.Itoa(n))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("child: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if i := strings.Index(sc.Text(), "memory-gc: rss="); i >= 0 {
+			fmt.Sscanf(sc.Text()[i:], "memory-gc: rss=%d", &rssGC)
+		}
+		if i := strings.Index(sc.Text(), "memory: rss="); i >= 0 {
+			if _, err := fmt.Sscanf(sc.Text()[i:], "memory: rss=%d heap=%d peak=%d", &rss, &heap, &peak); err == nil {
+				return rss, heap, peak, rssGC, nil
+			}
+		}
+	}
+	return 0, 0, 0, 0, fmt.Errorf("child printed no memory line:\n%s", out)
+}
+
+// TestMemoryChild is BenchmarkMemoryPerInstance's child: it does nothing
+// unless MERIDIAN_MEM_ROLE is set.
+func TestMemoryChild(t *testing.T) {
+	role := os.Getenv(memChildEnv)
+	if role == "" {
+		t.Skip("run by BenchmarkMemoryPerInstance")
+	}
+	n := memInstances()
+	srv := redistest.Start(t)
+	seedStore(t, srv.URL(), "us-east", n)
+	owner, err := StartAgent(memAgentConfig("us-east", srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if owner != nil {
+			owner.Kill()
+		}
+	}()
+	waitFor(t, time.Minute, "the owner's cache to hold every instance", func() bool {
+		got := 0
+		owner.Cache.Read(func(c *region.Catalog) { got = c.Len() })
+		return got == n
+	})
+	served := owner
+	if role == "replica" {
+		cfg := memAgentConfig("eu-west", srv.URL())
+		cfg.Join = []string{owner.Members.(*serfmember.SerfMembership).BindAddr()}
+		holder, err := StartAgent(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Kill()
+		waitFor(t, 2*time.Minute, "the replica to hold every instance", func() bool {
+			got := 0
+			holder.Fed.Read(func(c *federation.Core) {
+				if rep := c.Replica("us-east"); rep != nil {
+					got = rep.Catalog.Len()
+				}
+			})
+			return got == n
+		})
+		owner.Kill() // and forget it: only the replica holder is measured
+		owner = nil
+		served = holder
+	}
+	// A serving gateway holds the encoded answers of the services it is
+	// asked for: ask for every one, once.
+	query := ""
+	if role == "replica" {
+		query = "?region=us-east"
+	}
+	for s := 0; s < 100; s++ {
+		resp, err := http.Get(served.URL() + "/v1/services/" + fleetInstance(s*max(n/100, 1), n).Service + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("lookup of service %d: HTTP %d", s, resp.StatusCode)
+		}
+	}
+	served = nil
+	// Let the followers of the catalog (health runner, check sharding,
+	// replica persistence) finish what the load started: a measure in the
+	// middle of one counts its transient copy.
+	time.Sleep(3 * time.Second)
+	runtime.GC()
+	fmt.Printf("memory-gc: rss=%d\n", statmRSS()) // what the runtime keeps on its own after a GC
+	rss, heap := settledMemory()
+	if p := os.Getenv("MERIDIAN_MEM_PROFILE"); p != "" {
+		f, err := os.Create(p + "." + role)
+		if err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	t.Logf("%s: %d instances, RSS %.0f B/inst, live heap %.0f B/inst", role, n, float64(rss)/float64(n), float64(heap)/float64(n))
+	fmt.Printf("memory: rss=%d heap=%d peak=%d\n", rss, heap, peakRSS())
+}
+
+// memAgentConfig is a gateway of regionName on a real Redis, with real
+// Serf on 127.0.0.1 (lan profile: the local one gives a fetch 2s, too
+// short for a full catalog of 100,000 instances on a busy 2-core machine).
+func memAgentConfig(regionName, redisURL string) AgentConfig {
+	return AgentConfig{Region: regionName, HTTPAddr: "127.0.0.1:0", RedisURL: redisURL, NodeName: regionName + "-1",
+		SerfBind: "127.0.0.1:0", GossipProfile: "lan", Logger: quietLogger(), CatchUp: 100 * time.Millisecond}
+}
+
+// seedStore writes n instances into region's empty store before its
+// gateway starts, which then loads them as a snapshot, as a restarted
+// gateway does (store writes one by one would take minutes on 2 cores).
+func seedStore(t *testing.T, redisURL, regionName string, n int) {
+	t.Helper()
+	uo, err := redisstore.ParseRedisURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uo.ReadTimeout, uo.WriteTimeout = 30*time.Second, 30*time.Second
+	c := redis.NewUniversalClient(uo)
+	defer c.Close()
+	st := redisstore.NewRedisStoreClient(c, regionName, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	now := time.Now().UTC()
+	const batch = 10_000
+	expect := ""
+	for i := 0; i < n; i += batch {
+		ins := make([]region.Instance, 0, batch)
+		for j := i; j < min(i+batch, n); j++ {
+			in := fleetInstance(j, n)
+			in.RegisteredAt, in.UpdatedAt = now, now
+			ins = append(ins, in)
+		}
+		ok, err := st.Restore(ctx, expect, region.RestoreRequest{Instances: ins, Epoch: "seed", From: expect})
+		if err != nil || !ok {
+			t.Fatalf("seeding instances %d-%d: ok %v, %v", i, i+len(ins), ok, err)
+		}
+		expect = "seed"
+	}
+}
+
+// fleetInstance is instance i of n.
+func fleetInstance(i, n int) region.Instance {
+	per := max(n/100, 1)
+	svc := fmt.Sprintf("svc-%03d", i/per)
+	tags := [][]string{{"v1"}, {"v2"}, {"v2", "canary"}}[i%3]
+	return region.Instance{
+		Service: svc, ID: fmt.Sprintf("%s-%05d", svc, i%per),
+		Address: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Port: 8080,
+		Zone: []string{"a", "b", "c"}[i%3], Tags: tags, Meta: map[string]string{"version": "1.4.2"},
+		Weight: 100, Status: region.StatusPassing,
+	}
+}
+
+// peakRSS is the process's peak RSS (VmHWM); in the replica role it
+// includes the owner's, which ran in the same process until the measure.
+func peakRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// settledMemory returns the process's RSS and live heap after a GC that
+// returns free memory to the OS.
+func settledMemory() (rss, heap int64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return statmRSS(), int64(ms.HeapAlloc)
+}
+
+// statmRSS reads the process's RSS from /proc/self/statm.
+func statmRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			pages, _ := strconv.ParseInt(f[1], 10, 64)
+			return pages * int64(os.Getpagesize())
+		}
+	}
+	return 0
+}

@@ -1,0 +1,506 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/meridian-sd/meridian/region"
+)
+
+// Group commit: RedisStore.Put and Delete do not run one script each.
+// They queue their write and wait; one committer goroutine per store takes
+// everything queued (up to MaxBatch writes per script call, MaxScripts
+// script calls pipelined in one round trip), runs it, and hands each write
+// its own result. While one round trip is in flight the next batch
+// gathers, so under load a batch is whatever arrived during the previous
+// round trip (self-clocking), and a lone write goes at once. Window, when
+// set, also holds a batch that is not full for that long before sending.
+//
+// Each write keeps its own result, version, error and write id: the batch
+// script applies the writes in queue order exactly as the single-write
+// script did, one after the other, each with its own condition check, its
+// own INCR and change-log entry and its own write-id record, so a conflict
+// in one write does not fail the others. It publishes the batch's last
+// version once. Nothing is acknowledged before Redis answered; when the
+// answer is lost every write of the round trip gets ErrOutcomeUnknown, and
+// repeating a write with its write id returns its first result.
+
+// batchScript applies up to MaxBatch writes atomically, in order.
+//
+// KEYS: instances, index, version, log, epoch, then the write-result keys
+// of the writes that have a write id.
+// ARGV: logMax, channel, new epoch, write-id ttl (seconds), n, then six
+// per write: op, field, data, ifIndex, mustExist (0|1), write-result key
+// index in KEYS (0 for none).
+// Returns one reply per write: {version, data, epoch} or {0,
+// "notfound"|"conflict"}; a repeated write id returns its recorded
+// {version, data} (or {0, reason}).
+var batchScript = redis.NewScript(`
+local n = tonumber(ARGV[5])
+local epoch = nil
+local last = nil
+local out = {}
+for i = 0, n - 1 do
+  local b = 6 + i * 6
+  local op, field, data, ifidx, must = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local wi = tonumber(ARGV[b + 5])
+  local wk = nil
+  if wi > 0 then wk = KEYS[wi] end
+  local r = nil
+  if wk then
+    local prev = redis.call('HMGET', wk, 'v', 'd')
+    if prev[1] then r = {tonumber(prev[1]), prev[2]} end
+  end
+  if not r then
+    local cur = redis.call('HGET', KEYS[1], field)
+    if (must == '1' or ifidx ~= '0') and not cur then
+      r = {0, 'notfound'}
+    elseif ifidx ~= '0' and redis.call('HGET', KEYS[2], field) ~= ifidx then
+      r = {0, 'conflict'}
+    else
+      if not epoch then
+        redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
+        epoch = redis.call('HGET', KEYS[5], 'id')
+      end
+      local v = redis.call('INCR', KEYS[3])
+      local d = ''
+      if op == 'put' then
+        d = data
+        if cur then
+          local reg = string.match(cur, '^{"registered_at":"([^"]*)"')
+          local pre = string.match(d, '^{"registered_at":"[^"]*"')
+          if reg and pre then d = '{"registered_at":"' .. reg .. '"' .. string.sub(d, string.len(pre) + 1) end
+        end
+        redis.call('HSET', KEYS[1], field, d)
+        redis.call('HSET', KEYS[2], field, v)
+      else
+        redis.call('HDEL', KEYS[1], field)
+        redis.call('HDEL', KEYS[2], field)
+      end
+      redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[1], v .. '-1', 'op', op, 'key', field, 'data', d, 'epoch', epoch)
+      last = v
+      r = {v, d, epoch}
+    end
+    if wk then
+      redis.call('HSET', wk, 'v', r[1], 'd', r[2])
+      redis.call('EXPIRE', wk, ARGV[4])
+    end
+  end
+  out[i + 1] = r
+end
+if last then redis.call('PUBLISH', ARGV[2], last) end
+return out
+`)
+
+// CommitOptions tunes a RedisStore's group commit.
+type CommitOptions struct {
+	// MaxBatch is the most writes one script call applies. Default 128.
+	MaxBatch int
+	// MaxScripts is the most script calls one round trip pipelines (when
+	// more than MaxBatch writes are queued). Default 4.
+	MaxScripts int
+	// Window holds a batch that is not full this long for more writes
+	// before sending it. Default 0: a batch goes as soon as the previous
+	// round trip is back, which already groups what arrived meanwhile.
+	Window time.Duration
+	// Timeout bounds one round trip whose writes carry no deadline.
+	// Default 5s.
+	Timeout time.Duration
+}
+
+func (o *CommitOptions) fill() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 128
+	}
+	if o.MaxScripts <= 0 {
+		o.MaxScripts = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+}
+
+// pending is one queued write.
+type pending struct {
+	ctx  context.Context
+	op   region.Op
+	k    region.Key
+	data string
+	c    region.Cond
+	// state: 0 queued, 1 taken into a round trip, 2 abandoned by its
+	// writer before it was taken (nothing written).
+	state atomic.Int32
+	done  chan pendingResult // buffered 1
+}
+
+type pendingResult struct {
+	ch  region.Change
+	err error
+}
+
+// committer is a RedisStore's group commit.
+type committer struct {
+	s   *RedisStore
+	opt CommitOptions
+
+	mu      sync.Mutex
+	queue   []*pending
+	started bool
+	closed  bool
+	wake    chan struct{} // buffered 1
+	stop    chan struct{}
+	stopped chan struct{}
+
+	onCommit atomic.Pointer[func([]region.Change)]
+
+	// flight is closed when the round trip in flight (if any) is answered;
+	// last is the highest version a round trip of this store wrote. The
+	// store's own subscriber uses them to drop the notifications of its
+	// own writes (OnCommit already has them) instead of waking a catch-up
+	// read for each. A foreign write whose notification is dropped that
+	// way comes before the last round trip's versions, so applying those
+	// finds the gap and the cache catches up anyway.
+	flightMu sync.Mutex
+	flight   chan struct{}
+	last     atomic.Uint64
+
+	// counters, for tests and metrics
+	batches atomic.Int64
+	writes  atomic.Int64
+}
+
+func newCommitter(s *RedisStore, opt CommitOptions) *committer {
+	opt.fill()
+	return &committer{s: s, opt: opt, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// SetCommitOptions replaces the store's group-commit options. Call it
+// before the first write.
+func (s *RedisStore) SetCommitOptions(o CommitOptions) {
+	o.fill()
+	s.gc.mu.Lock()
+	s.gc.opt = o
+	s.gc.mu.Unlock()
+}
+
+// OnCommit registers fn to be called with the changes of each round trip,
+// in version order, before any of their writers is answered: a cache that
+// applies them there reads its own writes once per batch instead of once
+// per writer, and in order. fn runs on the committer goroutine and must
+// not block on the store.
+func (s *RedisStore) OnCommit(fn func([]region.Change)) { s.gc.onCommit.Store(&fn) }
+
+// CommitStats returns how many round trips and writes the group commit
+// has sent.
+func (s *RedisStore) CommitStats() (roundTrips, writes int64) {
+	return s.gc.batches.Load(), s.gc.writes.Load()
+}
+
+// submit queues a write and waits for its result.
+func (g *committer) submit(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
+	if err := ctx.Err(); err != nil {
+		return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, err)
+	}
+	p := &pending{ctx: ctx, op: op, k: k, data: data, c: c, done: make(chan pendingResult, 1)}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, redis.ErrClosed)
+	}
+	if !g.started {
+		g.started = true
+		go g.run()
+	}
+	g.queue = append(g.queue, p)
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case r := <-p.done:
+		return r.ch, r.err
+	case <-ctx.Done():
+		if p.state.CompareAndSwap(0, 2) {
+			return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, ctx.Err())
+		}
+		// Already sent: Redis may apply it.
+		return region.Change{}, fmt.Errorf("redis %s %s: %w: %w", op, k, region.ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// close stops the committer; queued writes fail as not written.
+func (g *committer) close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	started := g.started
+	g.mu.Unlock()
+	if started {
+		close(g.stop)
+		<-g.stopped
+	}
+}
+
+func (g *committer) run() {
+	defer close(g.stopped)
+	for {
+		select {
+		case <-g.stop:
+			g.failQueued()
+			return
+		case <-g.wake:
+		}
+		for {
+			g.mu.Lock()
+			opt := g.opt
+			queued := len(g.queue)
+			g.mu.Unlock()
+			if queued == 0 {
+				break
+			}
+			if opt.Window > 0 && queued < opt.MaxBatch {
+				t := time.NewTimer(opt.Window)
+				select {
+				case <-t.C:
+				case <-g.stop:
+					t.Stop()
+				}
+			}
+			g.mu.Lock()
+			n := min(len(g.queue), opt.MaxBatch*opt.MaxScripts)
+			batch := make([]*pending, 0, n)
+			for _, p := range g.queue[:n] {
+				if p.state.CompareAndSwap(0, 1) {
+					batch = append(batch, p)
+				}
+			}
+			g.queue = append(g.queue[:0:0], g.queue[n:]...)
+			g.mu.Unlock()
+			if len(batch) > 0 {
+				g.commit(batch, opt)
+			}
+		}
+	}
+}
+
+func (g *committer) failQueued() {
+	g.mu.Lock()
+	q := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	for _, p := range q {
+		if p.state.CompareAndSwap(0, 1) {
+			p.done <- pendingResult{err: fmt.Errorf("redis %s %s: %w", p.op, p.k, redis.ErrClosed)}
+		}
+	}
+}
+
+// commit runs one round trip for batch and answers each of its writers.
+func (g *committer) commit(batch []*pending, opt CommitOptions) {
+	done := make(chan struct{})
+	g.flightMu.Lock()
+	g.flight = done
+	g.flightMu.Unlock()
+	defer func() {
+		g.flightMu.Lock()
+		g.flight = nil
+		g.flightMu.Unlock()
+		close(done)
+	}()
+	g.batches.Add(1)
+	g.writes.Add(int64(len(batch)))
+	// The round trip runs under the first write's context values (its
+	// trace) but not its cancellation: one writer giving up must not fail
+	// the others. Its deadline is the latest of theirs.
+	var dl time.Time
+	for _, p := range batch {
+		d, ok := p.ctx.Deadline()
+		if !ok {
+			dl = time.Now().Add(opt.Timeout)
+			break
+		}
+		if d.After(dl) {
+			dl = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(batch[0].ctx), dl)
+	defer cancel()
+
+	var chunks [][]*pending
+	for i := 0; i < len(batch); i += opt.MaxBatch {
+		chunks = append(chunks, batch[i:min(i+opt.MaxBatch, len(batch))])
+	}
+	results := make([]pendingResult, len(batch))
+	cmds := make([]*redis.Cmd, len(chunks))
+	args := make([][]string, len(chunks))
+	argv := make([][]any, len(chunks))
+	for i, ch := range chunks {
+		args[i], argv[i] = g.scriptArgs(ch)
+	}
+	run := func(idx []int, eval bool) error {
+		_, err := g.s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				if eval {
+					cmds[i] = batchScript.Eval(ctx, p, args[i], argv[i]...)
+				} else {
+					cmds[i] = batchScript.EvalSha(ctx, p, args[i], argv[i]...)
+				}
+			}
+			return nil
+		})
+		return err
+	}
+	all := make([]int, len(chunks))
+	for i := range all {
+		all[i] = i
+	}
+	_ = run(all, false)
+	// Redis lost the script (a restart, SCRIPT FLUSH): those calls ran
+	// nothing; send them again with the script's text.
+	var again []int
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		_ = run(again, true)
+	}
+
+	var changes []region.Change
+	off := 0
+	for i, chunk := range chunks {
+		res, err := cmds[i].Slice()
+		for j, p := range chunk {
+			r := &results[off+j]
+			switch {
+			case err != nil:
+				r.err = fmt.Errorf("redis %s %s: %w", p.op, p.k, batchOutcome(err))
+			case j >= len(res):
+				r.err = fmt.Errorf("redis %s %s: %w: script answered %d results for %d writes", p.op, p.k, region.ErrOutcomeUnknown, len(res), len(chunk))
+			default:
+				r.ch, r.err = parseApplyReply(p.op, p.k, res[j])
+				if r.err == nil && r.ch.Epoch != "" {
+					changes = append(changes, r.ch) // a fresh change (a repeat carries no epoch)
+				}
+			}
+		}
+		off += len(chunk)
+	}
+	if len(changes) > 0 {
+		slices.SortFunc(changes, func(a, b region.Change) int { return cmp.Compare(a.Version, b.Version) })
+		// The last round trip's, not the highest ever: after the store
+		// lost data, versions start again from below.
+		g.last.Store(changes[len(changes)-1].Version)
+	}
+	if fn := g.onCommit.Load(); fn != nil && len(changes) > 0 {
+		(*fn)(changes)
+	}
+	for i, p := range batch {
+		p.done <- results[i]
+	}
+}
+
+// own reports whether version v was written by this store's own group
+// commit, waiting for the round trip in flight (if any) to be answered
+// first, until ctx ends. Without an OnCommit hook it is always false.
+func (g *committer) own(ctx context.Context, v uint64) bool {
+	if g.onCommit.Load() == nil {
+		return false // nobody takes the changes from the round trips
+	}
+	g.flightMu.Lock()
+	f := g.flight
+	g.flightMu.Unlock()
+	if f != nil {
+		select {
+		case <-f:
+		case <-ctx.Done():
+		}
+	}
+	return v <= g.last.Load()
+}
+
+// scriptArgs builds one batch script call.
+func (g *committer) scriptArgs(chunk []*pending) ([]string, []any) {
+	s := g.s
+	keys := []string{s.kInstances, s.kIndex, s.kVersion, s.kLog, s.kEpoch}
+	argv := make([]any, 0, 5+6*len(chunk))
+	argv = append(argv, s.logMax, s.channel, region.NewEpoch(), int(region.WriteIDTTL/time.Second), len(chunk))
+	for _, p := range chunk {
+		must := "0"
+		if p.c.MustExist {
+			must = "1"
+		}
+		wi := 0
+		if p.c.WriteID != "" {
+			keys = append(keys, s.kWrites+p.c.WriteID)
+			wi = len(keys)
+		}
+		argv = append(argv, string(p.op), field(p.k), p.data, strconv.FormatUint(p.c.IfIndex, 10), must, wi)
+	}
+	return keys, argv
+}
+
+// parseApplyReply decodes one write's reply from the batch script.
+func parseApplyReply(op region.Op, k region.Key, reply any) (region.Change, error) {
+	res, ok := reply.([]any)
+	if !ok || len(res) < 2 {
+		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, reply)
+	}
+	v, _ := res[0].(int64)
+	str, _ := res[1].(string)
+	epoch := ""
+	if len(res) > 2 {
+		epoch, _ = res[2].(string)
+	}
+	if v == 0 {
+		switch str {
+		case "notfound":
+			return region.Change{}, region.ErrNotFound
+		case "conflict":
+			return region.Change{}, region.ErrConflict
+		}
+		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+	}
+	ch, err := decodeChange(uint64(v), op, k, str)
+	ch.Epoch = epoch
+	return ch, err
+}
+
+// preExecErrors are the error replies with which Redis refuses a command
+// before running any of it: a script answered with one wrote nothing.
+var preExecErrors = []string{"NOSCRIPT", "READONLY", "NOAUTH", "NOPERM", "WRONGPASS", "LOADING",
+	"MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "MOVED", "ASK", "TRYAGAIN", "CROSSSLOT", "NOREPLICAS", "MISCONF"}
+
+// batchOutcome is writeOutcome for a batch script call: an error reply is
+// known to have written nothing only when Redis refused to run the script;
+// an error raised while it ran (a script error) may come after some of its
+// writes were applied.
+func batchOutcome(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range preExecErrors {
+			if strings.HasPrefix(msg, p+" ") || msg == p {
+				return err
+			}
+		}
+		return fmt.Errorf("%w: %w", region.ErrOutcomeUnknown, err)
+	}
+	return writeOutcome(err)
+}
