@@ -213,6 +213,7 @@ type regionState struct {
 	dirty     bool      // replica contents changed since the last persist
 	touched   bool      // only the replica's last sync moved since the last persist
 	lastFetch time.Time // last fetch attempt (for anti-entropy)
+	failedAt  time.Time // when the last failed fetch was recorded
 
 	// The advertised version has been below the replica since behindSince,
 	// when the replica was at behindVersion; resetFetched: the full fetch
@@ -504,6 +505,7 @@ func (c *Core) SyncFailed(now time.Time, regionName, gateway string, err error) 
 
 func (c *Core) failed(now time.Time, rs *regionState, msg string) {
 	rs.failures++
+	rs.failedAt = now
 	rs.rotate++
 	rs.lastErr = msg
 	d := c.cfg.BackoffBase << min(rs.failures-1, 20)

@@ -222,7 +222,13 @@ func (c *Core) WatchDone(now time.Time, w Watch, r SyncResult) error {
 	}
 	if current {
 		rs.watch.failures, rs.watch.lastErr, rs.watch.nextTry = 0, "", time.Time{}
-		rs.failures, rs.lastErr, rs.nextTry = 0, "", time.Time{}
+		// The answer proves the way there worked when the watch was sent:
+		// it clears the fetches' failures only when it was sent after the
+		// last one (a watch held since before a one-way cut, answered over
+		// the way back, says nothing about requests getting there now).
+		if !rs.watch.startAt.Before(rs.failedAt) {
+			rs.failures, rs.lastErr, rs.nextTry = 0, "", time.Time{}
+		}
 	}
 	return nil
 }

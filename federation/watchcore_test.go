@@ -246,3 +246,35 @@ func TestWatchPending(t *testing.T) {
 		t.Fatal("pending with watches off")
 	}
 }
+
+// TestWatchHeldSinceBeforeFailuresDoesNotProveReachability: an answer to
+// a watch sent before fetches started failing (a one-way cut: the answer
+// comes back, requests do not get there) leaves the region unreachable;
+// one sent after them makes it reachable again.
+func TestWatchHeldSinceBeforeFailuresDoesNotProveReachability(t *testing.T) {
+	c := watchedCore(t)
+	w := oneWatch(t, c.Watches(t0))
+	c.Member(t0, MemberEvent{Kind: EventUpdate, Member: gw("eu-1", "eu-west", 3)})
+	for i := 1; i <= 2; i++ {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		f := only(t, c.Tick(now), EffectFetch)
+		c.FetchFailed(now, f, errors.New("timed out"))
+	}
+	if c.View("eu-west").Reachable {
+		t.Fatal("reachable after two failed fetches")
+	}
+	if err := c.WatchDone(t0.Add(3*time.Minute), w, SyncResult{Version: 2, Changes: []region.Change{}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.View("eu-west").Reachable {
+		t.Fatal("an answer to a watch sent before the failures made the region reachable")
+	}
+	at := t0.Add(4 * time.Minute)
+	w = oneWatch(t, c.Watches(at))
+	if err := c.WatchDone(at.Add(time.Second), w, SyncResult{Version: 2, Changes: []region.Change{}}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.View("eu-west").Reachable {
+		t.Fatal("still unreachable after an answer to a watch sent after the failures")
+	}
+}
