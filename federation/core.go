@@ -48,6 +48,17 @@ type CoreConfig struct {
 	// look alive while nothing this gateway sends it gets an answer, and
 	// traffic routed there would be lost. 0 turns it off. Default 2.
 	UnreachableAfter int
+
+	// WatchWait is how long one catalog watch (the push path, see Watch)
+	// may wait at the watched gateway for the region's catalog to move;
+	// 0 turns watches off. Gateways cap it at 10 minutes and add up to
+	// 1/16 of jitter. Default 5m.
+	WatchWait time.Duration
+	// WatchMinInterval is the least time between the starts of two
+	// watches of one region: what commits meanwhile travels in one answer,
+	// so a burst of writes costs at most one request per interval per
+	// watched region. Default 10ms.
+	WatchMinInterval time.Duration
 }
 
 // DefaultCoreConfig returns the WAN defaults.
@@ -58,6 +69,7 @@ func DefaultCoreConfig(regionName, self string) CoreConfig {
 		BackoffBase: time.Second, BackoffMax: 30 * time.Second,
 		ReapAfter: 72 * time.Hour, PersistEvery: 5 * time.Second,
 		UnreachableAfter: 2,
+		WatchWait:        5 * time.Minute, WatchMinInterval: 10 * time.Millisecond,
 	}
 }
 
@@ -89,6 +101,10 @@ func (c *CoreConfig) Validate() error {
 		return errors.New("PersistEvery: must not be negative")
 	case c.PersistSyncEvery < 0:
 		return errors.New("PersistSyncEvery: must not be negative")
+	case c.WatchWait < 0:
+		return errors.New("WatchWait: must not be negative")
+	case c.WatchMinInterval < 0:
+		return errors.New("WatchMinInterval: must not be negative")
 	}
 	return nil
 }
@@ -176,6 +192,7 @@ type Core struct {
 	gateways map[string]Member // by node name
 	regions  map[string]*regionState
 	seq      uint64 // last fetch Seq issued
+	watchSeq uint64 // last Watch Seq issued
 }
 
 type regionState struct {
@@ -196,6 +213,7 @@ type regionState struct {
 	dirty     bool      // replica contents changed since the last persist
 	touched   bool      // only the replica's last sync moved since the last persist
 	lastFetch time.Time // last fetch attempt (for anti-entropy)
+	failedAt  time.Time // when the last failed fetch was recorded
 
 	// The advertised version has been below the replica since behindSince,
 	// when the replica was at behindVersion; resetFetched: the full fetch
@@ -203,6 +221,8 @@ type regionState struct {
 	behindSince   time.Time
 	behindVersion uint64
 	resetFetched  bool
+
+	watch watchState // the push path (watchcore.go)
 }
 
 // NewCore returns a core. rng adds jitter to backoffs.
@@ -485,6 +505,7 @@ func (c *Core) SyncFailed(now time.Time, regionName, gateway string, err error) 
 
 func (c *Core) failed(now time.Time, rs *regionState, msg string) {
 	rs.failures++
+	rs.failedAt = now
 	rs.rotate++
 	rs.lastErr = msg
 	d := c.cfg.BackoffBase << min(rs.failures-1, 20)

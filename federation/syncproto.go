@@ -17,7 +17,20 @@ import (
 // {"region","version","full":true,"instances":[...]} when V is 0, when the
 // change log no longer reaches V, or when the region's store is unreachable
 // and the gateway answers from its cache.
+//
+// With &wait=D (a Go duration; at most 10m, plus up to D/16 of jitter) it
+// is a watch, the push path between regions: when the gateway's catalog is
+// at V it holds the request until the catalog moves past V, then answers as
+// above with everything that committed meanwhile; when D passes first it
+// answers the empty delta at V. A gateway bounds the watches it holds (in
+// all and per client IP) and refuses more with 429.
 const CatalogPath = "/v1/federation/catalog"
+
+// WatchHeader is set on every answer to a watch (the wait the gateway
+// granted, e.g. "5m0s"). A watch answered without it reached a gateway
+// that does not know watches (an older version, answering at once): it
+// fails, so the watcher backs off instead of asking again and again.
+const WatchHeader = "X-Meridian-Watch"
 
 // MaxDeltaChanges bounds one delta response; a follower that is further
 // behind fetches again.

@@ -321,6 +321,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		})
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
+		a.startWatcher(fctx)
 	}
 	if cfg.DNS.Addr != "" {
 		if a.DNS, err = StartDNS(a.Server, cfg.DNS, log.With("component", "dns")); err != nil {

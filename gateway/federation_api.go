@@ -28,6 +28,10 @@ func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.watches.requests.Add(1)
+	if r.URL.Query().Has("wait") && !s.waitCatalog(w, r, since) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
 	src := federation.CatalogSource{Region: s.cfg.Region, Store: s.cfg.Store, Cache: s.cfg.Cache}

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,21 +23,62 @@ import (
 	"github.com/meridian-sd/meridian/federation/serfmember"
 )
 
-// cutHTTP drops sync fetches to chosen gateways (the HTTP half of a
-// partition).
+// cutHTTP drops sync fetches and watches to chosen gateways (the HTTP
+// half of a partition): new requests fail, and requests in flight (a
+// watch waits for minutes) are cut off as a partition would.
 type cutHTTP struct {
-	mu  sync.Mutex
-	cut map[string]bool
+	mu       sync.Mutex
+	cut      map[string]bool
+	inflight map[*http.Request]inflightReq
+}
+
+type inflightReq struct {
+	host   string
+	cancel context.CancelFunc
 }
 
 func (c *cutHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	r = r.WithContext(ctx)
 	c.mu.Lock()
 	cut := c.cut[r.URL.Host]
+	if !cut {
+		if c.inflight == nil {
+			c.inflight = map[*http.Request]inflightReq{}
+		}
+		c.inflight[r] = inflightReq{host: r.URL.Host, cancel: cancel}
+	}
 	c.mu.Unlock()
 	if cut {
+		cancel()
 		return nil, errors.New("partitioned")
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	done := func() {
+		c.mu.Lock()
+		delete(c.inflight, r)
+		c.mu.Unlock()
+		cancel()
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	resp.Body = &doneBody{ReadCloser: resp.Body, done: done}
+	return resp, nil
+}
+
+// doneBody calls done once when closed.
+type doneBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *doneBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
 }
 
 func (c *cutHTTP) set(hosts ...string) {
@@ -44,6 +87,11 @@ func (c *cutHTTP) set(hosts ...string) {
 	c.cut = map[string]bool{}
 	for _, h := range hosts {
 		c.cut[h] = true
+	}
+	for _, f := range c.inflight {
+		if c.cut[f.host] {
+			f.cancel()
+		}
 	}
 }
 

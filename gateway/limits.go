@@ -47,6 +47,13 @@ type Limits struct {
 	// WriteTimeout bounds writing one response (a blocking query gets its
 	// wait on top). Default 30s.
 	WriteTimeout time.Duration
+	// MaxCatalogWatches caps the watches (blocking sync requests of other
+	// regions' gateways, the push path) the gateway holds at once, and
+	// MaxCatalogWatchesPerClient those of one client IP; past them a watch
+	// is answered 429. Defaults 4096 and 64: a gateway watches one gateway
+	// per other region.
+	MaxCatalogWatches          int
+	MaxCatalogWatchesPerClient int
 }
 
 // maxWriteLimiters bounds the per-client write limiters kept; past it the
@@ -84,6 +91,12 @@ func (l *Limits) fill() {
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 30 * time.Second
+	}
+	if l.MaxCatalogWatches == 0 {
+		l.MaxCatalogWatches = 4096
+	}
+	if l.MaxCatalogWatchesPerClient == 0 {
+		l.MaxCatalogWatchesPerClient = 64
 	}
 }
 

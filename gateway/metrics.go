@@ -68,7 +68,7 @@ func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
 		metric.WithExplicitBucketBoundaries(.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1))
 
 	g.refusals, _ = m.Int64Counter("meridian.http.refused", metric.WithUnit("{refusal}"),
-		metric.WithDescription("Connections and requests refused by a limit (max_connections, max_connections_per_client, write_rate)."))
+		metric.WithDescription("Connections and requests refused by a limit (max_connections, max_connections_per_client, write_rate, catalog_watches)."))
 
 	version, _ := m.Int64ObservableGauge("meridian.catalog.version", metric.WithUnit("{version}"),
 		metric.WithDescription("The cached catalog version of this region."))

@@ -92,6 +92,7 @@ type Server struct {
 	routes    routeCache
 	pickers   pickers
 	proxy     *proxy
+	watches   catalogWatches // federation_watch.go
 	// consulTags caches /v1/catalog/services (consul_api.go).
 	consulTags consulTagsCache
 	decisions  decisionLog // recent routing decisions (decisions.go)
@@ -124,6 +125,7 @@ func New(cfg Config) *Server {
 		tel.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s.watches.register(tel.MeterProvider, cfg.Region)
 	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
 	if cfg.Node != "" {
 		s.spanAttrs = append(s.spanAttrs, attrNode.String(cfg.Node))

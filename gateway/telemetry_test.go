@@ -250,7 +250,8 @@ func TestTelemetryAcrossGateways(t *testing.T) {
 	})
 
 	t.Run("sync", func(t *testing.T) {
-		// A new registration in eu-west reaches us-east by a delta sync.
+		// A new registration in eu-west reaches us-east by a delta: the
+		// answer of us-east's watch (the push path), or a pull.
 		call(t, "PUT", eu.URL()+"/v1/services/web/instances/eu-web-9", `{"address":"10.1.0.9","port":80}`).want(t, 200)
 		var target float64
 		waitFor(t, 10*time.Second, "the registration to reach us-east", func() bool {
@@ -260,7 +261,8 @@ func TestTelemetryAcrossGateways(t *testing.T) {
 		})
 		client := usT.waitSpan(t, "federation.sync bringing eu-west's new version", func(s tracetest.SpanStub) bool {
 			v, _ := attr(s, "meridian.sync.version_to")
-			return s.Name == "federation.sync" && attrString(s, "meridian.sync.peer_region") == "eu-west" && float64(v.AsInt64()) == target
+			return (s.Name == "federation.sync" || s.Name == "federation.watch") && attrString(s, "meridian.sync.peer_region") == "eu-west" &&
+				float64(v.AsInt64()) == target
 		})
 		if client.SpanKind != trace.SpanKindClient {
 			t.Errorf("sync span kind %v, want client", client.SpanKind)
@@ -397,6 +399,8 @@ func TestTelemetryAcrossGateways(t *testing.T) {
 			{"meridian_gossip_members", map[string]string{"region": "us-east", "member_region": "us-east", "status": "alive"}, 1},
 			{"meridian_health_checks_total", map[string]string{"region": "us-east", "kind": "tcp", "result": "critical"}, 1},
 			{"meridian_health_check_duration_seconds_count", map[string]string{"region": "us-east", "kind": "tcp"}, 1},
+			{"meridian_federation_watches", map[string]string{"region": "us-east"}, 0}, // 1 but for the moment between two watches
+			{"meridian_federation_watch_requests_total", map[string]string{"region": "us-east"}, 1},
 			{"go_goroutines", nil, 1},
 		} {
 			v, ok := promValue(m, c.name, c.labels)

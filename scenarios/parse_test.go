@@ -161,7 +161,7 @@ func TestBuiltins(t *testing.T) {
 	}
 	want := []string{"steady-state", "region-cutoff", "full-split", "asymmetric-partition", "gateway-crash-restart",
 		"region-gateways-down", "redis-outage", "flapping-instances", "service-failure-failover", "slow-wan-link",
-		"thundering-herd", "rolling-restart", "registration-storm", "redis-data-loss"}
+		"thundering-herd", "rolling-restart", "registration-storm", "redis-data-loss", "wan-propagation"}
 	for _, n := range want {
 		if !IsBuiltin(n) {
 			t.Errorf("built-in %q missing", n)

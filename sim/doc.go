@@ -12,7 +12,10 @@
 // region.HealthRunner (with its region.StatusWriter) on gwRuntime, an
 // rt.Runtime over the event queue whose tasks die with the gateway's
 // incarnation. Fetches go through a simulated federation.SyncTransport over
-// the simulated network (gateway.Fetch), probes through a simulated
+// the simulated network (gateway.Fetch), catalog watches (the push path,
+// the production federation.Watcher) through a simulated
+// federation.WatchTransport whose server half holds each watch until the
+// watched gateway's cache moves (watch.go), probes through a simulated
 // region.ProbeTransport over the simulated instances (gateway.Probe),
 // replicas through a simulated federation.ReplicaStore. An instance's TTL
 // heartbeats go to one gateway of its region, which routes them as the

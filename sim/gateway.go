@@ -34,7 +34,9 @@ type gateway struct {
 	rt        gwRuntime
 	cache     *region.Cache
 	fed       *federation.Federator
-	core      *federation.Core // fed's core; read directly (one goroutine)
+	watcher   *federation.Watcher // the push path (watch.go)
+	held      []*simWatch         // watches of other gateways this one holds
+	core      *federation.Core    // fed's core; read directly (one goroutine)
 	pub       *federation.Publisher
 	shards    *federation.Shards
 	registrar *region.Registrar
@@ -119,6 +121,15 @@ func (g *gateway) start() error {
 	g.fed = fed
 	fed.Read(func(c *federation.Core) { g.core = c })
 	fed.OnMembership(g.peersChanged)
+	g.held = nil
+	if g.core.Config().WatchWait > 0 {
+		g.watcher, err = federation.NewWatcher(federation.WatcherConfig{Runtime: g.rt, Core: fed,
+			Transport: watchTransport{g}, Logger: w.logger})
+		if err != nil {
+			return err
+		}
+		fed.OnMembership(g.watcher.Kick)
+	}
 	interval := time.Second
 	if w.cfg.profile.Name == "local" {
 		interval = 200 * time.Millisecond
@@ -129,6 +140,9 @@ func (g *gateway) start() error {
 		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr}})
 	g.cache.Start(w.ctx)
 	g.health.Start(w.ctx)
+	if g.watcher != nil {
+		g.watcher.Start()
+	}
 	return nil
 }
 
@@ -141,9 +155,14 @@ func (g *gateway) crash(graceful bool) {
 	if !g.running {
 		return
 	}
+	g.dropWatches(graceful)
 	g.running, g.left = false, graceful
 	g.inc++ // the drivers' pending tasks and timers on gwRuntime end here
 	g.fed.Stop()
+	if g.watcher != nil {
+		g.watcher.Stop()
+		g.watcher = nil
+	}
 	g.pub.Stop()
 	g.health.Stop()
 	g.cache.Stop()
@@ -205,6 +224,7 @@ func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	v := g.cache.Version()
 	w.checkVersion(g, g.rs.name, v)
 	g.pub.Set(v)
+	g.wakeWatches()
 	if reload {
 		g.epoch++
 		g.dataEpoch++

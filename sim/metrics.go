@@ -32,6 +32,7 @@ type metricsState struct {
 	syncFailedBy                 []int64 // per fetching region
 	statusWritesBy               []int64 // per region
 	syncs, fullSyncs, syncFailed int64
+	watches, watchFailed         int64 // push path: answers applied, watches failed
 	statusWrites                 int64
 	registrations, registerFail  int64
 	deregistered, memberEvents   int64
@@ -335,6 +336,7 @@ func (w *world) result() *Result {
 		mt.SyncBytes += b
 	}
 	mt.Syncs, mt.FullSyncs, mt.SyncFailed = m.syncs, m.fullSyncs, m.syncFailed
+	mt.Watches, mt.WatchFailed = m.watches, m.watchFailed
 	mt.SnapshotSyncs, mt.StaleDemoted, mt.PeerRefused = w.ext.snapshotSyncs, w.ext.staleDemoted, w.ext.peerRefused
 	mt.StatusWrites, mt.Registrations, mt.Deregistered, mt.MemberEvents = m.statusWrites, m.registrations, m.deregistered, m.memberEvents
 

@@ -100,6 +100,11 @@ type Metrics struct {
 	Syncs      int64 // sync responses delivered
 	FullSyncs  int64
 	SyncFailed int64 // fetches that failed or timed out
+	// The push path (catalog watches): answers the watchers applied, and
+	// watches that failed (lost to a cut link, a gateway down, aborted).
+	// Their bytes count in SyncBytes.
+	Watches     int64
+	WatchFailed int64
 	// SnapshotSyncs counts fetches since a version answered with a
 	// snapshot (gap recovery); PeerRefused fetches refused by the peer
 	// check; StaleDemoted lookups routed while an allowed remote region was
@@ -185,8 +190,8 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		m.Lookups, fmtRatio(m.Availability), fmtRatio(m.DeadShare), m.MissedLive, m.UnreachableSent)
 	fmt.Fprintf(&b, "failover_time max %s (%d outages)  convergence p50 %s p99 %s (%d registrations, %d not converged)\n",
 		fmtDur(m.FailoverTimeMax), len(m.Failovers), fmtDur(m.ConvergenceP50), fmtDur(m.ConvergenceP99), len(m.Convergence), m.NotConverged)
-	fmt.Fprintf(&b, "syncs %d (%d full, %d failed)  sync_bytes %d  status writes %d  member events %d\n",
-		m.Syncs, m.FullSyncs, m.SyncFailed, m.SyncBytes, m.StatusWrites, m.MemberEvents)
+	fmt.Fprintf(&b, "syncs %d (%d full, %d failed)  watches %d (%d failed)  sync_bytes %d  status writes %d  member events %d\n",
+		m.Syncs, m.FullSyncs, m.SyncFailed, m.Watches, m.WatchFailed, m.SyncBytes, m.StatusWrites, m.MemberEvents)
 	if m.SnapshotSyncs+m.PeerRefused+m.StaleDemoted+m.Deregistered > 0 {
 		fmt.Fprintf(&b, "snapshot_syncs %d  peer_refused %d  stale_demoted %d  deregistered %d\n",
 			m.SnapshotSyncs, m.PeerRefused, m.StaleDemoted, m.Deregistered)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
@@ -50,10 +51,30 @@ type FetchOptions struct {
 
 // FetchWith is Fetch with options (HTTPS, the per-region peer check).
 func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64) (res federation.SyncResult, err error) {
+	return fetchCatalog(ctx, c, o, addr, regionName, since, 0)
+}
+
+// WatchWith is a watch (see federation.CatalogPath): FetchWith with
+// &wait=wait, so the gateway answers when its catalog moves past since or
+// wait passes. ctx must allow for the wait: the client's own Timeout, if
+// any, must be longer than wait + wait/16. It is a client span
+// "federation.watch" and counts in meridian.sync.bytes and
+// meridian.sync.changes, not in meridian.sync.duration (a watch lasts as
+// long as nothing changes).
+func WatchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64, wait time.Duration) (federation.SyncResult, error) {
+	return fetchCatalog(ctx, c, o, addr, regionName, since, max(wait, time.Millisecond))
+}
+
+// fetchCatalog is a fetch (wait 0) or a watch.
+func fetchCatalog(ctx context.Context, c *http.Client, o FetchOptions, addr, regionName string, since uint64, wait time.Duration) (res federation.SyncResult, err error) {
 	tel := syncTelemetryFrom(ctx)
 	ins := tel.instruments()
 	start := time.Now()
-	ctx, span := ins.tracer.Start(ctx, "federation.sync", trace.WithSpanKind(trace.SpanKindClient),
+	spanName := "federation.sync"
+	if wait > 0 {
+		spanName = "federation.watch"
+	}
+	ctx, span := ins.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String("meridian.sync.peer_region", regionName),
 			attribute.String("meridian.sync.peer_gateway", addr),
@@ -92,7 +113,9 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 			attribute.String("result", result),
 		))
 		// The span's context is on ctx: exemplars link the two.
-		ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		if wait == 0 {
+			ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		}
 		ins.bytes.Add(ctx, body.n, attrs)
 		ins.changes.Add(ctx, int64(changes), attrs)
 	}()
@@ -101,14 +124,38 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 	if scheme == "" {
 		scheme = "http"
 	}
-	u := (&url.URL{Scheme: scheme, Host: addr, Path: federation.CatalogPath, RawQuery: "since=" + strconv.FormatUint(since, 10)}).String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	q := "since=" + strconv.FormatUint(since, 10)
+	if wait > 0 {
+		q += "&wait=" + wait.String()
+	}
+	u := (&url.URL{Scheme: scheme, Host: addr, Path: federation.CatalogPath, RawQuery: q}).String()
+	reqCtx := ctx
+	if wait > 0 && o.CheckPeer != nil {
+		// A watch is vetted as soon as it has a connection, not when the
+		// answer comes: a gateway that may not serve the region must not
+		// hold the watch for its whole wait.
+		var cancel context.CancelCauseFunc
+		reqCtx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			if tc, ok := info.Conn.(*tls.Conn); ok {
+				cs := tc.ConnectionState()
+				if err := o.CheckPeer(addr, regionName, &cs); err != nil {
+					cancel(err)
+				}
+			}
+		}})
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u, nil)
 	if err != nil {
 		return federation.SyncResult{}, err
 	}
 	tel.propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.Do(req)
 	if err != nil {
+		if cause := context.Cause(reqCtx); cause != nil && cause != reqCtx.Err() && ctx.Err() == nil {
+			return federation.SyncResult{}, cause
+		}
 		return federation.SyncResult{}, err
 	}
 	defer resp.Body.Close()
@@ -122,6 +169,9 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(&body, 512))
 		return federation.SyncResult{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	if wait > 0 && resp.Header.Get(federation.WatchHeader) == "" {
+		return federation.SyncResult{}, fmt.Errorf("gateway %s does not hold watches (no %s header: an older version?)", addr, federation.WatchHeader)
 	}
 	var cr federation.CatalogAnswer
 	if err := json.NewDecoder(&body).Decode(&cr); err != nil {

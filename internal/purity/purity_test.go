@@ -47,6 +47,7 @@ var coreFiles = []string{
 	"federation/shard.go",
 	"federation/shards.go",    // check ownership among a region's gateways
 	"federation/publisher.go", // the version publisher, on the rt seam
+	"federation/watchcore.go", // the push path's decisions (Core.Watches, WatchDone)
 	"region/catalog.go",
 	"region/intern.go",
 	"region/healthdeadlines.go",
@@ -71,10 +72,12 @@ var drivers = []string{
 	"federation/federator.go",    // the driver of Core on the rt seam
 	"federation/replicastore.go", // ReplicaStore and its in-memory twin
 	"federation/transport.go",    // SyncTransport and its HTTP implementation
-	"region/registrar.go",        // registration logic; sleeps between retries
-	"region/cache.go",            // catalog cache kept current from Redis
-	"region/faultstore.go",       // Store decorator injecting faults
-	"region/healthrunner.go",     // runs probes on a timer
+	"federation/watch.go",        // the push path's driver (Watcher) on the rt seam
+	"federation/federator_update.go",
+	"region/registrar.go",    // registration logic; sleeps between retries
+	"region/cache.go",        // catalog cache kept current from Redis
+	"region/faultstore.go",   // Store decorator injecting faults
+	"region/healthrunner.go", // runs probes on a timer
 	"region/healthrunner_telemetry.go",
 	"region/memstore.go", // in-memory Store twin
 	"region/epoch.go",    // random store epochs
