@@ -133,28 +133,24 @@ func TestMemoryChild(t *testing.T) {
 		t.Skip("run by BenchmarkMemoryPerInstance")
 	}
 	n := memInstances()
-	srv := redistest.Start(t)
-	seedStore(t, srv.URL(), "us-east", n)
-	owner, err := StartAgent(memAgentConfig("us-east", srv.URL()))
-	if err != nil {
-		t.Fatal(err)
+	if role == "owner-serve" {
+		// The replica role's owner, in a process of its own so that its
+		// memory is not counted in the replica holder's: it serves until
+		// its stdin closes.
+		owner := startMemOwner(t, n)
+		defer owner.Kill()
+		fmt.Printf("owner-serf=%s\n", owner.Members.(*serfmember.SerfMembership).BindAddr())
+		io.Copy(io.Discard, os.Stdin)
+		return
 	}
-	defer func() {
-		if owner != nil {
-			owner.Kill()
-		}
-	}()
-	waitFor(t, time.Minute, "the owner's cache to hold every instance", func() bool {
-		got := 0
-		owner.Cache.Read(func(c *region.Catalog) { got = c.Len() })
-		return got == n
-	})
-	served := owner
+	var served *Agent
 	if role == "replica" {
-		cfg := memAgentConfig("eu-west", srv.URL())
-		cfg.Join = []string{owner.Members.(*serfmember.SerfMembership).BindAddr()}
+		ownerAddr, stopOwner := startMemOwnerProcess(t, n)
+		cfg := memAgentConfig("eu-west", redistest.Start(t).URL())
+		cfg.Join = []string{ownerAddr}
 		holder, err := StartAgent(cfg)
 		if err != nil {
+			stopOwner()
 			t.Fatal(err)
 		}
 		defer holder.Kill()
@@ -167,9 +163,12 @@ func TestMemoryChild(t *testing.T) {
 			})
 			return got == n
 		})
-		owner.Kill() // and forget it: only the replica holder is measured
-		owner = nil
+		stopOwner() // only the replica holder is measured
 		served = holder
+	} else {
+		owner := startMemOwner(t, n)
+		defer owner.Kill()
+		served = owner
 	}
 	// A serving gateway holds the encoded answers of the services it is
 	// asked for: ask for every one, once.
@@ -226,6 +225,65 @@ func settledRSS(quiet, limit time.Duration) int64 {
 		}
 	}
 	return statmRSS()
+}
+
+// startMemOwner starts us-east's gateway on a real Redis seeded with n
+// instances and waits until its cache holds them.
+func startMemOwner(t *testing.T, n int) *Agent {
+	t.Helper()
+	srv := redistest.Start(t)
+	seedStore(t, srv.URL(), "us-east", n)
+	owner, err := StartAgent(memAgentConfig("us-east", srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the owner's cache to hold every instance", func() bool {
+		got := 0
+		owner.Cache.Read(func(c *region.Catalog) { got = c.Len() })
+		return got == n
+	})
+	return owner
+}
+
+// startMemOwnerProcess runs startMemOwner in a child process (role
+// owner-serve) and returns its Serf address and a func that stops it.
+func startMemOwnerProcess(t *testing.T, n int) (serfAddr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestMemoryChild$", "-test.count", "1", "-test.v")
+	cmd.Env = append(os.Environ(), memChildEnv+"=owner-serve", memInstancesEnv+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		stdin.Close()
+		cmd.Wait()
+		cancel()
+	}
+	sc := bufio.NewScanner(stdout)
+	var out strings.Builder
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "owner-serf="); ok {
+			serfAddr = a
+			break
+		}
+		out.WriteString(sc.Text() + "\n")
+	}
+	if serfAddr == "" {
+		stop()
+		t.Fatalf("the owner's process gave no Serf address:\n%s", out.String())
+	}
+	go io.Copy(io.Discard, stdout) // the rest of its output, until it exits
+	return serfAddr, stop
 }
 
 // memAgentConfig is a gateway of regionName on a real Redis, with real

@@ -54,7 +54,13 @@ type memReleaser struct {
 	log       *slog.Logger
 	samples   []rtmetrics.Sample
 	lastAlloc uint64
-	release   func() // debug.FreeOSMemory; tests count calls
+	// followUp asks for one more release once quiet: what a load still
+	// held at the last release (a replica being saved to Redis, a reply
+	// being written) dies after it, and with little allocated after
+	// that no GC would notice for minutes.
+	followUp bool
+	release  func()             // debug.FreeOSMemory (tests count calls)
+	read     func() heapReading // readRuntime (tests feed readings)
 }
 
 func newMemReleaser(log *slog.Logger) *memReleaser {
@@ -62,14 +68,16 @@ func newMemReleaser(log *slog.Logger) *memReleaser {
 	for i, name := range releaseMetrics {
 		s[i].Name = name
 	}
-	return &memReleaser{log: log, samples: s, release: debug.FreeOSMemory}
+	m := &memReleaser{log: log, samples: s, release: debug.FreeOSMemory}
+	m.read = m.readRuntime
+	return m
 }
 
 // run checks the heap every period until ctx ends.
 func (m *memReleaser) run(ctx context.Context, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
-	m.read() // the allocation counter's starting point
+	m.lastAlloc = m.read().allocs // the allocation counter's starting point
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,7 +93,7 @@ type heapReading struct {
 	live, held, allocs uint64 // live heap at the last GC; heap held (in use or free, not released); cumulative allocations
 }
 
-func (m *memReleaser) read() heapReading {
+func (m *memReleaser) readRuntime() heapReading {
 	rtmetrics.Read(m.samples)
 	v := func(i int) uint64 {
 		if m.samples[i].Value.Kind() != rtmetrics.KindUint64 {
@@ -93,8 +101,7 @@ func (m *memReleaser) read() heapReading {
 		}
 		return m.samples[i].Value.Uint64()
 	}
-	r := heapReading{live: v(0), held: v(1) + v(2) + v(3), allocs: v(4)}
-	return r
+	return heapReading{live: v(0), held: v(1) + v(2) + v(3), allocs: v(4)}
 }
 
 // check releases free memory when the process is quiet and holds much
@@ -103,7 +110,7 @@ func (m *memReleaser) check(now time.Time) bool {
 	r := m.read()
 	allocated := r.allocs - m.lastAlloc
 	m.lastAlloc = r.allocs
-	if !shouldRelease(r, allocated) {
+	if !shouldRelease(r, allocated) && !(m.followUp && quiet(r, allocated)) {
 		return false
 	}
 	releaseState.mu.Lock()
@@ -117,6 +124,7 @@ func (m *memReleaser) check(now time.Time) bool {
 	m.release()
 	after := m.read()
 	m.lastAlloc = after.allocs
+	m.followUp = r.held-min(after.held, r.held) > releaseMinExcess // it returned much: look again
 	level := releaseLogLevel
 	if r.held-min(after.held, r.held) > releaseLogAbove {
 		level = releaseLargeLevel
@@ -131,7 +139,7 @@ func (m *memReleaser) check(now time.Time) bool {
 // than the live heap by more than releaseMinExcess and a releaseFraction
 // of it, and the process allocated little since the last check.
 func shouldRelease(r heapReading, allocated uint64) bool {
-	if allocated > max(releaseQuietAlloc, r.live/16) {
+	if !quiet(r, allocated) {
 		return false // busy: the heap it holds is the heap it needs
 	}
 	if r.held <= r.live {
@@ -139,4 +147,10 @@ func shouldRelease(r heapReading, allocated uint64) bool {
 	}
 	excess := r.held - r.live
 	return excess > releaseMinExcess && excess > r.live/releaseFraction
+}
+
+// quiet reports whether allocated bytes in one check period are little
+// for a process of r's live heap.
+func quiet(r heapReading, allocated uint64) bool {
+	return allocated <= max(releaseQuietAlloc, r.live/16)
 }
