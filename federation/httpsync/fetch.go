@@ -5,7 +5,6 @@ package httpsync
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,13 +122,16 @@ func FetchWith(ctx context.Context, c *http.Client, o FetchOptions, addr, region
 		b, _ := io.ReadAll(io.LimitReader(&body, 512))
 		return federation.SyncResult{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
-	var cr federation.CatalogAnswer
-	if err := json.NewDecoder(&body).Decode(&cr); err != nil {
+	cr, built, err := decodeAnswer(&body)
+	if err != nil {
 		return federation.SyncResult{}, fmt.Errorf("decoding catalog of %s: %w", regionName, err)
 	}
-	res, err = cr.Result(regionName)
+	res, err = cr.Result(regionName) // a full answer's catalog is empty: its instances are in built
 	if err != nil {
 		return federation.SyncResult{}, fmt.Errorf("gateway %s %w", addr, err)
+	}
+	if res.Full && built != nil {
+		res.Catalog = built.Catalog(cr.Version)
 	}
 	return res, nil
 }
