@@ -299,7 +299,7 @@ func TestLookupCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	big := func(size int) []region.Instance {
 		return []region.Instance{{ID: "a", Service: "web", Output: strings.Repeat("x", size)}}
 	}
-	const size = 3 << 20 // five fit in 16 MiB
+	const size = maxCachedLookupJSON * 3 / 16 // five fit
 	st := region.Stamp{Gen: 1, Changed: 1}
 	key := func(i int) answerKey { return newAnswerKey("us-east", fmt.Sprintf("svc-%d", i), region.Filter{}) }
 	for i := 0; i < 5; i++ {
