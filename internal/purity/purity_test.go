@@ -48,6 +48,7 @@ var coreFiles = []string{
 	"federation/shards.go",    // check ownership among a region's gateways
 	"federation/publisher.go", // the version publisher, on the rt seam
 	"region/catalog.go",
+	"region/catalogbuild.go",
 	"region/intern.go",
 	"region/change.go",
 	"region/decode.go",
