@@ -201,6 +201,9 @@ func (c *Catalog) Instances(service string, f Filter) []Instance {
 // All returns every instance, sorted by service and id.
 func (c *Catalog) All() []Instance {
 	var out []Instance
+	if n := c.Len(); n > 0 {
+		out = make([]Instance, 0, n) // one array, not a doubling series of them
+	}
 	for _, s := range c.ServiceNames() {
 		out = append(out, c.Instances(s, Filter{})...)
 	}
