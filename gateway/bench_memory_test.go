@@ -27,10 +27,12 @@ import (
 )
 
 // memChildEnv names the role TestMemoryChild plays in a child process of
-// BenchmarkMemoryPerInstance; memInstancesEnv overrides the instance count.
+// BenchmarkMemoryPerInstance; memInstancesEnv overrides the instance count;
+// memNoReleaseEnv turns the gateways' memory release off.
 const (
 	memChildEnv     = "MERIDIAN_MEM_ROLE"
 	memInstancesEnv = "MERIDIAN_MEM_INSTANCES"
+	memNoReleaseEnv = "MERIDIAN_MEM_NO_RELEASE" // set: the gateways do not return idle memory
 )
 
 // BenchmarkMemoryPerInstance reports the resident memory per instance of
@@ -290,8 +292,12 @@ func startMemOwnerProcess(t *testing.T, n int) (serfAddr string, stop func()) {
 // Serf on 127.0.0.1 (lan profile: the local one gives a fetch 2s, too
 // short for a full catalog of 100,000 instances on a busy 2-core machine).
 func memAgentConfig(regionName, redisURL string) AgentConfig {
-	return AgentConfig{Region: regionName, HTTPAddr: "127.0.0.1:0", RedisURL: redisURL, NodeName: regionName + "-1",
+	cfg := AgentConfig{Region: regionName, HTTPAddr: "127.0.0.1:0", RedisURL: redisURL, NodeName: regionName + "-1",
 		SerfBind: "127.0.0.1:0", GossipProfile: "lan", Logger: quietLogger(), CatchUp: 100 * time.Millisecond}
+	if os.Getenv(memNoReleaseEnv) != "" {
+		cfg.MemoryCheck = -1 // to see what the memory release is worth
+	}
+	return cfg
 }
 
 // seedStore writes n instances into region's empty store before its
