@@ -27,7 +27,7 @@ const (
 	releaseMinExcess  = 16 << 20        // free heap below this is never worth a release
 	releaseQuietAlloc = 4 << 20         // bytes allocated per check that still count as quiet
 	releaseFraction   = 4               // release when free heap > live heap / releaseFraction
-	releaseLogAbove   = 64 << 20        // log releases that return more than this
+	releaseLogAbove   = 64 << 20        // a release returning more logs at releaseLargeLevel
 	releaseLogLevel   = slog.LevelDebug // releases are routine; Info when large
 	releaseLargeLevel = slog.LevelInfo  // level of a release above releaseLogAbove
 	releaseMetricLive = "/gc/heap/live:bytes"
