@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,10 @@ type AgentConfig struct {
 	// (--on-store-loss): region.LossRestore (when empty) writes the
 	// catalog it holds back, region.LossAccept adopts the store as it is.
 	OnStoreLoss string
+	// MemoryCheck is how often the gateway checks whether it holds much
+	// more heap than it uses while quiet, to return it to the OS (see
+	// memrelease.go); 2s when 0, never when negative.
+	MemoryCheck time.Duration
 }
 
 // Validate checks the configuration, naming the field.
@@ -322,6 +327,10 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Fed.Run(fctx) }()
 		a.startWatcher(fctx)
+	}
+	if every := cmp.Or(cfg.MemoryCheck, releaseCheckEvery); every > 0 {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); newMemReleaser(log.With("component", "memory")).run(ctx, every) }()
 	}
 	if cfg.DNS.Addr != "" {
 		if a.DNS, err = StartDNS(a.Server, cfg.DNS, log.With("component", "dns")); err != nil {

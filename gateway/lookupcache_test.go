@@ -290,3 +290,55 @@ func TestCachedAnswerKeepsACL(t *testing.T) {
 }
 
 func ids2(r response) string { return strings.Join(instanceIDs(r), ",") }
+
+// The answer cache keeps its bytes under maxCachedLookupJSON by dropping
+// the least recently used lists, not all of them; a list too large for it
+// is served but not kept.
+func TestLookupCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	var c lookupCache
+	big := func(size int) []region.Instance {
+		return []region.Instance{{ID: "a", Service: "web", Output: strings.Repeat("x", size)}}
+	}
+	const size = maxCachedLookupJSON * 3 / 16 // five fit
+	st := region.Stamp{Gen: 1, Changed: 1}
+	key := func(i int) answerKey { return newAnswerKey("us-east", fmt.Sprintf("svc-%d", i), region.Filter{}) }
+	for i := 0; i < 5; i++ {
+		if _, err := c.build(key(i), st, big(size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(c.m); got != 5 {
+		t.Fatalf("%d lists cached, want 5", got)
+	}
+	if c.get(key(0), st) == nil { // svc-0 is now the most recently used
+		t.Fatal("svc-0 not cached")
+	}
+	for i := 5; i < 8; i++ {
+		if _, err := c.build(key(i), st, big(size)); err != nil {
+			t.Fatal(err)
+		}
+		if c.bytes > maxCachedLookupJSON {
+			t.Fatalf("after svc-%d: %d bytes cached, bound %d", i, c.bytes, maxCachedLookupJSON)
+		}
+	}
+	sum := 0
+	for _, e := range c.m {
+		sum += len(e.json)
+	}
+	if sum != c.bytes {
+		t.Fatalf("bytes %d, entries hold %d", c.bytes, sum)
+	}
+	for i, want := range map[int]bool{0: true, 1: false, 2: false, 7: true} {
+		if got := c.get(key(i), st) != nil; got != want {
+			t.Errorf("svc-%d cached %v, want %v", i, got, want)
+		}
+	}
+	huge := newAnswerKey("us-east", "huge", region.Filter{})
+	list, err := c.build(huge, st, big(maxCachedLookupJSON/4+1))
+	if err != nil || list == nil {
+		t.Fatalf("huge list: %v", err)
+	}
+	if c.get(huge, st) != nil {
+		t.Error("a list over a quarter of the bound was kept")
+	}
+}

@@ -90,8 +90,17 @@ func (c *Catalog) Apply(ch Change) (bool, error) {
 
 // Load replaces the catalog with a snapshot.
 func (c *Catalog) Load(s Snapshot) {
-	c.services = map[string]*serviceSet{}
+	// Every map sized once: grown by doubling, each leaves its smaller
+	// tables behind as garbage.
+	counts := map[string]int{}
+	for i := range s.Instances {
+		counts[s.Instances[i].Service]++
+	}
 	c.strs = interner{}
+	c.services = make(map[string]*serviceSet, len(counts))
+	for svc, n := range counts {
+		c.services[c.strs.str(svc)] = &serviceSet{byID: make(map[string]*Instance, n)}
+	}
 	c.gen = gens.Add(1)
 	ins := make([]Instance, len(s.Instances)) // one allocation for them all
 	copy(ins, s.Instances)
@@ -192,6 +201,9 @@ func (c *Catalog) Instances(service string, f Filter) []Instance {
 // All returns every instance, sorted by service and id.
 func (c *Catalog) All() []Instance {
 	var out []Instance
+	if n := c.Len(); n > 0 {
+		out = make([]Instance, 0, n) // one array, not a doubling series of them
+	}
 	for _, s := range c.ServiceNames() {
 		out = append(out, c.Instances(s, Filter{})...)
 	}

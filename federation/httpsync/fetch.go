@@ -5,7 +5,6 @@ package httpsync
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -173,13 +172,16 @@ func fetchCatalog(ctx context.Context, c *http.Client, o FetchOptions, addr, reg
 	if wait > 0 && resp.Header.Get(federation.WatchHeader) == "" {
 		return federation.SyncResult{}, fmt.Errorf("gateway %s does not hold watches (no %s header: an older version?)", addr, federation.WatchHeader)
 	}
-	var cr federation.CatalogAnswer
-	if err := json.NewDecoder(&body).Decode(&cr); err != nil {
+	cr, built, err := decodeAnswer(&body)
+	if err != nil {
 		return federation.SyncResult{}, fmt.Errorf("decoding catalog of %s: %w", regionName, err)
 	}
-	res, err = cr.Result(regionName)
+	res, err = cr.Result(regionName) // a full answer's catalog is empty: its instances are in built
 	if err != nil {
 		return federation.SyncResult{}, fmt.Errorf("gateway %s %w", addr, err)
+	}
+	if res.Full && built != nil {
+		res.Catalog = built.Catalog(cr.Version)
 	}
 	return res, nil
 }

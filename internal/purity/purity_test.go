@@ -49,6 +49,7 @@ var coreFiles = []string{
 	"federation/publisher.go", // the version publisher, on the rt seam
 	"federation/watchcore.go", // the push path's decisions (Core.Watches, WatchDone)
 	"region/catalog.go",
+	"region/catalogbuild.go",
 	"region/intern.go",
 	"region/healthdeadlines.go",
 	"region/heartbeatroute.go",

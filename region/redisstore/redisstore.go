@@ -316,6 +316,9 @@ func (s *RedisStore) Snapshot(ctx context.Context) (region.Snapshot, error) {
 		}
 	}
 	index := idx.Val()
+	if n := len(insts.Val()); n > 0 {
+		snap.Instances = make([]region.Instance, 0, n) // one array, not a doubling series of them
+	}
 	for f, data := range insts.Val() {
 		var in region.Instance
 		if err := json.Unmarshal([]byte(data), &in); err != nil {
