@@ -409,8 +409,9 @@ func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) erro
 		rs.replica = &Replica{Region: f.Region, Catalog: r.Catalog}
 		rs.needFull = false
 	default:
-		// Apply only changes that continue the replica, on a copy, so a
-		// gap leaves the replica as it was.
+		// Apply only changes that continue the replica, in place: each
+		// moves it by one version, so a gap further on leaves it at a
+		// version it really had (not a copy: O(changes), not O(catalog)).
 		var next []region.Change
 		for _, ch := range r.Changes {
 			if ch.Version > have {
@@ -423,14 +424,13 @@ func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) erro
 		if next[0].Version != have+1 {
 			return ignored(fmt.Sprintf("changes from v%d do not continue the replica's v%d", next[0].Version, have))
 		}
-		cat := region.NewCatalog()
-		cat.Load(rs.replica.Catalog.Snapshot())
 		for _, ch := range next {
-			if _, err := cat.Apply(ch); err != nil {
+			if _, err := rs.replica.Catalog.Apply(ch); err != nil {
+				rs.dirty = true
 				return ignored(err.Error())
 			}
 		}
-		rs.replica = &Replica{Region: f.Region, Catalog: cat}
+		rs.replica.Restored = false
 	}
 	rs.replica.LastSync, rs.replica.Source = now, f.Gateway
 	rs.dirty = true
