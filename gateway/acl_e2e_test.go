@@ -18,6 +18,7 @@ import (
 // killed B keeps authorizing (and says its replica is stale), also after
 // B restarts while cut off.
 func TestACLReplicationEndToEnd(t *testing.T) {
+	skipShort(t, "two regions over real Serf; acl replication unit tests cover it")
 	rurl := redistest.FromEnv(t)
 	sfx := fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
 	ra, rb := "acl-a-"+sfx, "acl-b-"+sfx
@@ -112,6 +113,7 @@ func TestACLReplicationEndToEnd(t *testing.T) {
 // second, and heartbeats forwarded to the instance's check owner carry
 // the client's token (the owner authorizes it again).
 func TestACLTwoGatewaysOneRegion(t *testing.T) {
+	skipShort(t, "two gateways; ACL unit tests cover the rules")
 	rurl := redistest.FromEnv(t)
 	use := fmt.Sprintf("acl-r-%06x", rand.Uint32()&0xffffff)
 	// A replication token no gateway knows: a forwarded heartbeat passes

@@ -169,6 +169,7 @@ func gatewayStatus(t *testing.T, n *fedNode, regionName, node string) string {
 }
 
 func TestFederationEndToEnd(t *testing.T) {
+	skipShort(t, "three gateways over real Serf; federation unit tests and the simulator cover sync")
 	shared := redistest.FromEnv(t) // us-east's two gateways share a real Redis
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
 	// Each joins every earlier gateway: an alive message is gossiped only a
@@ -320,6 +321,7 @@ func heal(nodes ...*fedNode) {
 // Redis; after healing, registrations made during the partition are seen
 // everywhere and nothing acknowledged is lost.
 func TestFederationPartition(t *testing.T) {
+	skipShort(t, "real-Serf partition of several gateways; sim scenarios cover partitions")
 	shared := redistest.FromEnv(t)
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
 	u := startFedNode(t, use, use+"-1", shared)

@@ -374,6 +374,7 @@ func TestStoreLossAccept(t *testing.T) {
 // never emptied nor moved to a lower version, and the restored catalog
 // (with a registration made after the loss) then arrives.
 func TestStoreLossFederation(t *testing.T) {
+	skipShort(t, "two regions over real Serf; restore logic has single-gateway tests")
 	srv := startVolatileRedis(t)
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
 	// The us gateway reads its store only when told (no catch-up timer), so
@@ -415,6 +416,7 @@ func TestStoreLossFederation(t *testing.T) {
 // back to a lower version; the other region accepts that reset after its
 // anti-entropy period and says so at ERROR.
 func TestStoreLossAcceptFederation(t *testing.T) {
+	skipShort(t, "two regions over real Serf; restore logic has single-gateway tests")
 	srv := startVolatileRedis(t)
 	use := fmt.Sprintf("use-%06x", rand.Uint32()&0xffffff)
 	us := startFedNodeWith(t, func(c *AgentConfig) { c.OnStoreLoss = "accept" }, use, use+"-1", srv.URL())

@@ -170,6 +170,7 @@ var promLabelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*
 // have, and checks the spans and metrics of a lookup that fails over, a
 // sync, health checks, Redis commands and proxied requests.
 func TestTelemetryAcrossGateways(t *testing.T) {
+	skipShort(t, "two gateways over real Serf; single-gateway telemetry tests cover spans")
 	usT, euT := newTracing(t), newTracing(t)
 	us := startFedNodeWith(t, func(c *AgentConfig) { c.Telemetry = usT.telemetry() }, "us-east", "us-1", "")
 	eu := startFedNodeWith(t, func(c *AgentConfig) { c.Telemetry = euT.telemetry() }, "eu-west", "eu-1", "", us.serfAddr())
@@ -460,6 +461,7 @@ func TestProxyCarriesItsSpanContext(t *testing.T) {
 // that does not check the instance is forwarded to the one that does, in
 // the same trace.
 func TestHeartbeatForwardCarriesTraceContext(t *testing.T) {
+	skipShort(t, "two gateways over real Serf")
 	mini := miniredis.RunT(t)
 	url := "redis://" + mini.Addr() + "/0"
 	t1, t2 := newTracing(t), newTracing(t)

@@ -46,6 +46,13 @@ func TestDevBackendsBehindTheProxy(t *testing.T) {
 		defer cancel()
 		a.Shutdown(ctx)
 	}()
+	// Reads answer 503 until the agent has loaded its catalog (writes are
+	// accepted before): wait for it as `meridian dev` users would retry.
+	for deadline := time.Now().Add(5 * time.Second); !a.Cache.Freshness().Loaded; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not load its catalog in 5s")
+		}
+	}
 	host, port, _ := net.SplitHostPort(backends[0].addr)
 	if err := devPut(a.URL()+"/v1/services/web/instances/web-1", fmt.Sprintf(`{"address":%q,"port":%s}`, host, port), ""); err != nil {
 		t.Fatal(err)

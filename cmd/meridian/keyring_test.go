@@ -66,6 +66,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // restarted gateway comes back from its keyring file although its
 // --encrypt is stale; no key ever reaches a log.
 func TestKeyringCLIEndToEnd(t *testing.T) {
+	skipShort(t, "several gateway processes federating over encrypted Serf; TestGenerateKey and serfmember keyring tests cover the keys")
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	run := func(args ...string) string {

@@ -21,11 +21,12 @@ import (
 	"github.com/meridian-sd/meridian/internal/redistest"
 )
 
-// buildBinary builds the meridian binary once per test.
+// buildBinary builds the meridian binary once per test binary run (see
+// buildonce_test.go) and returns its path; a failed build fails every
+// test that asks for it.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "meridian")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	bin, out, err := builtBinary()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -16,6 +16,7 @@ import (
 // region; without a token or with the wrong rule the API refuses; a gateway
 // without the gossip key never joins; no secret reaches any log.
 func TestSecureFederationFromScratch(t *testing.T) {
+	skipShort(t, "three gateway processes with TLS, ACLs and encrypted Serf; TestTLSFromScratch and TestACLCLI cover one process")
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	c := cli{t: t, bin: bin, dir: dir}
