@@ -461,7 +461,7 @@ func TestProxyCarriesItsSpanContext(t *testing.T) {
 // that does not check the instance is forwarded to the one that does, in
 // the same trace.
 func TestHeartbeatForwardCarriesTraceContext(t *testing.T) {
-	skipShort(t, "two gateways over real Serf")
+	skipShort(t, "two gateways over real Serf; TestProxyCarriesItsSpanContext covers propagation on one gateway")
 	mini := miniredis.RunT(t)
 	url := "redis://" + mini.Addr() + "/0"
 	t1, t2 := newTracing(t), newTracing(t)

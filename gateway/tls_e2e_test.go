@@ -305,6 +305,7 @@ func TestTLSFederationRogueRegion(t *testing.T) {
 // TestTLSHeartbeatForwarding: a heartbeat sent to the gateway that does
 // not own the instance's check is forwarded to the owner over mutual TLS.
 func TestTLSHeartbeatForwarding(t *testing.T) {
+	skipShort(t, "two gateways over real Serf and mutual TLS; TestTLSAPI covers TLS on one gateway")
 	p := newTestPKI(t)
 	shared := redistest.FromEnv(t)
 	reg := fmt.Sprintf("hbt-%06x", rand.Uint32()&0xffffff)

@@ -409,6 +409,7 @@ func TestCatalogWatchEndpoint(t *testing.T) {
 // changes; the watch settles on R's real gateway, and R's writes arrive in
 // one round trip.
 func TestWatchOverMutualTLS(t *testing.T) {
+	skipShort(t, "three gateways over real Serf and mutual TLS; TestWatchPushesChangesAcrossRegions stays as the quick cross-region smoke")
 	p := newTestPKI(t)
 	real, obsRegion := uniqueRegion("sec"), uniqueRegion("obs")
 	logs := &logBuffer{}
