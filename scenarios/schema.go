@@ -122,6 +122,7 @@ const (
 	FaultStoreSlow      = "store_slow"      // Region's Store answers after Latency
 	FaultStoreUp        = "store_up"        // Region's Store recovers
 	FaultStoreWipe      = "store_wipe"      // Region's Store loses all its data (Redis restarted without persistence)
+	FaultStoreFlaky     = "store_flaky"     // Region's Store connection resets mid-write: every write's outcome is unknown to the caller (alternately applied and not)
 	FaultInstancesFail  = "instances_fail"  // Count (or Fraction) of Service's instances in Region stop answering checks
 	FaultInstancesHeal  = "instances_heal"  // they answer again
 	FaultInstancesFlap  = "instances_flap"  // they alternate down/up every Period until healed

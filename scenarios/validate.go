@@ -37,7 +37,7 @@ var FaultKinds = []string{
 	FaultCut, FaultDegrade, FaultDeregister, FaultGatewayCrash, FaultGatewayRestart,
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
-	FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
+	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -67,6 +67,7 @@ var faultFields = map[string][]string{
 	FaultGatewayRestart: {"region", "gateway"},
 	FaultRollingRestart: {"region", "every", "down"},
 	FaultStoreDown:      {"region", "for"},
+	FaultStoreFlaky:     {"region", "for"},
 	FaultStoreSlow:      {"region", "latency", "for"},
 	FaultStoreUp:        {"region"},
 	FaultStoreWipe:      {"region"},
@@ -486,7 +487,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Down < Duration(minRollingPeriod) {
 			fe("down", "required: how long each gateway is down, at least %s, got %s", minRollingPeriod, f.Down.D())
 		}
-	case FaultStoreDown, FaultStoreUp, FaultStoreWipe:
+	case FaultStoreDown, FaultStoreFlaky, FaultStoreUp, FaultStoreWipe:
 		v.regionRef(p+".region", f.Region, true)
 	case FaultStoreSlow:
 		v.regionRef(p+".region", f.Region, true)

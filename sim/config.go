@@ -423,7 +423,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if ft.Every <= 0 || ft.Down <= 0 {
 				return fmt.Errorf("%s: rolling_restart needs every and down (positive durations)", f)
 			}
-		case scenarios.FaultStoreDown, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
+		case scenarios.FaultStoreDown, scenarios.FaultStoreFlaky, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
 			err = needRegion()
 		case scenarios.FaultStoreSlow:
 			err = needRegion()
