@@ -319,11 +319,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(forwardedHeader) != "" && !s.requireGateway(w, r, s.cfg.Region, "a forwarded heartbeat") {
 		return
 	}
-	if s.cfg.Forward != nil && r.Header.Get(forwardedHeader) == "" {
-		if addr := s.cfg.Forward(k); addr != "" {
-			s.forward(w, r, addr, body)
-			return
-		}
+	if addr := region.HeartbeatRoute(k, r.Header.Get(forwardedHeader) != "", s.cfg.Forward); addr != "" {
+		s.forward(w, r, addr, body)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()

@@ -76,10 +76,16 @@ import (
 //
 // NextDeadline says when Tick next has something to do. After Tick(now) it
 // is always zero or after now, so a driver that sleeps until it never spins.
+//
+// Cost: the machine keeps an indexed min-heap of each state's next
+// deadline (healthDeadlines), so Tick costs O(due · log n) and sorts only
+// the due keys, and NextDeadline is O(1), whatever the number of checks.
 type Health struct {
 	rng       *rand.Rand
 	states    map[Key]*healthState
 	unchecked map[Key]struct{} // instances in the last Sync without a check
+	due       healthDeadlines
+	scratch   []*healthState // Tick's due states, reused
 }
 
 // ProbeResult is the outcome of one HTTP or TCP probe.
@@ -203,6 +209,9 @@ type healthState struct {
 	ttlDeadline time.Time
 	ttlExpired  bool
 
+	key  Key
+	hidx int // index of its entry in Health.due, -1 when it has none
+
 	// Throttling of re-emitted effects.
 	setSent   bool // a SetStatus carrying setStatus/setOutput was emitted at setAt
 	setStatus Status
@@ -239,13 +248,20 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 		c := in.Check.withDefaults()
 		if st := h.states[k]; st != nil && st.check == c {
 			st.observe(now, in)
+			h.reschedule(st)
 			continue
 		}
-		h.states[k] = newHealthState(now, c, in)
+		if old := h.states[k]; old != nil {
+			h.due.remove(old)
+		}
+		st := newHealthState(now, c, in)
+		h.states[k] = st
+		h.reschedule(st)
 		fresh = append(fresh, k)
 	}
-	for k := range h.states {
+	for k, st := range h.states {
 		if _, ok := seen[k]; !ok {
+			h.due.remove(st)
 			delete(h.states, k)
 		}
 	}
@@ -254,13 +270,66 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 			delete(h.unchecked, k)
 		}
 	}
-	// Draw jitter in key order so the same catalog gives the same schedule
-	// whatever order the instances came in.
+	h.jitter(now, fresh)
+}
+
+// HealthUpdate is one instance's change for Update: Instance is the
+// instance as the catalog has it now, nil when it is gone (deleted, or no
+// longer checked by this machine's driver).
+type HealthUpdate struct {
+	Key      Key
+	Instance *Instance
+}
+
+// Update is Sync for part of the catalog: it applies the changes of the
+// instances in ups (in catalog order) as Sync would, leaving every other
+// instance as it is, at O(len(ups)) cost instead of O(catalog). A driver
+// that follows the catalog's changes calls Update for them and Sync when
+// the whole catalog was replaced or the set of instances it checks moved.
+// New states draw their jitter in key order, as in Sync.
+func (h *Health) Update(now time.Time, ups []HealthUpdate) {
+	var fresh []Key
+	for i := range ups {
+		k, in := ups[i].Key, ups[i].Instance
+		if in == nil || in.Check == nil || in.Check.Kind() == "" {
+			if st := h.states[k]; st != nil {
+				h.due.remove(st)
+				delete(h.states, k)
+			}
+			if in == nil {
+				delete(h.unchecked, k)
+			} else {
+				h.unchecked[k] = struct{}{}
+			}
+			continue
+		}
+		delete(h.unchecked, k)
+		c := in.Check.withDefaults()
+		if st := h.states[k]; st != nil && st.check == c {
+			st.observe(now, in)
+			h.reschedule(st)
+			continue
+		}
+		if old := h.states[k]; old != nil {
+			h.due.remove(old)
+		}
+		st := newHealthState(now, c, in)
+		h.states[k] = st
+		h.reschedule(st)
+		fresh = append(fresh, k)
+	}
+	h.jitter(now, fresh)
+}
+
+// jitter schedules the first probes of the fresh states, drawing in key
+// order so the same catalog gives the same schedule whatever order the
+// instances came in.
+func (h *Health) jitter(now time.Time, fresh []Key) {
 	slices.SortFunc(fresh, healthKeyCmp)
 	fresh = slices.Compact(fresh)
 	for _, k := range fresh {
 		st := h.states[k]
-		if st.kind == "ttl" {
+		if st == nil || st.kind == "ttl" {
 			continue
 		}
 		span := min(st.check.Interval.Std(), time.Second)
@@ -269,11 +338,12 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 			jitter = time.Duration(h.rng.Int64N(int64(span)))
 		}
 		st.nextProbe = now.Add(jitter)
+		h.reschedule(st)
 	}
 }
 
 func newHealthState(now time.Time, c Check, in *Instance) *healthState {
-	st := &healthState{check: c, kind: c.Kind(), changedAt: now}
+	st := &healthState{key: in.Key(), hidx: -1, check: c, kind: c.Kind(), changedAt: now}
 	st.storeStatus, st.storeOutput, st.index = in.Status, in.Output, in.ModifyIndex
 	st.status, st.output = in.Status, healthTruncate(in.Output)
 	if st.status == "" {
@@ -349,6 +419,7 @@ func (h *Health) Heartbeat(now time.Time, k Key, status Status, output string) e
 	st.set(now, status, healthTruncate(output))
 	st.ttlDeadline = now.Add(st.check.TTL.Std())
 	st.ttlExpired = false
+	h.reschedule(st)
 	return nil
 }
 
@@ -360,6 +431,7 @@ func (h *Health) Result(now time.Time, k Key, r ProbeResult) {
 		return
 	}
 	st.result(now, r)
+	h.reschedule(st)
 }
 
 func (st *healthState) result(now time.Time, r ProbeResult) {
@@ -393,41 +465,18 @@ func (st *healthState) result(now time.Time, r ProbeResult) {
 
 // Tick advances the machine to now and returns the effects due, sorted by
 // key, then kind.
+//
+// Only the keys whose deadline has come are visited, in key order: the
+// same effects as visiting every key, since a state whose deadlines are
+// all after now has nothing to do.
 func (h *Health) Tick(now time.Time) []Effect {
 	var out []Effect
-	for _, k := range h.keys() {
-		st := h.states[k]
-		switch st.kind {
-		case "ttl":
-			if !st.ttlExpired && now.After(st.ttlDeadline) {
-				st.ttlExpired = true
-				st.set(now, StatusCritical, fmt.Sprintf("TTL expired (no heartbeat for %s)", st.check.TTL.Std()))
-			}
-		case "http", "tcp":
-			if st.inFlight && !now.Before(st.probeDeadline) {
-				st.result(now, ProbeResult{Status: StatusCritical,
-					Output: fmt.Sprintf("probe timed out: no result within %s", st.check.Timeout.Std()+time.Second)})
-			}
-			if !st.inFlight && !now.Before(st.nextProbe) {
-				target := st.check.HTTP
-				if st.kind == "tcp" {
-					target = st.check.TCP
-				}
-				out = append(out, Effect{Kind: EffectProbe, Key: k, CheckKind: st.kind, Target: target, Timeout: st.check.Timeout.Std()})
-				st.inFlight = true
-				st.probeDeadline = now.Add(st.check.Timeout.Std() + time.Second)
-			}
-		}
-		if due, ok := st.setDue(); ok && !now.Before(due) {
-			out = append(out, Effect{Kind: EffectSetStatus, Key: k, Status: st.status, Output: st.output, IfIndex: st.index})
-			st.setSent, st.setStatus, st.setOutput, st.setAt = true, st.status, st.output, now
-		}
-		if due, ok := st.deregDue(); ok && !now.Before(due) {
-			out = append(out, Effect{Kind: EffectDeregister, Key: k, IfIndex: st.index,
-				Reason: fmt.Sprintf("critical since %s, deregister_critical_after %s",
-					st.criticalSince.UTC().Format(time.RFC3339Nano), st.check.DeregisterCriticalAfter.Std())})
-			st.deregAt = now
-		}
+	due := h.due.due(now, 0, h.scratch[:0])
+	defer func() { clear(due); h.scratch = due[:0] }()
+	slices.SortFunc(due, func(a, b *healthState) int { return healthKeyCmp(a.key, b.key) })
+	for _, st := range due {
+		out = st.tick(now, st.key, out)
+		h.reschedule(st)
 	}
 	slices.SortStableFunc(out, func(a, b Effect) int {
 		if c := healthKeyCmp(a.Key, b.Key); c != 0 {
@@ -435,6 +484,42 @@ func (h *Health) Tick(now time.Time) []Effect {
 		}
 		return cmp.Compare(a.Kind, b.Kind)
 	})
+	return out
+}
+
+// tick does what is due for one state at now, appending its effects.
+func (st *healthState) tick(now time.Time, k Key, out []Effect) []Effect {
+	switch st.kind {
+	case "ttl":
+		if !st.ttlExpired && now.After(st.ttlDeadline) {
+			st.ttlExpired = true
+			st.set(now, StatusCritical, fmt.Sprintf("TTL expired (no heartbeat for %s)", st.check.TTL.Std()))
+		}
+	case "http", "tcp":
+		if st.inFlight && !now.Before(st.probeDeadline) {
+			st.result(now, ProbeResult{Status: StatusCritical,
+				Output: fmt.Sprintf("probe timed out: no result within %s", st.check.Timeout.Std()+time.Second)})
+		}
+		if !st.inFlight && !now.Before(st.nextProbe) {
+			target := st.check.HTTP
+			if st.kind == "tcp" {
+				target = st.check.TCP
+			}
+			out = append(out, Effect{Kind: EffectProbe, Key: k, CheckKind: st.kind, Target: target, Timeout: st.check.Timeout.Std()})
+			st.inFlight = true
+			st.probeDeadline = now.Add(st.check.Timeout.Std() + time.Second)
+		}
+	}
+	if due, ok := st.setDue(); ok && !now.Before(due) {
+		out = append(out, Effect{Kind: EffectSetStatus, Key: k, Status: st.status, Output: st.output, IfIndex: st.index})
+		st.setSent, st.setStatus, st.setOutput, st.setAt = true, st.status, st.output, now
+	}
+	if due, ok := st.deregDue(); ok && !now.Before(due) {
+		out = append(out, Effect{Kind: EffectDeregister, Key: k, IfIndex: st.index,
+			Reason: fmt.Sprintf("critical since %s, deregister_critical_after %s",
+				st.criticalSince.UTC().Format(time.RFC3339Nano), st.check.DeregisterCriticalAfter.Std())})
+		st.deregAt = now
+	}
 	return out
 }
 
@@ -499,44 +584,48 @@ func (h *Health) State(k Key) (CheckState, bool) {
 // to do, or the zero time when nothing is pending. The time may be in the
 // past: then Tick has work now.
 func (h *Health) NextDeadline() time.Time {
-	var best time.Time
-	consider := func(t time.Time) {
-		if best.IsZero() || t.Before(best) {
-			best = t
-		}
-	}
-	// The minimum does not depend on the map's order.
-	for _, st := range h.states {
-		switch st.kind {
-		case "ttl":
-			if !st.ttlExpired {
-				consider(st.ttlDeadline.Add(time.Nanosecond)) // expiry is strictly after the deadline
-			}
-		case "http", "tcp":
-			if st.inFlight {
-				consider(st.probeDeadline)
-			} else {
-				consider(st.nextProbe)
-			}
-		}
-		if due, ok := st.setDue(); ok {
-			consider(due)
-		}
-		if due, ok := st.deregDue(); ok {
-			consider(due)
-		}
-	}
-	return best
+	t, _ := h.due.peek()
+	return t
 }
 
-// keys returns the checked instances' keys, sorted.
-func (h *Health) keys() []Key {
-	ks := make([]Key, 0, len(h.states))
-	for k := range h.states {
-		ks = append(ks, k)
+// deadline is the earliest time at which Tick has something to do for st.
+func (st *healthState) deadline() (time.Time, bool) {
+	var best time.Time
+	ok := false
+	consider := func(t time.Time) {
+		if !ok || t.Before(best) {
+			best, ok = t, true
+		}
 	}
-	slices.SortFunc(ks, healthKeyCmp)
-	return ks
+	switch st.kind {
+	case "ttl":
+		if !st.ttlExpired {
+			consider(st.ttlDeadline.Add(time.Nanosecond)) // expiry is strictly after the deadline
+		}
+	case "http", "tcp":
+		if st.inFlight {
+			consider(st.probeDeadline)
+		} else {
+			consider(st.nextProbe)
+		}
+	}
+	if due, dok := st.setDue(); dok {
+		consider(due)
+	}
+	if due, dok := st.deregDue(); dok {
+		consider(due)
+	}
+	return best, ok
+}
+
+// reschedule moves st's entry in the heap to its deadline after st
+// changed.
+func (h *Health) reschedule(st *healthState) {
+	if at, ok := st.deadline(); ok {
+		h.due.set(st, at)
+	} else {
+		h.due.remove(st)
+	}
 }
 
 func healthKeyCmp(a, b Key) int {

@@ -34,6 +34,12 @@ type HealthRunnerOptions struct {
 	Probes ProbeTransport
 	// WriteTimeout bounds one status write to the store. Default 2s.
 	WriteTimeout time.Duration
+	// TickEvery is the runner's timer granularity: it wakes for the
+	// machine's deadlines on a grid of this step (a deadline between two
+	// grid points waits for the next one), so that the probes and expiries
+	// of many checks due close together cost one step, not one each.
+	// Default DefaultHealthTickEvery.
+	TickEvery time.Duration
 	// Owns reports whether this gateway runs the checks of an instance
 	// (several gateways in a region shard them). nil: every instance.
 	// When its answer changes, call Resync.
@@ -53,6 +59,11 @@ type HealthRunnerOptions struct {
 	// Region is the "region" attribute of the spans and metrics.
 	Region string
 }
+
+// DefaultHealthTickEvery is HealthRunnerOptions.TickEvery's default: a
+// probe or expiry is handled at most this late, small against check
+// intervals (seconds) and probe timeouts.
+const DefaultHealthTickEvery = 50 * time.Millisecond
 
 // ProbeTransport runs the probes a health machine asks for: the health
 // runner's one I/O seam. Production probes real sockets (RealProbes), the
@@ -87,24 +98,16 @@ type HealthRunner struct {
 
 	mu      sync.Mutex // guards h
 	h       *Health
-	dirty   atomic.Bool // the catalog changed since the last Sync
+	dirty   atomic.Bool // the whole catalog must be read again (Sync)
+	pendMu  sync.Mutex
+	pending []Change // changes since the last Sync or Update, unless dirty
 	started atomic.Bool
 	ctx     context.Context
 	probes  sync.WaitGroup
 	probeMu sync.Mutex // guards closing and probes.Add
 	closing bool       // Run is waiting for the probes: start no more
 	tel     *probeTelemetry
-
-	// What changed since the last Sync: the keys, or everything (full:
-	// the first Sync, a reload, Resync, or more keys than maxPendingKeys).
-	pendMu   sync.Mutex
-	pendKeys map[Key]struct{}
-	pendFull bool
 }
-
-// maxPendingKeys bounds the changed keys the runner remembers between two
-// Syncs; past it the next Sync reads the whole catalog.
-const maxPendingKeys = 4096
 
 // NewHealthRunner returns a runner over store and cache. Run (or Start)
 // starts it.
@@ -119,15 +122,14 @@ func NewHealthRunner(store Store, cache *Cache, opt HealthRunnerOptions) *Health
 	if opt.Probes == nil {
 		opt.Probes = noProbes{}
 	}
+	if opt.TickEvery <= 0 {
+		opt.TickEvery = DefaultHealthTickEvery
+	}
 	r := &HealthRunner{store: store, cache: cache, opt: opt, rt: r0, h: NewHealth(opt.Rand),
-		tel: newProbeTelemetry(opt), ctx: context.Background(), pendFull: true,
+		tel: newProbeTelemetry(opt), ctx: context.Background(),
 		w: &StatusWriter{Store: store, Cache: cache, Now: opt.Now, Logger: opt.Logger, Timeout: opt.WriteTimeout, OnWrite: opt.OnWrite}}
 	r.loop = rt.NewLoop(r0, "health", r.step)
-	cache.OnChange(func(chs []Change, reload bool) {
-		r.pending(chs, reload)
-		r.dirty.Store(true)
-		r.Kick()
-	})
+	cache.OnChange(r.onChange)
 	return r
 }
 
@@ -138,29 +140,47 @@ func (r *HealthRunner) Kick() {
 	}
 }
 
-// syncLocked feeds the machine the catalog if it changed. A burst of
-// changes costs one Sync.
-func (r *HealthRunner) syncLocked(now time.Time) {
-	if !r.dirty.Swap(false) {
-		return
-	}
+// maxPendingChanges is how many catalog changes the runner feeds the
+// machine one by one (Health.Update); beyond it, a Sync of the whole
+// catalog is cheaper.
+const maxPendingChanges = 4096
+
+// onChange is the cache's OnChange: remember the changes for the next
+// step (a reload: read everything).
+func (r *HealthRunner) onChange(chs []Change, reload bool) {
 	r.pendMu.Lock()
-	full, keys := r.pendFull, r.pendKeys
-	r.pendFull, r.pendKeys = false, nil
+	if reload || len(r.pending)+len(chs) > maxPendingChanges {
+		r.dirty.Store(true)
+		r.pending = nil
+	} else if !r.dirty.Load() {
+		r.pending = append(r.pending, chs...)
+	}
+	r.pendMu.Unlock()
+	r.Kick()
+}
+
+// syncLocked feeds the machine what changed in the catalog: the changes
+// one by one (Update), or the whole catalog (Sync) after a reload, a
+// burst or an ownership move. A burst of changes costs one call.
+func (r *HealthRunner) syncLocked(now time.Time) {
+	r.pendMu.Lock()
+	full := r.dirty.Swap(false)
+	pending := r.pending
+	r.pending = nil
 	r.pendMu.Unlock()
 	if !full {
-		// Only what changed: O(changes), not O(catalog), per burst.
-		list := make([]Key, 0, len(keys))
-		cur := make(map[Key]Instance, len(keys))
-		r.cache.Read(func(c *Catalog) {
-			for k := range keys {
-				list = append(list, k)
-				if in, ok := c.Get(k); ok && r.Owns(k) {
-					cur[k] = in
+		if len(pending) > 0 {
+			ups := make([]HealthUpdate, len(pending))
+			for i, ch := range pending {
+				k := Key{Service: ch.Service, ID: ch.ID}
+				ups[i].Key = k
+				if ch.Op != OpDelete && ch.Instance != nil && r.Owns(k) {
+					in := *ch.Instance
+					ups[i].Instance = &in
 				}
 			}
-		})
-		r.h.SyncKeys(now, list, cur)
+			r.h.Update(now, ups)
+		}
 		return
 	}
 	var all []Instance
@@ -180,25 +200,11 @@ func (r *HealthRunner) syncLocked(now time.Time) {
 // Resync makes the runner re-read the catalog, e.g. after check ownership
 // moved between gateways.
 func (r *HealthRunner) Resync() {
-	r.pending(nil, true)
-	r.dirty.Store(true)
-	r.Kick()
-}
-
-// pending records what changed for the next Sync.
-func (r *HealthRunner) pending(chs []Change, full bool) {
 	r.pendMu.Lock()
-	defer r.pendMu.Unlock()
-	if full || r.pendFull || len(r.pendKeys)+len(chs) > maxPendingKeys {
-		r.pendFull, r.pendKeys = true, nil
-		return
-	}
-	if r.pendKeys == nil {
-		r.pendKeys = make(map[Key]struct{}, len(chs))
-	}
-	for _, ch := range chs {
-		r.pendKeys[Key{Service: ch.Service, ID: ch.ID}] = struct{}{}
-	}
+	r.dirty.Store(true)
+	r.pending = nil
+	r.pendMu.Unlock()
+	r.Kick()
 }
 
 // Owns reports whether this runner checks the instance.
@@ -222,7 +228,6 @@ func (r *HealthRunner) Run(ctx context.Context) {
 // writes.
 func (r *HealthRunner) Start(ctx context.Context) {
 	r.ctx = ctx
-	r.pending(nil, true)
 	r.dirty.Store(true)
 	r.started.Store(true)
 	r.loop.Kick()
@@ -246,9 +251,19 @@ func (r *HealthRunner) step() {
 
 	wait := time.Second // wake at least once a second to pick up changes
 	if !next.IsZero() {
-		wait = min(wait, max(next.Sub(r.opt.Now()), time.Millisecond))
+		wait = min(wait, max(r.untilTick(next), time.Millisecond))
 	}
 	r.loop.After(wait)
+}
+
+// untilTick returns how long from now until the first point of the
+// TickEvery grid at or after t.
+func (r *HealthRunner) untilTick(t time.Time) time.Duration {
+	at := t.Truncate(r.opt.TickEvery)
+	if at.Before(t) {
+		at = at.Add(r.opt.TickEvery)
+	}
+	return at.Sub(r.opt.Now())
 }
 
 // execute carries out effects: probes through the transport, store writes
@@ -277,8 +292,9 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error
 				r.tel.observe(ctx, e, res, start, end)
 				r.mu.Lock()
 				r.h.Result(end, e.Key, res)
+				next := r.h.NextDeadline()
 				r.mu.Unlock()
-				r.Kick()
+				r.wake(next)
 			})
 		case EffectSetStatus, EffectDeregister:
 			if storeDown {
@@ -296,6 +312,19 @@ func (r *HealthRunner) execute(ctx context.Context, effs []Effect) map[Key]error
 		}
 	}
 	return failed
+}
+
+// wake makes the loop step by next: at once when it is due, else by a
+// timer (a result that only moves the next probe on costs no step).
+func (r *HealthRunner) wake(next time.Time) {
+	if next.IsZero() || !r.started.Load() {
+		return
+	}
+	if !next.After(r.opt.Now()) {
+		r.Kick()
+		return
+	}
+	r.loop.After(r.untilTick(next))
 }
 
 // Heartbeat renews an instance's TTL check and writes the status it carries

@@ -11,8 +11,7 @@ import (
 // StatusWriter carries out a health machine's store writes (EffectSetStatus
 // and EffectDeregister): compare-and-set on the instance's ModifyIndex,
 // then the cache applies the change so that it is visible at once. The
-// health runner and the simulator's per-instance checks both write
-// through it.
+// health runner writes through it (in production and in the simulator).
 type StatusWriter struct {
 	Store  Store
 	Cache  *Cache

@@ -105,8 +105,18 @@ func (l *Loop) After(d time.Duration) {
 		if l.timer == t {
 			l.timer, l.deadline = nil, time.Time{}
 		}
+		if l.stopped {
+			l.mu.Unlock()
+			return
+		}
+		if l.running {
+			l.again = true
+			l.mu.Unlock()
+			return
+		}
+		l.running = true
 		l.mu.Unlock()
-		l.Kick()
+		l.run() // the timer's call is a task of its own already
 	})
 	l.timer = t
 }

@@ -35,7 +35,7 @@ func benchScenario(d time.Duration) *scenarios.Scenario {
 // wall time and the peak heap, sampled once per simulated minute from the
 // Progress callback (on the simulation's own goroutine: sim/ starts none and
 // reads no clock; the wall time is the benchmark's own).
-func runBench(b *testing.B, sc *scenarios.Scenario, noPark bool) {
+func runBench(b *testing.B, sc *scenarios.Scenario) {
 	b.ReportAllocs()
 	var peak uint64
 	var ms runtime.MemStats
@@ -54,7 +54,6 @@ func runBench(b *testing.B, sc *scenarios.Scenario, noPark bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w.hooks.noPark = noPark
 		if err := w.run(); err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +76,7 @@ func runBench(b *testing.B, sc *scenarios.Scenario, noPark bool) {
 
 // BenchmarkSimHour is the target: one simulated hour of
 // benchScenario in at most 10s of wall time (>= 360x) and under 500 MB.
-func BenchmarkSimHour(b *testing.B) { runBench(b, benchScenario(time.Hour), false) }
+func BenchmarkSimHour(b *testing.B) { runBench(b, benchScenario(time.Hour)) }
 
 // BenchmarkSimHourFaults is the same world with a fault every few minutes.
 func BenchmarkSimHourFaults(b *testing.B) {
@@ -92,13 +91,5 @@ func BenchmarkSimHourFaults(b *testing.B) {
 		{At: dur(42 * time.Minute), Kind: scenarios.FaultStoreDown, Region: "us-east", For: dur(2 * time.Minute)},
 		{At: dur(45 * time.Minute), Kind: scenarios.FaultRollingRestart, Every: dur(30 * time.Second), Down: dur(10 * time.Second)},
 	}
-	runBench(b, sc, false)
-}
-
-// BenchmarkSimTenMinutesNoPark measures what skipping steady probes saves:
-// ten simulated minutes with every probe run.
-func BenchmarkSimTenMinutesNoPark(b *testing.B) {
-	sc := benchScenario(10 * time.Minute)
-	sc.Name = "bench-10m-nopark"
-	runBench(b, sc, true)
+	runBench(b, sc)
 }

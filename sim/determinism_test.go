@@ -66,33 +66,6 @@ func TestDeterminism(t *testing.T) {
 	t.Logf("event log %d bytes, %d lines\n%s", len(log1), bytes.Count([]byte(log1), []byte("\n")), sum1)
 }
 
-// Skipping steady probes (parking) must not change anything a run says.
-func TestParkingIsInvisible(t *testing.T) {
-	logA, sumA := runLog(t, busy(), Options{Seed: 9})
-	sc := busy()
-	var log bytes.Buffer
-	cfg, err := prepare(sc, Options{Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 9, EventLog: &log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.hooks.noPark = true
-	if err := w.run(); err != nil {
-		t.Fatal(err)
-	}
-	var sumB bytes.Buffer
-	w.result().WriteSummary(&sumB)
-	if logA != log.String() {
-		t.Fatalf("parking changed the event log; first difference:\n%s", firstDiff(logA, log.String()))
-	}
-	if sumA != sumB.String() {
-		t.Fatalf("parking changed the summary:\n%s\n---\n%s", sumA, sumB.String())
-	}
-}
-
 func firstDiff(a, b string) string {
 	la, lb := bytes.Split([]byte(a), []byte("\n")), bytes.Split([]byte(b), []byte("\n"))
 	for i := 0; i < len(la) && i < len(lb); i++ {

@@ -9,15 +9,15 @@
 // It runs the production drivers too, not copies: each simulated gateway
 // drives its cache follower (region.Cache.Start), federation.Federator,
 // federation.Publisher, federation.Shards, region.Registrar and
-// region.StatusWriter on gwRuntime, an rt.Runtime over the event queue
-// whose tasks die with the gateway's incarnation. Fetches go through a
-// simulated federation.SyncTransport over the simulated network
-// (gateway.Fetch), probes through a simulated region.ProbeTransport over
-// the simulated instances (gateway.Probe), replicas through a simulated
-// federation.ReplicaStore.
-// Still its own: the per-instance health machines with parking
-// (health.go), which schedule region.Health the way region.HealthRunner
-// does, and TTL heartbeats fed straight to them.
+// region.HealthRunner (with its region.StatusWriter) on gwRuntime, an
+// rt.Runtime over the event queue whose tasks die with the gateway's
+// incarnation. Fetches go through a simulated federation.SyncTransport over
+// the simulated network (gateway.Fetch), probes through a simulated
+// region.ProbeTransport over the simulated instances (gateway.Probe),
+// replicas through a simulated federation.ReplicaStore. An instance's TTL
+// heartbeats go to one gateway of its region, which routes them as the
+// heartbeat handler does (region.HeartbeatRoute: take it, or forward it
+// once to the check's owner) into HealthRunner.Heartbeat.
 //
 // The simulated world: a network of regions (latency per pair with jitter
 // and loss, partitions in any grouping, one-way cuts, degraded links); a

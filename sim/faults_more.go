@@ -172,15 +172,6 @@ func (in *instance) probeBy(w *world, g *gateway, timeout time.Duration) (region
 	return in.probe(w, timeout)
 }
 
-// steadyBy is steady for gateway g's probes.
-func (in *instance) steadyBy(w *world, g *gateway, timeout time.Duration) (time.Duration, bool) {
-	if in.state == stateFlap {
-		return 0, false
-	}
-	r, lat := in.probeBy(w, g, timeout)
-	return lat, r.Status == region.StatusPassing
-}
-
 // extMetric measures the metrics of this file for an expectation.
 func (w *world) extMetric(e scenarios.Expectation) (float64, bool) {
 	switch e.Metric {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/meridian-sd/meridian/failover"
@@ -18,10 +16,10 @@ import (
 // follower over its region's store, the federation.Federator (fetching
 // through the simulated network, see transport.go), the
 // federation.Publisher of its version tag, federation.Shards for check
-// ownership, region.Registrar for registrations and region.StatusWriter for
-// health writes. What stays here is simulated: per-instance health
-// machines (health.go, for parking), its membership views, and routing
-// memoization.
+// ownership, region.Registrar for registrations and region.HealthRunner
+// for health checks, TTL heartbeats and health writes (through the
+// simulated probe transport, health.go). What stays here is simulated: its
+// membership views and routing memoization.
 type gateway struct {
 	w    *world
 	idx  int
@@ -40,9 +38,7 @@ type gateway struct {
 	pub       *federation.Publisher
 	shards    *federation.Shards
 	registrar *region.Registrar
-	writer    *region.StatusWriter
-	healthRng *rand.Rand
-	checks    map[region.Key]*check
+	health    *region.HealthRunner
 	view      []memberView
 
 	cachePending bool
@@ -82,8 +78,6 @@ func (g *gateway) start() error {
 	g.running, g.left = true, false
 	g.inc++
 	g.rt = gwRuntime{g: g, inc: g.inc}
-	g.healthRng = w.rand(streamHealth + uint64(g.idx) + uint64(g.inc)<<10)
-	g.checks = map[region.Key]*check{}
 	g.fetches = map[uint64]fetchRec{}
 	g.lastVer = map[string]uint64{}
 	g.sig = nil
@@ -105,12 +99,14 @@ func (g *gateway) start() error {
 	g.cache.OnChange(g.onCacheChange)
 	g.registrar = &region.Registrar{Store: g.rs.store, Cache: g.cache, Logger: w.logger, Runtime: g.rt,
 		Sleep: func(context.Context, time.Duration) error { return errNoRetry }}
-	g.writer = &region.StatusWriter{Store: g.rs.store, Cache: g.cache, Now: w.wall, Logger: w.logger,
+	g.health = region.NewHealthRunner(g.rs.store, g.cache, region.HealthRunnerOptions{Logger: w.logger,
+		Rand: w.rand(streamHealth + uint64(g.idx) + uint64(g.inc)<<10), Runtime: g.rt, Probes: g, Owns: g.owns,
+		Region: g.rs.name,
 		OnWrite: func(_ region.Effect, ch region.Change) {
 			w.m.statusWrites++
 			w.m.statusWritesBy[g.rs.idx]++
 			w.committed(g.rs, ch, true)
-		}}
+		}})
 	g.shards = federation.NewShards(g.name)
 	fed, err := federation.NewFederator(federation.FederatorConfig{
 		Core: w.coreConfig(g), Rand: w.rand(streamCore + uint64(g.idx) + uint64(g.inc)<<10),
@@ -132,6 +128,7 @@ func (g *gateway) start() error {
 	fed.Member(federation.MemberEvent{Kind: federation.EventJoin,
 		Member: federation.Member{Name: g.name, Region: g.rs.name, HTTPAddr: g.addr}})
 	g.cache.Start(w.ctx)
+	g.health.Start(w.ctx)
 	return nil
 }
 
@@ -145,17 +142,10 @@ func (g *gateway) crash(graceful bool) {
 		return
 	}
 	g.running, g.left = false, graceful
-	keys := make([]region.Key, 0, len(g.checks))
-	for k := range g.checks {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, keyCmp)
-	for _, k := range keys {
-		g.checks[k].drop()
-	}
 	g.inc++ // the drivers' pending tasks and timers on gwRuntime end here
 	g.fed.Stop()
 	g.pub.Stop()
+	g.health.Stop()
 	g.cache.Stop()
 	g.fetches = map[uint64]fetchRec{}
 	g.memo = nil
@@ -205,8 +195,8 @@ func (g *gateway) cacheSynced(err error) {
 	}
 }
 
-// onCacheChange is the cache's OnChange: publish the version, keep the
-// health machines in step with the catalog, invalidate routes.
+// onCacheChange is the cache's OnChange: publish the version, invalidate
+// routes. (The health runner follows the cache by itself.)
 func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	w := g.w
 	if !g.running {
@@ -218,32 +208,10 @@ func (g *gateway) onCacheChange(changes []region.Change, reload bool) {
 	if reload {
 		g.epoch++
 		g.dataEpoch++
-		g.reconcileChecks()
 		return
 	}
 	for i := range changes {
-		ch := &changes[i]
-		g.patch(g.rs.idx, ch)
-		k := region.Key{Service: ch.Service, ID: ch.ID}
-		c := g.checks[k]
-		if ch.Op == region.OpDelete {
-			if c != nil {
-				c.drop()
-			}
-			continue
-		}
-		if !g.owns(k) {
-			continue
-		}
-		if c != nil {
-			c.resync(*ch.Instance)
-			continue
-		}
-		in := g.rs.insts[k]
-		if in == nil {
-			continue
-		}
-		g.newCheck(in, *ch.Instance).step()
+		g.patch(g.rs.idx, &changes[i])
 	}
 }
 
@@ -258,66 +226,7 @@ func (g *gateway) peersChanged() {
 		return
 	}
 	g.w.log.event(g.w.now, "shard", kv("gateway", g.name), kvStrs("gateways", g.shards.Names()))
-	g.reconcileChecks()
-}
-
-// reconcileChecks makes the set of health machines match the owned
-// instances of the catalog, creating new ones in key order.
-func (g *gateway) reconcileChecks() {
-	var all []region.Instance
-	g.cache.Read(func(c *region.Catalog) { all = c.All() })
-	seen := make(map[region.Key]bool, len(all))
-	var fresh []*check
-	for i := range all {
-		rec := all[i]
-		k := rec.Key()
-		seen[k] = true
-		c := g.checks[k]
-		owned := g.owns(k)
-		switch {
-		case owned && c == nil:
-			in := g.rs.insts[k]
-			if in == nil {
-				continue
-			}
-			fresh = append(fresh, g.newCheck(in, rec))
-		case owned && c.h != nil:
-			if st, ok := c.h.State(k); ok && st.ModifyIndex != rec.ModifyIndex {
-				c.resync(rec)
-			}
-		case !owned && c != nil:
-			c.drop()
-		}
-	}
-	var gone []region.Key
-	for k := range g.checks {
-		if !seen[k] {
-			gone = append(gone, k)
-		}
-	}
-	slices.SortFunc(gone, keyCmp)
-	for _, k := range gone {
-		g.checks[k].drop()
-	}
-	for _, c := range fresh {
-		c.step()
-	}
-}
-
-// write carries out a health machine's store write through the
-// production StatusWriter, after the store's latency.
-func (g *gateway) write(e region.Effect) {
-	w := g.w
-	inc := g.inc
-	w.after(g.rs.slow, func() {
-		if !g.running || g.inc != inc {
-			return
-		}
-		err := g.writer.Write(w.ctx, e)
-		if err != nil && !errors.Is(err, region.ErrConflict) && !errors.Is(err, region.ErrNotFound) {
-			w.m.writeFailed++ // the store is down: the machine re-emits
-		}
-	})
+	g.health.Resync()
 }
 
 // publish is the Publisher's publish: the tag changes locally (the core

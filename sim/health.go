@@ -2,197 +2,115 @@ package sim
 
 import (
 	"context"
-	"time"
+	"errors"
 
 	"github.com/meridian-sd/meridian/region"
 )
 
-// check is one gateway's health machine for one instance it owns. Each
-// instance gets a region.Health of its own so that a probe costs O(1)
-// whatever the catalog size; the machines of a gateway share its rng and
-// are synced in key order, as the production runner's single machine draws
-// its jitter.
-//
-// Parking: while an HTTP check is passing, in sync with the store, and the
-// instance would keep answering the same way, every probe only moves the
-// next probe time on by Interval + the probe's latency. Such a check is
-// parked: no events are scheduled for it. Before anything changes its
-// inputs (the instance's truth, the catalog, ownership), unpark replays the
-// last probe of that fixed schedule into the machine, leaving it exactly as
-// if it had probed all along.
-type check struct {
-	g    *gateway
-	in   *instance
-	key  region.Key
-	h    *region.Health
-	t    timer
-	gone bool
-
-	parked bool
-	base   time.Duration // first skipped probe
-	period time.Duration
-	lat    time.Duration
-}
-
-func (g *gateway) newCheck(in *instance, rec region.Instance) *check {
-	w := g.w
-	c := &check{g: g, in: in, key: in.key, h: region.NewHealth(g.healthRng)}
-	c.h.Sync(w.wall(), []region.Instance{rec})
-	in.checks = append(in.checks, c)
-	g.checks[in.key] = c
-	return c
-}
-
-// drop forgets the check (ownership moved, instance gone, gateway down).
-func (c *check) drop() {
-	if c.gone {
-		return
-	}
-	c.gone = true
-	c.t.stop()
-	delete(c.g.checks, c.key)
-	cs := c.in.checks
-	for i, x := range cs {
-		if x == c {
-			c.in.checks = append(cs[:i], cs[i+1:]...)
-			break
-		}
-	}
-}
-
-// resync feeds the machine the instance as the catalog has it now.
-func (c *check) resync(rec region.Instance) {
-	c.unpark()
-	c.h.Sync(c.g.w.wall(), []region.Instance{rec})
-	c.step()
-}
-
-// step ticks the machine, carries out its effects and schedules the next tick.
-func (c *check) step() {
-	if c.gone || c.parked {
-		return
-	}
-	w := c.g.w
-	for _, e := range c.h.Tick(w.wall()) {
-		c.effect(e)
-	}
-	c.schedule()
-}
-
-func (c *check) effect(e region.Effect) {
-	w := c.g.w
-	switch e.Kind {
-	case region.EffectProbe:
-		c.g.Probe(w.ctx, e, func(res region.ProbeResult) {
-			if c.gone {
-				return
-			}
-			c.h.Result(w.wall(), c.key, res)
-			c.step()
-		})
-	case region.EffectSetStatus, region.EffectDeregister:
-		c.g.write(e)
-	}
-}
-
-// deliver hands a probe result to the machine at t.
-func (c *check) deliver(t time.Duration, res region.ProbeResult) {
-	w := c.g.w
-	w.at(t, func() {
-		if c.gone {
-			return
-		}
-		c.h.Result(w.wall(), c.key, res)
-		c.step()
-	})
-}
-
-func (c *check) schedule() {
-	w := c.g.w
-	st, ok := c.h.State(c.key)
-	if !ok {
-		c.t.stop()
-		return
-	}
-	if c.parkable(&st) {
-		c.parked = true
-		c.base = st.NextProbe.Sub(w.cfg.start)
-		c.period = time.Duration(c.in.checkInterval(w)) + c.lat
-		c.t.stop()
-		return
-	}
-	next := c.h.NextDeadline()
-	if next.IsZero() {
-		c.t.stop()
-		return
-	}
-	w.arm(&c.t, next.Sub(w.cfg.start), c.step)
-}
-
-func (c *check) parkable(st *region.CheckState) bool {
-	w := c.g.w
-	if w.hooks.noPark || (st.Kind != "http" && st.Kind != "tcp") || st.InFlight {
-		return false
-	}
-	if st.Status != region.StatusPassing || st.StoreStatus != st.Status || st.StoreOutput != st.Output || st.Output != probeOKOutput {
-		return false
-	}
-	lat, ok := c.in.steadyBy(w, c.g, c.in.checkTimeout(w))
-	c.lat = lat
-	return ok && st.NextProbe.Sub(w.cfg.start) >= w.now
-}
-
-// unpark brings a parked machine to now as if it had probed on schedule.
-func (c *check) unpark() {
-	if !c.parked || c.gone {
-		return
-	}
-	c.parked = false
-	w := c.g.w
-	if w.now < c.base {
-		return // no probe was skipped
-	}
-	k := (w.now - c.base) / c.period
-	pk := c.base + k*c.period
-	w.m.parkedProbes += int64(k)
-	for _, e := range c.h.Tick(w.cfg.start.Add(pk)) {
-		if e.Kind != region.EffectProbe {
-			c.effect(e) // not expected: a parked machine is in sync
-			continue
-		}
-		res, lat := c.in.probeBy(w, c.g, e.Timeout)
-		if pr := pk + lat; pr <= w.now {
-			c.h.Result(w.cfg.start.Add(pr), c.key, res)
-			for _, e2 := range c.h.Tick(w.cfg.start.Add(pr)) {
-				c.effect(e2)
-			}
-		} else {
-			c.deliver(pr, res)
-		}
-	}
-}
-
-func (in *instance) checkInterval(w *world) time.Duration {
-	return w.cfg.services[in.svc].check.Interval.Std()
-}
-
-// checkTimeout is the probe timeout after the check's defaults.
-func (in *instance) checkTimeout(w *world) time.Duration {
-	iv := in.checkInterval(w)
-	return min(region.DefaultCheckTimeout, iv)
-}
+// Health checks run in the production region.HealthRunner of every
+// simulated gateway (gateway.start), on the gateway's runtime. What is
+// simulated is only what it talks to: the instances its probes reach
+// (Probe, below) and the TTL heartbeats the instances send (beat).
 
 // Probe implements region.ProbeTransport over the simulated instances: the
-// probe sees the instance as it is now and answers after its latency.
+// probe sees the instance as it is now and answers after its latency,
+// unless the gateway crashed or restarted meanwhile (the process died with
+// its probes in flight).
 func (g *gateway) Probe(_ context.Context, e region.Effect, done func(region.ProbeResult)) {
 	w := g.w
 	in := g.rs.insts[e.Key]
-	if in == nil {
-		w.after(2*w.cfg.net.intra, func() { done(region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}) })
-		return
+	res, lat := region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, 2*w.cfg.net.intra
+	if in != nil {
+		res, lat = in.probeBy(w, g, e.Timeout)
 	}
-	res, lat := in.probeBy(w, g, e.Timeout)
-	w.after(lat, func() { done(res) })
+	inc := g.inc
+	w.after(lat, func() {
+		if g.inc == inc {
+			done(res)
+		}
+	})
 }
 
 var _ region.ProbeTransport = (*gateway)(nil)
+
+// heartbeatGateway is the gateway an instance sends its heartbeats to: a
+// fixed one of its region (as a client configured with one gateway
+// address), or the next running one while that is down.
+func (in *instance) heartbeatGateway() *gateway {
+	gws := in.rs.gateways
+	for i := range gws {
+		if g := gws[(in.n-1+i)%len(gws)]; g.running {
+			return g
+		}
+	}
+	return nil
+}
+
+// checkOwnerAddr is the agent's check-owner lookup: the HTTP address of the
+// gateway that runs k's checks when that is another gateway, "" when it
+// is this one or no owner is known.
+func (g *gateway) checkOwnerAddr(k region.Key) string {
+	m, ok := g.shards.Owner(k.String())
+	if !ok || m.Name == g.name {
+		return ""
+	}
+	return m.HTTPAddr
+}
+
+// beat delivers one TTL heartbeat of in: to its gateway, which routes it
+// as the heartbeat handler does (region.HeartbeatRoute: take it, or
+// forward it once to the check's owner) into HealthRunner.Heartbeat.
+func (w *world) beat(in *instance) {
+	g := in.heartbeatGateway()
+	if g == nil {
+		w.heartbeatFailed(in, nil, errNoGateway)
+		return
+	}
+	w.heartbeatAt(in, g, false)
+}
+
+func (w *world) heartbeatAt(in *instance, g *gateway, forwarded bool) {
+	inc := g.inc
+	w.after(w.cfg.net.intra, func() {
+		if !g.running || g.inc != inc {
+			w.heartbeatFailed(in, g, errors.New("gateway went down"))
+			return
+		}
+		if addr := region.HeartbeatRoute(in.key, forwarded, g.checkOwnerAddr); addr != "" {
+			owner := g.rs.gatewayAt(addr)
+			if owner == nil {
+				w.heartbeatFailed(in, g, errors.New("check owner "+addr+" unknown"))
+				return
+			}
+			w.m.heartbeatsForwarded++
+			w.heartbeatAt(in, owner, true)
+			return
+		}
+		if _, err := g.health.Heartbeat(w.ctx, in.key, region.Heartbeat{Status: region.StatusPassing}); err != nil {
+			w.heartbeatFailed(in, g, err)
+		}
+	})
+}
+
+// heartbeatFailed records a heartbeat the gateways did not take.
+func (w *world) heartbeatFailed(in *instance, g *gateway, err error) {
+	if !in.registered {
+		return // deregistered meanwhile: the instance stops beating
+	}
+	w.m.heartbeatFailed++
+	gw := ""
+	if g != nil {
+		gw = g.name
+	}
+	w.log.event(w.now, "heartbeat_failed", kv("gateway", gw), kv("instance", in.key.String()), kv("error", err.Error()))
+}
+
+// gatewayAt returns the region's gateway with HTTP address addr.
+func (rs *regionSim) gatewayAt(addr string) *gateway {
+	for _, g := range rs.gateways {
+		if g.addr == addr {
+			return g
+		}
+	}
+	return nil
+}

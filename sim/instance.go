@@ -47,9 +47,8 @@ type instance struct {
 	faultGen   int // bumped by each instance fault, to stop flapping chains
 	serving    bool
 
-	checks    []*check // gateways' health machines for it
-	blockedBy []int    // gateways whose probes time out (probe_blocked), by index
-	hbGen     int      // TTL heartbeat chain
+	blockedBy []int // gateways whose probes time out (probe_blocked), by index
+	hbGen     int   // TTL heartbeat chain
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -115,27 +114,11 @@ func (in *instance) probe(w *world, timeout time.Duration) (region.ProbeResult, 
 	return region.ProbeResult{Status: region.StatusPassing, Output: probeOKOutput}, lat
 }
 
-// steady reports whether every probe would pass the same way until the
-// truth changes, so that a health machine may skip them (see check.park).
-func (in *instance) steady(w *world, timeout time.Duration) (time.Duration, bool) {
-	if in.state == stateFlap {
-		return 0, false
-	}
-	r, lat := in.probe(w, timeout)
-	return lat, r.Status == region.StatusPassing
-}
-
-// changeTruth changes what the instance really does: health machines that
-// skipped steady probes catch up first, then see the new truth.
+// changeTruth changes what the instance really does; the gateways' health
+// runners see it at their next probes.
 func (w *world) changeTruth(in *instance, fn func()) {
-	for _, c := range in.checks {
-		c.unpark()
-	}
 	fn()
 	w.updateServing(in)
-	for _, c := range in.checks {
-		c.step()
-	}
 }
 
 // updateServing keeps the per-service count of live instances and the
@@ -173,14 +156,7 @@ func (w *world) startHeartbeats(in *instance) {
 			return
 		}
 		if in.up() {
-			w.after(w.cfg.net.intra, func() {
-				for _, c := range in.checks {
-					if !c.gone {
-						_ = c.h.Heartbeat(w.wall(), c.key, region.StatusPassing, "")
-						c.step()
-					}
-				}
-			})
+			w.beat(in)
 		}
 		w.after(period, beat)
 	}

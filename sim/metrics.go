@@ -32,10 +32,13 @@ type metricsState struct {
 	syncFailedBy                 []int64 // per fetching region
 	statusWritesBy               []int64 // per region
 	syncs, fullSyncs, syncFailed int64
-	statusWrites, writeFailed    int64
+	statusWrites                 int64
 	registrations, registerFail  int64
 	deregistered, memberEvents   int64
-	parkedProbes, routes         int64
+	routes                       int64
+
+	// TTL heartbeats forwarded to their check's owner, and not taken.
+	heartbeatsForwarded, heartbeatFailed int64
 
 	viol       map[string]*violAcc
 	violAt     []ViolationMark

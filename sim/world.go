@@ -74,8 +74,6 @@ type testHooks struct {
 	// invariants keep judging against the gateway's own view): a router
 	// bug, e.g. treating an unreachable region as reachable.
 	routerSees func(gw string, v *failover.RegionView)
-	// noPark disables the skipping of steady probes (to compare with it).
-	noPark bool
 	// verifyInstances compares every cached instance list with the
 	// catalog it follows, and panics on a difference.
 	verifyInstances bool

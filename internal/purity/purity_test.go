@@ -49,11 +49,12 @@ var coreFiles = []string{
 	"federation/publisher.go", // the version publisher, on the rt seam
 	"region/catalog.go",
 	"region/intern.go",
+	"region/healthdeadlines.go",
+	"region/heartbeatroute.go",
 	"region/change.go",
 	"region/decode.go",
 	"region/doc.go",
 	"region/health.go",
-	"region/healthsync.go",
 	"region/instance.go",
 	"region/store.go",
 	"region/storeloss.go",
