@@ -36,7 +36,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)
 var FaultKinds = []string{
 	FaultCut, FaultDegrade, FaultDeregister, FaultGatewayCrash, FaultGatewayRestart,
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
-	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
+	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
 }
 
@@ -75,6 +75,7 @@ var faultFields = map[string][]string{
 	FaultInstancesHeal:  {"region", "service", "count", "fraction"},
 	FaultInstancesFlap:  {"region", "service", "count", "fraction", "period", "for"},
 	FaultInstancesSlow:  {"region", "service", "count", "fraction", "latency", "for"},
+	FaultRegisterBad:    {"region", "service", "count", "over"},
 	FaultRegisterStorm:  {"region", "service", "count", "over"},
 	FaultDeregister:     {"region", "service", "count", "for"},
 	FaultPeerRefused:    {"from", "to", "for"},
@@ -502,7 +503,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Kind == FaultInstancesSlow && f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
-	case FaultRegisterStorm, FaultDeregister:
+	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister:
 		v.regionRef(p+".region", f.Region, true)
 		v.serviceRef(p+".service", f.Service)
 		if f.Count < 1 || f.Count > MaxStormCount {

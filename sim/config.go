@@ -444,7 +444,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && ft.Kind == scenarios.FaultInstancesSlow && ft.Latency <= 0 {
 				err = fmt.Errorf("%s.latency: instances_slow needs a positive latency", f)
 			}
-		case scenarios.FaultRegisterStorm:
+		case scenarios.FaultRegisterStorm, scenarios.FaultRegisterBad:
 			err = needService()
 			if err == nil && (ft.Count <= 0 || ft.Count > 1000000 || ft.Over < 0) {
 				err = fmt.Errorf("%s: register_storm needs count in 1..1000000 and a non-negative over", f)

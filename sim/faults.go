@@ -221,6 +221,14 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			})
 		}
 		w.after(over, func() { w.closeSpan(sp); w.quiet() })
+	case scenarios.FaultRegisterBad:
+		rs := w.regions[c.regionIdx[f.Region]]
+		svc := c.serviceIdx[f.Service]
+		sp := w.openSpan(f.Kind, fmt.Sprintf("%s in %s: %d over %s", f.Service, rs.name, f.Count, f.Over.D()))
+		for i := range f.Count {
+			w.after(time.Duration(int64(f.Over.D())*int64(i)/int64(f.Count)), func() { w.registerInvalid(rs, svc, i) })
+		}
+		w.after(f.Over.D(), func() { w.closeSpan(sp) })
 	case scenarios.FaultDeregister:
 		rs := w.regions[c.regionIdx[f.Region]]
 		svc := c.serviceIdx[f.Service]
