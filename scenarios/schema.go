@@ -175,6 +175,7 @@ const (
 	MetricStaleDemoted   = "stale_demoted"    // lookups routed while an allowed remote region was stale past the policy's bound (and so ranked after fresh ones)
 	MetricPeerRefused    = "peer_refused"     // fetches refused by the peer check (peer_refused fault)
 	MetricDeregistered   = "deregistered"     // instances deregistered (deregister faults, deregister_critical_after)
+	MetricRemoteShare    = "remote_share"     // share of lookups answered by a live instance of another region than the caller's (cross-region traffic)
 )
 
 // Expectation bounds one metric: the run fails when the value is below Min

@@ -43,7 +43,7 @@ var FaultKinds = []string{
 // Metrics lists the metric names an expectation can bound, sorted.
 var Metrics = []string{
 	MetricAvailability, MetricConvergenceP50, MetricConvergenceP99, MetricDeadShare, MetricDeregistered,
-	MetricFailoverTime, MetricLookups, MetricPeerRefused, MetricSnapshotSyncs, MetricStaleDemoted,
+	MetricFailoverTime, MetricLookups, MetricPeerRefused, MetricRemoteShare, MetricSnapshotSyncs, MetricStaleDemoted,
 	MetricStatusWrites, MetricSyncBytes, MetricSyncFailed, MetricUnreachable,
 }
 
@@ -54,7 +54,9 @@ func IsTimeMetric(m string) bool {
 }
 
 // isShareMetric reports whether the metric is a share in [0, 1].
-func isShareMetric(m string) bool { return m == MetricAvailability || m == MetricDeadShare }
+func isShareMetric(m string) bool {
+	return m == MetricAvailability || m == MetricDeadShare || m == MetricRemoteShare
+}
 
 // faultFields lists, per kind, the optional or required fields it uses
 // besides at and kind. A field not listed must be left empty.

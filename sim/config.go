@@ -499,7 +499,8 @@ func (c *config) gateway(name string) (reg, n int, err error) {
 var knownMetrics = []string{scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricFailoverTime,
 	scenarios.MetricConvergenceP50, scenarios.MetricConvergenceP99, scenarios.MetricSyncBytes, scenarios.MetricLookups,
 	scenarios.MetricUnreachable, scenarios.MetricStatusWrites, scenarios.MetricSyncFailed,
-	scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered}
+	scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered,
+	scenarios.MetricRemoteShare}
 
 func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if !slices.Contains(knownMetrics, e.Metric) {
