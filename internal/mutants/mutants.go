@@ -166,7 +166,6 @@ var All = []Mutant{
 		Find:    "if in.Port < 1 || in.Port > 65535 {",
 		Replace: "if in.Port < 0 || in.Port > 65535 {",
 		Desc:    "port 0 is accepted at registration: lookups hand out an address nobody can dial",
-		Reach:   ReachHandler,
 	},
 
 	// --- store: in-memory twin and the Redis Lua scripts. ---
