@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -11,6 +12,10 @@ type FaultyStore struct {
 	Store
 	mu  sync.Mutex
 	err error
+	// lose: writes lose their connection (see LoseReplies); lost counts
+	// them, so they alternate deterministically.
+	lose bool
+	lost int
 }
 
 var _ Store = (*FaultyStore)(nil)
@@ -25,6 +30,31 @@ func (f *FaultyStore) Fail(err error) {
 	f.mu.Unlock()
 }
 
+// LoseReplies makes every write's outcome unknown to its caller until
+// LoseReplies(false), as when the connection to Redis resets after a
+// command was sent: the writes alternate between applied (the answer was
+// lost) and not applied (the request was lost), and each returns an error
+// wrapping ErrOutcomeUnknown. Reads pass through.
+func (f *FaultyStore) LoseReplies(on bool) {
+	f.mu.Lock()
+	f.lose = on
+	f.mu.Unlock()
+}
+
+// lostWrite reports whether this write loses its connection, and if so
+// whether it is applied all the same.
+func (f *FaultyStore) lostWrite() (lost, apply bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.lose {
+		return false, false
+	}
+	f.lost++
+	return true, f.lost%2 == 1
+}
+
+var errConnReset = fmt.Errorf("%w: connection reset after the command was sent", ErrOutcomeUnknown)
+
 func (f *FaultyStore) fault() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -36,6 +66,12 @@ func (f *FaultyStore) Put(ctx context.Context, in Instance, c Cond) (Change, err
 	if err := f.fault(); err != nil {
 		return Change{}, err
 	}
+	if lost, apply := f.lostWrite(); lost {
+		if apply {
+			_, _ = f.Store.Put(ctx, in, c)
+		}
+		return Change{}, errConnReset
+	}
 	return f.Store.Put(ctx, in, c)
 }
 
@@ -43,6 +79,12 @@ func (f *FaultyStore) Put(ctx context.Context, in Instance, c Cond) (Change, err
 func (f *FaultyStore) Delete(ctx context.Context, k Key, c Cond) (Change, error) {
 	if err := f.fault(); err != nil {
 		return Change{}, err
+	}
+	if lost, apply := f.lostWrite(); lost {
+		if apply {
+			_, _ = f.Store.Delete(ctx, k, c)
+		}
+		return Change{}, errConnReset
 	}
 	return f.Store.Delete(ctx, k, c)
 }

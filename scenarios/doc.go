@@ -101,6 +101,9 @@
 //   - store_up: region's store recovers.
 //   - store_wipe: region's store loses all its data at once, as a Redis
 //     without persistence restarting would (the gateways restore it).
+//   - store_flaky: region's store connection resets mid-write: every
+//     write's outcome is unknown to its caller (alternately applied and
+//     not); reads pass; for.
 //   - instances_fail, instances_flap, instances_slow: count or fraction
 //     (one of them, required) of service's instances in region stop
 //     answering, alternate down/up every period (required, >= 100ms), or
@@ -108,6 +111,9 @@
 //   - instances_heal: they answer again (count or fraction; default all).
 //   - register_storm: count (required) new instances of service register in
 //     region, spread over over.
+//   - register_invalid: count (required) misconfigured clients register
+//     instances of service in region with port 0, spread over over; each
+//     must be refused (invariant invalid_refused).
 //   - deregister: count (required) instances of service in region
 //     deregister; with for, the same instances register again after it.
 //   - peer_refused: from's gateways refuse to's gateways as sources of
@@ -128,8 +134,9 @@
 // rewriting its status in a loop), unreachable_sent, snapshot_syncs
 // (fetches since a version answered with a snapshot: gap recovery),
 // stale_demoted (lookups routed while an allowed remote region was stale
-// past the bound), peer_refused (fetches refused by the peer check) and
-// deregistered take min and/or max;
+// past the bound), peer_refused (fetches refused by the peer check),
+// deregistered and remote_share (share of lookups answered by another
+// region than the caller's) take min and/or max;
 // failover_time, convergence_p50 and convergence_p99 are times and take
 // max_duration. A run fails when a bound does not hold or an invariant of
 // the simulator is violated.

@@ -111,25 +111,27 @@ type Traffic struct {
 
 // Fault kinds, the value of Fault.Kind.
 const (
-	FaultPartition      = "partition"       // Groups: regions in different groups cannot talk
-	FaultCut            = "cut"             // From -> To only (asymmetric): packets from From to To are dropped
-	FaultHeal           = "heal"            // every partition and cut ends, degraded links restored
-	FaultDegrade        = "degrade"         // From <-> To link: Latency added, Loss set
-	FaultGatewayCrash   = "gateway_crash"   // Gateway (e.g. "us-east-1") or every gateway of Region stops without leaving
-	FaultGatewayRestart = "gateway_restart" // Gateway or every gateway of Region comes back
-	FaultRollingRestart = "rolling_restart" // every gateway of Region (or all regions when empty), one at a time, Every apart, each down for Down
-	FaultStoreDown      = "store_down"      // Region's Store rejects every operation
-	FaultStoreSlow      = "store_slow"      // Region's Store answers after Latency
-	FaultStoreUp        = "store_up"        // Region's Store recovers
-	FaultStoreWipe      = "store_wipe"      // Region's Store loses all its data (Redis restarted without persistence)
-	FaultInstancesFail  = "instances_fail"  // Count (or Fraction) of Service's instances in Region stop answering checks
-	FaultInstancesHeal  = "instances_heal"  // they answer again
-	FaultInstancesFlap  = "instances_flap"  // they alternate down/up every Period until healed
-	FaultInstancesSlow  = "instances_slow"  // they answer after Latency (probes may time out)
-	FaultRegisterStorm  = "register_storm"  // Count new instances of Service in Region registered over Over
-	FaultDeregister     = "deregister"      // Count instances of Service in Region deregistered (and registered again after For)
-	FaultPeerRefused    = "peer_refused"    // From's gateways refuse To's gateways as catalog sources (their certificate names another region)
-	FaultProbeBlocked   = "probe_blocked"   // Gateway's probes of Count (or Fraction) of Service's instances in Region time out; the other gateways' pass
+	FaultPartition      = "partition"        // Groups: regions in different groups cannot talk
+	FaultCut            = "cut"              // From -> To only (asymmetric): packets from From to To are dropped
+	FaultHeal           = "heal"             // every partition and cut ends, degraded links restored
+	FaultDegrade        = "degrade"          // From <-> To link: Latency added, Loss set
+	FaultGatewayCrash   = "gateway_crash"    // Gateway (e.g. "us-east-1") or every gateway of Region stops without leaving
+	FaultGatewayRestart = "gateway_restart"  // Gateway or every gateway of Region comes back
+	FaultRollingRestart = "rolling_restart"  // every gateway of Region (or all regions when empty), one at a time, Every apart, each down for Down
+	FaultStoreDown      = "store_down"       // Region's Store rejects every operation
+	FaultStoreSlow      = "store_slow"       // Region's Store answers after Latency
+	FaultStoreUp        = "store_up"         // Region's Store recovers
+	FaultStoreWipe      = "store_wipe"       // Region's Store loses all its data (Redis restarted without persistence)
+	FaultStoreFlaky     = "store_flaky"      // Region's Store connection resets mid-write: every write's outcome is unknown to the caller (alternately applied and not)
+	FaultInstancesFail  = "instances_fail"   // Count (or Fraction) of Service's instances in Region stop answering checks
+	FaultInstancesHeal  = "instances_heal"   // they answer again
+	FaultInstancesFlap  = "instances_flap"   // they alternate down/up every Period until healed
+	FaultInstancesSlow  = "instances_slow"   // they answer after Latency (probes may time out)
+	FaultRegisterStorm  = "register_storm"   // Count new instances of Service in Region registered over Over
+	FaultRegisterBad    = "register_invalid" // Count registrations of Service in Region from misconfigured clients (port 0), over Over: each must be refused
+	FaultDeregister     = "deregister"       // Count instances of Service in Region deregistered (and registered again after For)
+	FaultPeerRefused    = "peer_refused"     // From's gateways refuse To's gateways as catalog sources (their certificate names another region)
+	FaultProbeBlocked   = "probe_blocked"    // Gateway's probes of Count (or Fraction) of Service's instances in Region time out; the other gateways' pass
 )
 
 // Fault is one entry of the timeline.
@@ -173,6 +175,7 @@ const (
 	MetricStaleDemoted   = "stale_demoted"    // lookups routed while an allowed remote region was stale past the policy's bound (and so ranked after fresh ones)
 	MetricPeerRefused    = "peer_refused"     // fetches refused by the peer check (peer_refused fault)
 	MetricDeregistered   = "deregistered"     // instances deregistered (deregister faults, deregister_critical_after)
+	MetricRemoteShare    = "remote_share"     // share of lookups answered by a live instance of another region than the caller's (cross-region traffic)
 )
 
 // Expectation bounds one metric: the run fails when the value is below Min

@@ -36,14 +36,14 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$`)
 var FaultKinds = []string{
 	FaultCut, FaultDegrade, FaultDeregister, FaultGatewayCrash, FaultGatewayRestart,
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
-	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
-	FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
+	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
+	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
 var Metrics = []string{
 	MetricAvailability, MetricConvergenceP50, MetricConvergenceP99, MetricDeadShare, MetricDeregistered,
-	MetricFailoverTime, MetricLookups, MetricPeerRefused, MetricSnapshotSyncs, MetricStaleDemoted,
+	MetricFailoverTime, MetricLookups, MetricPeerRefused, MetricRemoteShare, MetricSnapshotSyncs, MetricStaleDemoted,
 	MetricStatusWrites, MetricSyncBytes, MetricSyncFailed, MetricUnreachable,
 }
 
@@ -54,7 +54,9 @@ func IsTimeMetric(m string) bool {
 }
 
 // isShareMetric reports whether the metric is a share in [0, 1].
-func isShareMetric(m string) bool { return m == MetricAvailability || m == MetricDeadShare }
+func isShareMetric(m string) bool {
+	return m == MetricAvailability || m == MetricDeadShare || m == MetricRemoteShare
+}
 
 // faultFields lists, per kind, the optional or required fields it uses
 // besides at and kind. A field not listed must be left empty.
@@ -67,6 +69,7 @@ var faultFields = map[string][]string{
 	FaultGatewayRestart: {"region", "gateway"},
 	FaultRollingRestart: {"region", "every", "down"},
 	FaultStoreDown:      {"region", "for"},
+	FaultStoreFlaky:     {"region", "for"},
 	FaultStoreSlow:      {"region", "latency", "for"},
 	FaultStoreUp:        {"region"},
 	FaultStoreWipe:      {"region"},
@@ -74,6 +77,7 @@ var faultFields = map[string][]string{
 	FaultInstancesHeal:  {"region", "service", "count", "fraction"},
 	FaultInstancesFlap:  {"region", "service", "count", "fraction", "period", "for"},
 	FaultInstancesSlow:  {"region", "service", "count", "fraction", "latency", "for"},
+	FaultRegisterBad:    {"region", "service", "count", "over"},
 	FaultRegisterStorm:  {"region", "service", "count", "over"},
 	FaultDeregister:     {"region", "service", "count", "for"},
 	FaultPeerRefused:    {"from", "to", "for"},
@@ -486,7 +490,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Down < Duration(minRollingPeriod) {
 			fe("down", "required: how long each gateway is down, at least %s, got %s", minRollingPeriod, f.Down.D())
 		}
-	case FaultStoreDown, FaultStoreUp, FaultStoreWipe:
+	case FaultStoreDown, FaultStoreFlaky, FaultStoreUp, FaultStoreWipe:
 		v.regionRef(p+".region", f.Region, true)
 	case FaultStoreSlow:
 		v.regionRef(p+".region", f.Region, true)
@@ -501,7 +505,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Kind == FaultInstancesSlow && f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
-	case FaultRegisterStorm, FaultDeregister:
+	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister:
 		v.regionRef(p+".region", f.Region, true)
 		v.serviceRef(p+".service", f.Service)
 		if f.Count < 1 || f.Count > MaxStormCount {

@@ -423,7 +423,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if ft.Every <= 0 || ft.Down <= 0 {
 				return fmt.Errorf("%s: rolling_restart needs every and down (positive durations)", f)
 			}
-		case scenarios.FaultStoreDown, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
+		case scenarios.FaultStoreDown, scenarios.FaultStoreFlaky, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
 			err = needRegion()
 		case scenarios.FaultStoreSlow:
 			err = needRegion()
@@ -444,7 +444,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && ft.Kind == scenarios.FaultInstancesSlow && ft.Latency <= 0 {
 				err = fmt.Errorf("%s.latency: instances_slow needs a positive latency", f)
 			}
-		case scenarios.FaultRegisterStorm:
+		case scenarios.FaultRegisterStorm, scenarios.FaultRegisterBad:
 			err = needService()
 			if err == nil && (ft.Count <= 0 || ft.Count > 1000000 || ft.Over < 0) {
 				err = fmt.Errorf("%s: register_storm needs count in 1..1000000 and a non-negative over", f)
@@ -499,7 +499,8 @@ func (c *config) gateway(name string) (reg, n int, err error) {
 var knownMetrics = []string{scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricFailoverTime,
 	scenarios.MetricConvergenceP50, scenarios.MetricConvergenceP99, scenarios.MetricSyncBytes, scenarios.MetricLookups,
 	scenarios.MetricUnreachable, scenarios.MetricStatusWrites, scenarios.MetricSyncFailed,
-	scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered}
+	scenarios.MetricSnapshotSyncs, scenarios.MetricStaleDemoted, scenarios.MetricPeerRefused, scenarios.MetricDeregistered,
+	scenarios.MetricRemoteShare}
 
 func (c *config) checkExpectation(e scenarios.Expectation) error {
 	if !slices.Contains(knownMetrics, e.Metric) {

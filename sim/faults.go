@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -154,13 +155,16 @@ func (w *world) applyFault(f *scenarios.Fault) {
 				})
 			})
 		}
-	case scenarios.FaultStoreDown, scenarios.FaultStoreSlow:
+	case scenarios.FaultStoreDown, scenarios.FaultStoreSlow, scenarios.FaultStoreFlaky:
 		rs := w.regions[c.regionIdx[f.Region]]
 		label := rs.name
-		if f.Kind == scenarios.FaultStoreDown {
+		switch f.Kind {
+		case scenarios.FaultStoreDown:
 			rs.down = true
 			rs.store.Fail(errStoreDown)
-		} else {
+		case scenarios.FaultStoreFlaky:
+			rs.store.LoseReplies(true)
+		default:
 			rs.slow = f.Latency.D()
 			label += " +" + rs.slow.String()
 		}
@@ -180,7 +184,7 @@ func (w *world) applyFault(f *scenarios.Fault) {
 		rs := w.regions[c.regionIdx[f.Region]]
 		w.storeUp(rs)
 		for i := range w.faultSpans {
-			if k := w.faultSpans[i].Kind; (k == scenarios.FaultStoreDown || k == scenarios.FaultStoreSlow) && strings.HasPrefix(w.faultSpans[i].Label, rs.name) {
+			if k := w.faultSpans[i].Kind; (k == scenarios.FaultStoreDown || k == scenarios.FaultStoreSlow || k == scenarios.FaultStoreFlaky) && strings.HasPrefix(w.faultSpans[i].Label, rs.name) {
 				w.closeSpan(i)
 			}
 		}
@@ -217,6 +221,14 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			})
 		}
 		w.after(over, func() { w.closeSpan(sp); w.quiet() })
+	case scenarios.FaultRegisterBad:
+		rs := w.regions[c.regionIdx[f.Region]]
+		svc := c.serviceIdx[f.Service]
+		sp := w.openSpan(f.Kind, fmt.Sprintf("%s in %s: %d over %s", f.Service, rs.name, f.Count, f.Over.D()))
+		for i := range f.Count {
+			w.after(time.Duration(int64(f.Over.D())*int64(i)/int64(f.Count)), func() { w.registerInvalid(rs, svc, i) })
+		}
+		w.after(f.Over.D(), func() { w.closeSpan(sp) })
 	case scenarios.FaultDeregister:
 		rs := w.regions[c.regionIdx[f.Region]]
 		svc := c.serviceIdx[f.Service]
@@ -315,6 +327,7 @@ func (w *world) restart(gws []*gateway) {
 func (w *world) storeUp(rs *regionSim) {
 	rs.down, rs.slow = false, 0
 	rs.store.Fail(nil)
+	rs.store.LoseReplies(false)
 	w.oracleStore(rs)
 	for _, g := range rs.gateways {
 		g.notifyStore()
@@ -461,8 +474,12 @@ func (w *world) acknowledge(in *instance, ch region.Change, initial bool) {
 }
 
 // deregister removes an instance through a running gateway of its region;
-// the instance stops with it.
-func (w *world) deregister(in *instance) {
+// the instance stops with it. Like a client, it asks again (every 2s, for
+// up to 5 minutes) while the outcome is unknown; a retry that finds the
+// instance gone means the first delete was applied.
+func (w *world) deregister(in *instance) { w.deregisterTry(in, 0) }
+
+func (w *world) deregisterTry(in *instance, attempt int) {
 	rs := in.rs
 	gws := rs.runningGateways()
 	if len(gws) == 0 {
@@ -477,6 +494,14 @@ func (w *world) deregister(in *instance) {
 			return
 		}
 		ch, err := g.registrar.Deregister(w.ctx, in.key, "")
+		if errors.Is(err, region.ErrNotFound) && attempt > 0 && in.registered {
+			w.unregistered(in) // the lost attempt was applied
+			return
+		}
+		if errors.Is(err, region.ErrOutcomeUnknown) && attempt < 150 {
+			w.after(2*time.Second, func() { w.deregisterTry(in, attempt+1) })
+			return
+		}
 		if err != nil {
 			w.log.event(w.now, "deregister_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", err.Error()))
 			return

@@ -186,3 +186,29 @@ func (w *world) extMetric(e scenarios.Expectation) (float64, bool) {
 	}
 	return 0, false
 }
+
+// registerInvalid sends the registration of a misconfigured client (port
+// 0: nobody can dial it) through a running gateway of rs. It must be
+// refused; one that is acknowledged is an invalid_refused violation, and
+// is deleted again so that it does not haunt the rest of the run.
+func (w *world) registerInvalid(rs *regionSim, svc, i int) {
+	gws := rs.runningGateways()
+	if len(gws) == 0 {
+		return
+	}
+	g := gws[w.stormRng.IntN(len(gws))]
+	ck := w.cfg.services[svc].check.WithDefaults()
+	name := w.cfg.services[svc].name
+	in := region.Instance{RegisteredAt: w.wall(), ID: fmt.Sprintf("%s-%s-misconfigured-%d", name, rs.name, i), Service: name,
+		Address: "10.255.0.1", Port: 0, Weight: region.DefaultWeight, Status: region.InitialStatus(&ck), Check: &ck, UpdatedAt: w.wall()}
+	ch, err := g.registrar.Register(w.ctx, in, "")
+	if err != nil {
+		w.log.event(w.now, "register_refused", kv("region", rs.name), kv("instance", in.Key().String()), kv("error", err.Error()))
+		return
+	}
+	w.m.violate(InvInvalidRefused, fmt.Sprintf("gateway %s acknowledged %s with port 0 at v%d", g.name, in.Key(), ch.Version))
+	w.committed(rs, ch, false)
+	if dch, derr := g.registrar.Deregister(w.ctx, in.Key(), ""); derr == nil {
+		w.committed(rs, dch, false)
+	}
+}

@@ -395,13 +395,14 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 	isDur := false
 	empty := "" // what never happened, when the metric measured nothing
 	switch e.Metric {
-	case scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricLookups:
-		var n, ok, dead int64
+	case scenarios.MetricAvailability, scenarios.MetricDeadShare, scenarios.MetricLookups, scenarios.MetricRemoteShare:
+		var n, ok, dead, remote int64
 		for _, rm := range r.Metrics.PerRoute {
 			if match(rm.Region, rm.Service) {
 				n += rm.Lookups
 				ok += rm.Answered
 				dead += rm.DeadOnly
+				remote += rm.Failover
 			}
 		}
 		if n == 0 && e.Metric != scenarios.MetricLookups {
@@ -412,6 +413,8 @@ func (w *world) expectation(e scenarios.Expectation, r *Result) ExpectationResul
 			v = ratio(ok, n, 1)
 		case scenarios.MetricDeadShare:
 			v = ratio(dead, n, 0)
+		case scenarios.MetricRemoteShare:
+			v = ratio(remote, n, 0)
 		default:
 			v = float64(n)
 		}

@@ -193,7 +193,7 @@ func policyName(p *failover.Policy) string {
 // storeFault reports whether the fault kind is a store fault.
 func storeFault(kind string) bool {
 	switch kind {
-	case scenarios.FaultStoreDown, scenarios.FaultStoreSlow, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
+	case scenarios.FaultStoreDown, scenarios.FaultStoreFlaky, scenarios.FaultStoreSlow, scenarios.FaultStoreUp, scenarios.FaultStoreWipe:
 		return true
 	}
 	return false

@@ -40,10 +40,14 @@ const (
 	// of its instances serving, under 1% of a stream's lookups get only
 	// dead instances.
 	InvLiveRegion = "live_region_used"
+	// InvInvalidRefused: a registration no client could use (port 0, as
+	// from a client whose port setting is unset) is never acknowledged;
+	// only register_invalid faults make such registrations.
+	InvInvalidRefused = "invalid_refused"
 )
 
 // InvariantNames lists the invariants checked.
-var InvariantNames = []string{InvNoLostAck, InvConverged, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion}
+var InvariantNames = []string{InvNoLostAck, InvConverged, InvStaleness, InvUnreachable, InvVersionMonotonic, InvLiveRegion, InvInvalidRefused}
 
 // Violation is one breach of an invariant.
 type Violation struct {

@@ -273,11 +273,7 @@ func (w *world) committed(rs *regionSim, ch region.Change, notify bool) {
 		}
 	case region.OpDelete:
 		if in != nil && in.registered {
-			w.changeTruth(in, func() {
-				in.registered = false
-				in.deregAt = w.now
-			})
-			w.m.deregistered++
+			w.unregistered(in)
 			w.log.event(w.now, "deregister", kv("region", rs.name), kv("instance", k.String()), kvInt("version", int64(ch.Version)))
 		}
 		delete(rs.acked, k)
@@ -298,4 +294,13 @@ func (rs *regionSim) runningGateways() []*gateway {
 		}
 	}
 	return out
+}
+
+// unregistered records that in's registration is gone from its store.
+func (w *world) unregistered(in *instance) {
+	w.changeTruth(in, func() {
+		in.registered = false
+		in.deregAt = w.now
+	})
+	w.m.deregistered++
 }

@@ -50,11 +50,10 @@ var All = []Mutant{
 		Desc:    "a delta with a gap is applied: a change that skips versions is taken as if it followed the catalog",
 	},
 	{
-		Name: "register-ack-not-stored", Area: "driver", File: "gateway/server.go",
-		Find:    "\tif err != nil {\n\t\ts.metrics.write(ctx, \"register\", \"unavailable\")",
-		Replace: "\tif err != nil && !errors.Is(err, region.ErrOutcomeUnknown) {\n\t\ts.metrics.write(ctx, \"register\", \"unavailable\")",
+		Name: "register-ack-not-stored", Area: "driver", File: "region/registrar.go",
+		Find:    "\tif err != nil {\n\t\tr.logger().Warn(\"register failed\"",
+		Replace: "\tif err != nil && !errors.Is(err, ErrOutcomeUnknown) {\n\t\tr.logger().Warn(\"register failed\"",
 		Desc:    "acknowledged but not stored: the registration handler answers 200 when the store write's outcome is unknown",
-		Reach:   ReachSeam,
 	},
 	{
 		Name: "core-replica-dropped-on-failure", Area: "federation", File: "federation/core.go",
@@ -70,8 +69,8 @@ var All = []Mutant{
 	},
 	{
 		Name: "route-spill-into-unreachable", Area: "failover", File: "failover/route.go",
-		Find:    "} else if l.unreach && reachableHealthy {",
-		Replace: "} else if l.unreach && !reachableHealthy {",
+		Find:    "if l.unreach && reachableHealthy {",
+		Replace: "if l.unreach && !reachableHealthy {",
 		Desc:    "inverted guard: an unreachable region gets its spillover share while reachable regions have healthy instances",
 	},
 	{
@@ -122,14 +121,14 @@ var All = []Mutant{
 	// --- region/: catalog, cache, store-loss handling. ---
 	{
 		Name: "catalog-delete-wrong-key", Area: "region", File: "region/catalog.go",
-		Find:    "\tdelete(m, k.ID)",
-		Replace: "\tdelete(m, k.Service)",
+		Find:    "\tdelete(set.byID, k.ID)",
+		Replace: "\tdelete(set.byID, k.Service)",
 		Desc:    "a delete removes the wrong map key: deregistered instances stay in caches and replicas",
 	},
 	{
 		Name: "catalog-load-merges", Area: "region", File: "region/catalog.go",
-		Find:    "\tc.services = map[string]map[string]*Instance{}\n\tfor i := range s.Instances {",
-		Replace: "\tif c.services == nil {\n\t\tc.services = map[string]map[string]*Instance{}\n\t}\n\tfor i := range s.Instances {",
+		Find:    "\tc.services = map[string]*serviceSet{}\n\tc.strs = interner{}",
+		Replace: "\tif c.services == nil {\n\t\tc.services = map[string]*serviceSet{}\n\t}\n\tc.strs = interner{}",
 		Desc:    "loading a snapshot merges it into the old contents: instances deleted since survive a full sync or reload",
 	},
 	{
@@ -167,7 +166,6 @@ var All = []Mutant{
 		Find:    "if in.Port < 1 || in.Port > 65535 {",
 		Replace: "if in.Port < 0 || in.Port > 65535 {",
 		Desc:    "port 0 is accepted at registration: lookups hand out an address nobody can dial",
-		Reach:   ReachHandler,
 	},
 
 	// --- store: in-memory twin and the Redis Lua scripts. ---
@@ -184,14 +182,14 @@ var All = []Mutant{
 		Desc:    "asked for changes since a version it no longer has, the store answers 'nothing new' instead of 'reload'",
 	},
 	{
-		Name: "redis-lua-cas-delete-only", Area: "store", File: "region/redisstore.go",
-		Find:    "if ci ~= ifidx then return done(0, 'conflict') end",
-		Replace: "if ci ~= ifidx and ARGV[1] ~= 'put' then return done(0, 'conflict') end",
+		Name: "redis-lua-cas-delete-only", Area: "store", File: "region/redisstore/groupcommit.go",
+		Find:    "elseif ifidx ~= '0' and redis.call('HGET', KEYS[2], field) ~= ifidx then",
+		Replace: "elseif ifidx ~= '0' and op ~= 'put' and redis.call('HGET', KEYS[2], field) ~= ifidx then",
 		Desc:    "the Redis apply script checks IfIndex on deletes only: conditional puts overwrite newer records",
 		Reach:   ReachRedis,
 	},
 	{
-		Name: "redis-lua-log-reach-off-by-one", Area: "store", File: "region/redisstore.go",
+		Name: "redis-lua-log-reach-off-by-one", Area: "store", File: "region/redisstore/redisstore.go",
 		Find:    "if fv > since + 1 then return {ver, 0} end",
 		Replace: "if fv > since + 2 then return {ver, 0} end",
 		Desc:    "the Redis changes-since script accepts a trimmed log that misses one change: readers get a delta with a gap",
@@ -282,38 +280,33 @@ var All = []Mutant{
 
 	// --- drivers: health runner, federator, publisher, handlers. ---
 	{
-		Name: "healthrunner-write-without-cas", Area: "driver", File: "region/healthrunner.go",
-		Find:    "ch, err = r.store.Put(ctx, in, Cond{IfIndex: e.IfIndex})",
-		Replace: "ch, err = r.store.Put(ctx, in, Cond{})",
+		Name: "healthrunner-write-without-cas", Area: "driver", File: "region/statuswriter.go",
+		Find:    "ch, err = w.Store.Put(ctx, in, Cond{IfIndex: e.IfIndex})",
+		Replace: "ch, err = w.Store.Put(ctx, in, Cond{})",
 		Desc:    "the health runner writes statuses unconditionally: a status based on an old record overwrites a re-registration",
-		Reach:   ReachSeam,
 	},
 	{
 		Name: "healthrunner-heartbeat-ack-unwritten", Area: "driver", File: "region/healthrunner.go",
 		Find:    "\t\t\tif !errors.Is(werr, ErrConflict) {\n\t\t\t\treturn Instance{}, werr\n\t\t\t}",
 		Replace: "\t\t\t_ = werr",
 		Desc:    "a heartbeat is acknowledged although writing its status failed (the store is down): the client thinks it is passing",
-		Reach:   ReachSeam,
 	},
 	{
 		Name: "federator-failure-reported-by-addr", Area: "driver", File: "federation/federator.go",
-		Find:    "f.core.FetchFailed(now, r.eff, r.err)",
-		Replace: "f.core.SyncFailed(now, r.eff.Region, r.eff.Addr, r.err)",
+		Find:    "f.core.FetchFailed(now, e, err)",
+		Replace: "f.core.SyncFailed(now, e.Region, e.Addr, err)",
 		Desc:    "a failed fetch is reported under the gateway's address instead of its name: the core ignores it and waits for the timeout",
-		Reach:   ReachSeam,
 	},
 	{
 		Name: "federator-persist-inverted", Area: "driver", File: "federation/federator.go",
 		Find:    "\t\t\tif f.cfg.Replicas == nil {\n\t\t\t\tcontinue",
 		Replace: "\t\t\tif f.cfg.Replicas != nil {\n\t\t\t\tcontinue",
 		Desc:    "inverted nil check: replicas are never persisted, so a restarted gateway knows nothing of other regions",
-		Reach:   ReachSeam,
 	},
 	{
-		Name: "publisher-drops-pending-version", Area: "driver", File: "federation/serf.go",
-		Find:    "\t\tcase <-t.C:\n\t\t}\n\t}\n}",
-		Replace: "\t\tcase <-t.C:\n\t\t\tselect {\n\t\t\tcase <-m.kick: // coalesce kicks that came during the interval\n\t\t\tdefault:\n\t\t\t}\n\t\t}\n\t}\n}",
-		Desc:    "the publish loop swallows a kick that came during its interval: the last version is advertised only at the next change",
-		Reach:   ReachSeam,
+		Name: "publisher-drops-pending-version", Area: "driver", File: "federation/publisher.go",
+		Find:    "\t\tp.loop.After(wait)\n",
+		Replace: "\t\t_ = wait // the Set that kicked us is taken as handled\n",
+		Desc:    "the publisher drops a version wanted during its interval instead of waiting it out: the last version is advertised only at the next change",
 	},
 }
