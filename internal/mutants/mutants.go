@@ -127,8 +127,8 @@ var All = []Mutant{
 	},
 	{
 		Name: "catalog-load-merges", Area: "region", File: "region/catalog.go",
-		Find:    "\tc.services = map[string]*serviceSet{}\n\tc.strs = interner{}",
-		Replace: "\tif c.services == nil {\n\t\tc.services = map[string]*serviceSet{}\n\t}\n\tc.strs = interner{}",
+		Find:    "\tc.strs = interner{}\n\tc.services = make(map[string]*serviceSet, len(counts))\n\tfor svc, n := range counts {\n\t\tc.services[c.strs.str(svc)] = &serviceSet{byID: make(map[string]*Instance, n)}\n\t}",
+		Replace: "\tc.strs = interner{}\n\tif c.services == nil {\n\t\tc.services = make(map[string]*serviceSet, len(counts))\n\t}\n\tfor svc, n := range counts {\n\t\tif c.services[svc] == nil {\n\t\t\tc.services[c.strs.str(svc)] = &serviceSet{byID: make(map[string]*Instance, n)}\n\t\t}\n\t}",
 		Desc:    "loading a snapshot merges it into the old contents: instances deleted since survive a full sync or reload",
 	},
 	{
