@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/meridian-sd/meridian/failover"
@@ -33,10 +32,12 @@ type routeEntry struct {
 	body  []byte // the encoded lookup response, made on first use
 }
 
-func (c *routeCache) get(key, fp string) *routeEntry {
+func (c *routeCache) get(key, fp []byte) *routeEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.entries[key]; e != nil && e.fp == fp {
+	// string(key) in a map index and string(fp) in a comparison do not
+	// allocate: a cache hit costs no garbage.
+	if e := c.entries[string(key)]; e != nil && e.fp == string(fp) {
 		return e
 	}
 	return nil
@@ -68,38 +69,42 @@ func (e *routeEntry) lookupBody(encode func() ([]byte, error)) ([]byte, error) {
 
 // routeKey names a request: everything of it that reaches the decision.
 func routeKey(req failover.Request) string {
-	var b strings.Builder
+	return string(appendRouteKey(nil, req))
+}
+
+// appendRouteKey appends routeKey(req) to b.
+func appendRouteKey(b []byte, req failover.Request) []byte {
 	p := req.Policy
-	b.WriteString(req.Service)
-	b.WriteByte(0)
-	b.WriteString(req.FromZone)
-	b.WriteByte(0)
+	b = append(b, req.Service...)
+	b = append(b, 0)
+	b = append(b, req.FromZone...)
+	b = append(b, 0)
 	for _, t := range req.Tags {
-		b.WriteString(t)
-		b.WriteByte(1)
+		b = append(b, t...)
+		b = append(b, 1)
 	}
-	b.WriteByte(0)
-	b.WriteString(string(p.Mode))
-	b.WriteByte(0)
+	b = append(b, 0)
+	b = append(b, string(p.Mode)...)
+	b = append(b, 0)
 	for _, r := range p.Regions {
-		b.WriteString(r)
-		b.WriteByte(1)
+		b = append(b, r...)
+		b = append(b, 1)
 	}
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(p.NearestN))
-	b.WriteByte(0)
-	b.WriteString(strconv.FormatFloat(p.Overprovisioning, 'g', -1, 64))
-	b.WriteByte(0)
-	b.WriteString(strconv.FormatFloat(p.PanicThreshold, 'g', -1, 64))
-	b.WriteByte(0)
-	b.WriteString(strconv.FormatInt(int64(p.StalenessBound), 10))
-	b.WriteByte(0)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(p.NearestN), 10)
+	b = append(b, 0)
+	b = strconv.AppendFloat(b, p.Overprovisioning, 'g', -1, 64)
+	b = append(b, 0)
+	b = strconv.AppendFloat(b, p.PanicThreshold, 'g', -1, 64)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(p.StalenessBound), 10)
+	b = append(b, 0)
 	if p.ZonePreference != nil {
-		b.WriteString(strconv.FormatBool(*p.ZonePreference))
+		b = strconv.AppendBool(b, *p.ZonePreference)
 	}
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(req.Limit))
-	return b.String()
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(req.Limit), 10)
+	return b
 }
 
 // routeFingerprint sums up what of the views can change a decision, apart
@@ -107,8 +112,15 @@ func routeKey(req failover.Request) string {
 // a write to another service of a region changes the region's version,
 // not the service's stamp, and keeps the decision.
 func routeFingerprint(views []failover.RegionView, stamps []region.Stamp, p failover.Policy) string {
-	bound := p.WithDefaults().StalenessBound
-	b := make([]byte, 0, 48*len(views))
+	return string(appendRouteFingerprint(make([]byte, 0, 48*len(views)), views, stamps, p))
+}
+
+// appendRouteFingerprint appends routeFingerprint(views, stamps, p) to b.
+func appendRouteFingerprint(b []byte, views []failover.RegionView, stamps []region.Stamp, p failover.Policy) []byte {
+	bound := p.StalenessBound // p.WithDefaults().StalenessBound, without its allocation
+	if bound == 0 {
+		bound = failover.DefaultStalenessBound
+	}
 	for i, v := range views {
 		b = append(b, v.Name...)
 		b = append(b, 0)
@@ -128,21 +140,27 @@ func routeFingerprint(views []failover.RegionView, stamps []region.Stamp, p fail
 		}
 		b = append(b, 1)
 	}
-	return string(b)
+	return b
 }
 
 // decide returns the routing decision for a request, from the cache when
 // nothing that reaches it changed. The entry is shared: its views and
 // decision must not be modified.
 func (s *Server) decide(req failover.Request) *routeEntry {
-	key := routeKey(req)
-	probe, probeStamps := s.views(req.Service, false)
-	if e := s.routes.get(key, routeFingerprint(probe, probeStamps, req.Policy)); e != nil {
+	// Key and fingerprint are built in stack buffers (they grow onto the
+	// heap only for unusually long requests or many regions).
+	var kbuf [128]byte
+	var fbuf [512]byte
+	key := appendRouteKey(kbuf[:0], req)
+	var vbuf [8]failover.RegionView
+	var sbuf [8]region.Stamp
+	probe, probeStamps := s.appendViews(vbuf[:0], sbuf[:0], req.Service, false)
+	if e := s.routes.get(key, appendRouteFingerprint(fbuf[:0], probe, probeStamps, req.Policy)); e != nil {
 		return e
 	}
 	views, stamps := s.views(req.Service, true)
 	e := &routeEntry{fp: routeFingerprint(views, stamps, req.Policy), views: views, d: failover.Route(views, req)}
-	s.routes.put(key, e)
-	s.decisions.add(s.cfg.Now(), key, req, e.d)
+	s.routes.put(string(key), e)
+	s.decisions.add(s.cfg.Now(), string(key), req, e.d)
 	return e
 }

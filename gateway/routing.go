@@ -65,17 +65,21 @@ func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error
 		}
 		p.NearestN = n
 	}
-	for _, f := range []struct {
-		name string
-		dst  *float64
-	}{{"overprovisioning", &p.Overprovisioning}, {"panic_threshold", &p.PanicThreshold}} {
-		if v := q.Get(f.name); v != "" {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return p, bad(f.name, "must be a number, got "+strconv.Quote(v))
-			}
-			*f.dst = x
+	// Field by field rather than through pointers into p, which would
+	// move p to the heap on every request.
+	if v := q.Get("overprovisioning"); v != "" {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return p, bad("overprovisioning", "must be a number, got "+strconv.Quote(v))
 		}
+		p.Overprovisioning = x
+	}
+	if v := q.Get("panic_threshold"); v != "" {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return p, bad("panic_threshold", "must be a number, got "+strconv.Quote(v))
+		}
+		p.PanicThreshold = x
 	}
 	if v := q.Get("staleness_bound"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -89,7 +93,10 @@ func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error
 		if err != nil {
 			return p, bad("zone_preference", "must be true or false, got "+strconv.Quote(v))
 		}
-		p.ZonePreference = &b
+		p.ZonePreference = zonePreference(b)
+	}
+	if p.ZonePreference == nil {
+		p.ZonePreference = zonePreference(true) // WithDefaults would allocate it
 	}
 	p = p.WithDefaults()
 	if err := p.Validate(); err != nil {
@@ -102,11 +109,30 @@ func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error
 	return p, nil
 }
 
+// zonePreferenceOn and zonePreferenceOff back the ZonePreference of the
+// policies policyFor returns, shared by every request: nothing writes
+// through a Policy's ZonePreference.
+var zonePreferenceOn, zonePreferenceOff = true, false
+
+// zonePreference returns a shared pointer to b.
+func zonePreference(b bool) *bool {
+	if b {
+		return &zonePreferenceOn
+	}
+	return &zonePreferenceOff
+}
+
 // views builds the router's input for a service: the local region from the
 // cache, the others from their replicas, and each one's stamp for the
 // service (what routeFingerprint compares).
 // Without instances, it is what routeFingerprint needs and costs no copy.
 func (s *Server) views(service string, instances bool) ([]failover.RegionView, []region.Stamp) {
+	return s.appendViews(nil, nil, service, instances)
+}
+
+// appendViews is views appending to out and stamps, so that a caller
+// probing for the fingerprint can pass buffers on its stack.
+func (s *Server) appendViews(out []failover.RegionView, stamps []region.Stamp, service string, instances bool) ([]failover.RegionView, []region.Stamp) {
 	fr := s.cfg.Cache.Freshness()
 	local := failover.RegionView{Name: s.cfg.Region, Version: fr.Version, Stale: fr.Stale, Reachable: true}
 	var localStamp region.Stamp
@@ -117,14 +143,14 @@ func (s *Server) views(service string, instances bool) ([]failover.RegionView, [
 			local.Instances = c.Instances(service, region.Filter{})
 		}
 	})
-	out := []failover.RegionView{local}
-	stamps := []region.Stamp{localStamp}
+	out = append(out, local)
+	stamps = append(stamps, localStamp)
 	if s.cfg.Fed == nil {
 		return out, stamps
 	}
 	now := s.cfg.Now()
 	mem := s.cfg.Fed.Membership()
-	var remote []failover.RegionView
+	first := len(out)
 	alive := map[string][]string{}
 	s.cfg.Fed.Read(func(c *federation.Core) {
 		for _, v := range c.Regions() {
@@ -138,7 +164,7 @@ func (s *Server) views(service string, instances bool) ([]failover.RegionView, [
 			if instances {
 				rv.Instances = v.Replica.Catalog.Instances(service, region.Filter{})
 			}
-			remote = append(remote, rv)
+			out = append(out, rv)
 			stamps = append(stamps, v.Replica.Catalog.ServiceStamp(service))
 			for _, g := range v.Gateways {
 				if g.Status == federation.StatusAlive {
@@ -147,6 +173,7 @@ func (s *Server) views(service string, instances bool) ([]failover.RegionView, [
 			}
 		}
 	})
+	remote := out[first:]
 	for i := range remote {
 		for _, n := range alive[remote[i].Name] {
 			if d, ok := mem.RTT(n); ok && (!remote[i].HasRTT || d < remote[i].RTT) {
@@ -154,7 +181,7 @@ func (s *Server) views(service string, instances bool) ([]failover.RegionView, [
 			}
 		}
 	}
-	return append(out, remote...), stamps
+	return out, stamps
 }
 
 // lookupResponse is the body of GET /v1/lookup/{service}.
@@ -176,11 +203,20 @@ func (s *Server) route(r *http.Request) (string, failover.Decision, error) {
 // routeEntry is route with the cache entry, whose encoded lookup body is
 // shared by every lookup the decision answers.
 func (s *Server) routeEntry(r *http.Request) (string, *routeEntry, error) {
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
+	return s.routeEntryQuery(r, q)
+}
+
+// routeEntryQuery is routeEntry with r's query already parsed (nil when
+// it has none).
+func (s *Server) routeEntryQuery(r *http.Request, q url.Values) (string, *routeEntry, error) {
 	service := r.PathValue("service")
 	if err := region.ValidateService(service); err != nil {
 		return service, nil, err
 	}
-	q := r.URL.Query()
 	p, err := s.policyFor(service, q)
 	if err != nil {
 		return service, nil, err
@@ -221,7 +257,11 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) || s.loading(w) {
 		return
 	}
-	q := r.URL.Query()
+	// Without a query string there is nothing to parse (the common case).
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	if q.Has("index") {
 		index, err := strconv.ParseUint(q.Get("index"), 10, 64)
 		if err != nil {
@@ -244,7 +284,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := time.Now()
-	service, e, err := s.routeEntry(r)
+	service, e, err := s.routeEntryQuery(r, q)
 	if err != nil {
 		s.metrics.lookup(r.Context(), "lookup", "error", false, time.Since(start))
 		writeStoreError(w, err)
