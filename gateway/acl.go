@@ -77,6 +77,10 @@ type ACLs struct {
 	replToken    string
 	rdb          redis.UniversalClient // nil: no storage (token writes answer 503)
 	keys         aclKeys
+	// refreshMu makes each reload of the primary's table (read, then
+	// install) one step: a background reload that read the table before a
+	// token write must not install it after the write's own reload.
+	refreshMu sync.Mutex
 	log          *slog.Logger
 	now          func() time.Time
 

@@ -91,6 +91,8 @@ func (a *ACLs) loadPrimary(ctx context.Context) (*acl.Table, error) {
 
 // refresh reloads the primary's table when its version moved.
 func (a *ACLs) refresh(ctx context.Context, force bool) error {
+	a.refreshMu.Lock()
+	defer a.refreshMu.Unlock()
 	if !force {
 		vs, err := a.rdb.Get(ctx, a.keys.version).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {

@@ -23,7 +23,9 @@ type HTTPWatchTransport struct {
 	// may take before it is abandoned: the fetch timeout.
 	Slack time.Duration
 
-	wg sync.WaitGroup
+	mu     sync.Mutex // orders Watch's wg.Go before Wait's wg.Wait
+	closed bool       // Wait was called: no new watch starts
+	wg     sync.WaitGroup
 }
 
 var _ federation.WatchTransport = (*HTTPWatchTransport)(nil)
@@ -35,6 +37,14 @@ func (t *HTTPWatchTransport) Watch(w federation.Watch, done func(federation.Sync
 		parent = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(parent, w.Wait+w.Wait/16+max(t.Slack, time.Second))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		// The gateway is stopping (a Watcher step raced its Stop).
+		cancel()
+		go done(federation.SyncResult{}, context.Canceled)
+		return cancel
+	}
 	t.wg.Go(func() {
 		defer cancel()
 		res, err := WatchWith(ctx, t.Client, t.Options, w.Addr, w.Region, w.Since, w.Wait)
@@ -45,4 +55,10 @@ func (t *HTTPWatchTransport) Watch(w federation.Watch, done func(federation.Sync
 
 // Wait blocks until every watch started has ended (after Ctx is done, or
 // after their cancels).
-func (t *HTTPWatchTransport) Wait() { t.wg.Wait() }
+// Watches asked for afterwards fail at once.
+func (t *HTTPWatchTransport) Wait() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}
