@@ -81,8 +81,8 @@ type ACLs struct {
 	// install) one step: a background reload that read the table before a
 	// token write must not install it after the write's own reload.
 	refreshMu sync.Mutex
-	log          *slog.Logger
-	now          func() time.Time
+	log       *slog.Logger
+	now       func() time.Time
 
 	table  atomic.Pointer[acl.Table]
 	loaded atomic.Bool // the table came from the store or a replica
