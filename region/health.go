@@ -245,19 +245,9 @@ func (h *Health) Sync(now time.Time, instances []Instance) {
 			continue
 		}
 		seen[k] = struct{}{}
-		c := in.Check.withDefaults()
-		if st := h.states[k]; st != nil && st.check == c {
-			st.observe(now, in)
-			h.reschedule(st)
-			continue
+		if h.track(now, k, in) {
+			fresh = append(fresh, k)
 		}
-		if old := h.states[k]; old != nil {
-			h.due.remove(old)
-		}
-		st := newHealthState(now, c, in)
-		h.states[k] = st
-		h.reschedule(st)
-		fresh = append(fresh, k)
 	}
 	for k, st := range h.states {
 		if _, ok := seen[k]; !ok {
@@ -304,21 +294,30 @@ func (h *Health) Update(now time.Time, ups []HealthUpdate) {
 			continue
 		}
 		delete(h.unchecked, k)
-		c := in.Check.withDefaults()
-		if st := h.states[k]; st != nil && st.check == c {
-			st.observe(now, in)
-			h.reschedule(st)
-			continue
+		if h.track(now, k, in) {
+			fresh = append(fresh, k)
 		}
-		if old := h.states[k]; old != nil {
-			h.due.remove(old)
-		}
-		st := newHealthState(now, c, in)
-		h.states[k] = st
-		h.reschedule(st)
-		fresh = append(fresh, k)
 	}
 	h.jitter(now, fresh)
+}
+
+// track brings the state of checked instance in up to date: the same check
+// observes the instance's new record; a new or changed check starts a fresh
+// state, for which it returns true (its first probe still needs jitter).
+func (h *Health) track(now time.Time, k Key, in *Instance) bool {
+	c := in.Check.withDefaults()
+	if st := h.states[k]; st != nil && st.check == c {
+		st.observe(now, in)
+		h.reschedule(st)
+		return false
+	}
+	if old := h.states[k]; old != nil {
+		h.due.remove(old)
+	}
+	st := newHealthState(now, c, in)
+	h.states[k] = st
+	h.reschedule(st)
+	return true
 }
 
 // jitter schedules the first probes of the fresh states, drawing in key
