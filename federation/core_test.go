@@ -541,6 +541,7 @@ func agree(t *testing.T, c *Core, names ...string) {
 			t.Fatalf("%s: Lookup replica %p stale %v, View replica %p stale %v", n, rep, stale, v.Replica, v.Stale)
 		}
 	}
+	agreeRemote(t, c) // core_remote_test.go
 }
 
 // Bug 5: forgetting a region whose gateways are alive is followed by a

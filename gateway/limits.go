@@ -287,15 +287,15 @@ func (s *Server) withLimits(next http.Handler) http.Handler {
 		wl = &writeLimiters{rate: rate.Limit(l.WriteRate), burst: l.WriteBurst, m: map[string]*rate.Limiter{}}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
 		// The agent's http.Server sets the read deadline (ReadTimeout)
 		// and the write deadline (WriteTimeout) of every request; only a
-		// blocking query moves its write deadline past its wait.
+		// blocking query moves its write deadline past its wait. (The
+		// clock is read only when needed: a plain read does not.)
 		if wait := s.blockingWait(r); wait > 0 {
-			http.NewResponseController(w).SetWriteDeadline(now.Add(l.WriteTimeout + wait))
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(l.WriteTimeout + wait))
 		}
 		if wl != nil && isWrite(r.Method) && !strings.HasPrefix(r.URL.Path, "/v1/proxy/") {
-			if ok, d := wl.allow(s.clientKey(r), now); !ok {
+			if ok, d := wl.allow(s.clientKey(r), time.Now()); !ok {
 				s.metrics.refused(r.Context(), "write_rate")
 				secs := int((d + time.Second - 1) / time.Second)
 				w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -36,10 +35,10 @@ import (
 type metrics struct {
 	opts          optCache
 	region        attribute.KeyValue
-	requests      metric.Int64Counter
+	requests      *counterVec // metrics_counters.go
 	latency       metric.Float64Histogram
 	writes        metric.Int64Counter
-	lookups       metric.Int64Counter
+	lookups       *lookupCounters
 	lookupLatency metric.Float64Histogram
 	refusals      metric.Int64Counter
 }
@@ -54,15 +53,15 @@ func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
 	g := &metrics{region: attribute.String("region", cfg.Region)}
 	// Instrument errors come only from invalid names or units, fixed here;
 	// the SDK returns a working instrument alongside them anyway.
-	g.requests, _ = m.Int64Counter("meridian.http.requests", metric.WithUnit("{request}"),
+	g.requests = newCounterVec(m, "meridian.http.requests", metric.WithUnit("{request}"),
 		metric.WithDescription("HTTP requests by route, method and status code."))
 	g.latency, _ = m.Float64Histogram("meridian.http.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("HTTP request latency by route (blocking queries included)."),
 		metric.WithExplicitBucketBoundaries(latencyBuckets...))
 	g.writes, _ = m.Int64Counter("meridian.store.writes", metric.WithUnit("{write}"),
 		metric.WithDescription("Writes to the region's store by operation and result (ok, not_found, unavailable)."))
-	g.lookups, _ = m.Int64Counter("meridian.lookups", metric.WithUnit("{lookup}"),
-		metric.WithDescription("Lookups by API (lookup, pick, proxy, service), result (ok, empty, error) and whether traffic left the region (failover)."))
+	g.lookups = newLookupCounters(newCounterVec(m, "meridian.lookups", metric.WithUnit("{lookup}"),
+		metric.WithDescription("Lookups by API (lookup, pick, proxy, service), result (ok, empty, error) and whether traffic left the region (failover).")), g.region)
 	g.lookupLatency, _ = m.Float64Histogram("meridian.lookup.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to answer a lookup, after any blocking wait (proxy: the routing decision only)."),
 		metric.WithExplicitBucketBoundaries(.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1))
@@ -188,22 +187,19 @@ func boolInt(b bool) int64 {
 func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.HandlerFunc {
 	m := s.metrics
 	routeAttrs := metric.WithAttributeSet(attribute.NewSet(m.region, attribute.String("route", route)))
-	routeKV := attribute.String("route", route)
+	requests := &routeCounter{vec: m.requests, region: m.region, route: route}
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r, span := s.serverSpan(r, pattern)
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, start: start}
 		h(sw, r)
 		endServerSpan(span, sw.code)
-		ctx := r.Context()
-		m.latency.Record(ctx, time.Since(start).Seconds(), routeAttrs)
-		method := spanMethod(r.Method)
-		k := optKey{a: "request", b: route, c: method, n: sw.code}
-		o, ok := m.opts.load(k)
-		if !ok {
-			o = m.opts.store(k, m.region, routeKV, attribute.String("method", method), attribute.String("code", strconv.Itoa(sw.code)))
+		end := sw.end
+		if end.IsZero() {
+			end = time.Now()
 		}
-		m.requests.Add(ctx, 1, o)
+		m.latency.Record(r.Context(), end.Sub(start).Seconds(), routeAttrs)
+		requests.add(spanMethod(r.Method), sw.code)
 	}
 }
 
@@ -229,15 +225,16 @@ func (m *metrics) write(ctx context.Context, op, result string) {
 
 // lookup counts one lookup and its duration.
 func (m *metrics) lookup(ctx context.Context, api, result string, failover bool, d time.Duration) {
-	k := optKey{a: "lookup", b: api, c: result, flag: failover}
-	o, ok := m.opts.load(k)
-	if !ok {
-		o = m.opts.store(k, m.region, attribute.String("api", api), attribute.String("result", result), attribute.Bool("failover", failover))
-	}
-	m.lookups.Add(ctx, 1, o)
-	k = optKey{a: "lookup-latency", b: api}
-	if o, ok = m.opts.load(k); !ok {
-		o = m.opts.store(k, m.region, attribute.String("api", api))
+	m.lookups.add(api, result, failover)
+	var o metric.RecordOption
+	if i := lookupAPIIndex(api); i >= 0 {
+		o = m.lookups.latency[i]
+	} else {
+		k := optKey{a: "lookup-latency", b: api}
+		var ok bool
+		if o, ok = m.opts.load(k); !ok {
+			o = m.opts.store(k, m.region, attribute.String("api", api))
+		}
 	}
 	m.lookupLatency.Record(ctx, d.Seconds(), o)
 }
@@ -282,6 +279,10 @@ func (c *optCache) store(k optKey, kvs ...attribute.KeyValue) metric.Measurement
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	// start is when instrument began the request; end, when set (by
+	// lookupSince), when the handler last read the clock: instrument's
+	// latency reuses both rather than read the clock again.
+	start, end time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -151,12 +151,15 @@ func (s *Server) appendViews(out []failover.RegionView, stamps []region.Stamp, s
 	now := s.cfg.Now()
 	mem := s.cfg.Fed.Membership()
 	first := len(out)
-	alive := map[string][]string{}
+	// The remote regions and the names of their alive gateways, in
+	// buffers on the stack (this runs on every lookup); alive[cuts[i-1]:
+	// cuts[i]] are the i-th region's gateways.
+	var rbuf [8]federation.RemoteReplica
+	var abuf [16]string
+	var cbuf [8]int
+	alive, cuts := abuf[:0], cbuf[:0]
 	s.cfg.Fed.Read(func(c *federation.Core) {
-		for _, v := range c.Regions() {
-			if v.Local || v.Replica == nil {
-				continue
-			}
+		for _, v := range c.AppendRemoteReplicas(rbuf[:0]) {
 			rv := failover.RegionView{
 				Name: v.Name, Version: v.Replica.Version(), Stale: v.Stale, Age: max(now.Sub(v.Replica.LastSync), 0),
 				Reachable: v.Reachable,
@@ -166,20 +169,19 @@ func (s *Server) appendViews(out []failover.RegionView, stamps []region.Stamp, s
 			}
 			out = append(out, rv)
 			stamps = append(stamps, v.Replica.Catalog.ServiceStamp(service))
-			for _, g := range v.Gateways {
-				if g.Status == federation.StatusAlive {
-					alive[v.Name] = append(alive[v.Name], g.Name)
-				}
-			}
+			alive = c.AppendAliveGateways(alive, v.Name)
+			cuts = append(cuts, len(alive))
 		}
 	})
 	remote := out[first:]
+	from := 0
 	for i := range remote {
-		for _, n := range alive[remote[i].Name] {
+		for _, n := range alive[from:cuts[i]] {
 			if d, ok := mem.RTT(n); ok && (!remote[i].HasRTT || d < remote[i].RTT) {
 				remote[i].RTT, remote[i].HasRTT = d, true
 			}
 		}
+		from = cuts[i]
 	}
 	return out, stamps
 }
@@ -283,7 +285,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel()
 	}
-	start := time.Now()
+	start := lookupStart(w, q.Has("index"))
 	service, e, err := s.routeEntryQuery(r, q)
 	if err != nil {
 		s.metrics.lookup(r.Context(), "lookup", "error", false, time.Since(start))
@@ -301,7 +303,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	}
 	setAnswerHeaders(w.Header(), s.cfg.Cache.Version(), len(body))
 	w.Write(body)
-	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, time.Since(start))
+	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, lookupSince(w, start))
 }
 
 // maxPickers bounds the pickers kept (services x load balancers in use).

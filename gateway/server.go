@@ -420,7 +420,10 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	q := r.URL.Query()
+	var q url.Values // nil without a query string: nothing to parse
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	f, index, wait, err := s.parseQuery(q)
 	if err != nil {
 		writeStoreError(w, err)
@@ -443,7 +446,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		stop()
 		cancel()
 	}
-	start := time.Now()
+	start := lookupStart(w, q.Has("index") && wait > 0)
 	ans, err := s.localEncoded(k.Service, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
@@ -454,7 +457,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 	if ans.list.n == 0 {
 		result = "empty"
 	}
-	s.metrics.lookup(r.Context(), "service", result, false, time.Since(start))
+	s.metrics.lookup(r.Context(), "service", result, false, lookupSince(w, start))
 }
 
 type healthResponse struct {

@@ -1,0 +1,27 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+)
+
+// lookupStart is when a lookup began: the time instrument read when the
+// request came in, unless the handler waited first (a blocking query),
+// in which case it is now. It saves a handler a clock read.
+func lookupStart(w http.ResponseWriter, waited bool) time.Time {
+	if sw, ok := w.(*statusWriter); ok && !waited && !sw.start.IsZero() {
+		return sw.start
+	}
+	return time.Now()
+}
+
+// lookupSince is time.Since(start), the clock reading kept for instrument
+// to end the request's latency with: a handler that calls it last (after
+// writing its answer) saves instrument a clock read.
+func lookupSince(w http.ResponseWriter, start time.Time) time.Duration {
+	now := time.Now()
+	if sw, ok := w.(*statusWriter); ok {
+		sw.end = now
+	}
+	return now.Sub(start)
+}
