@@ -186,19 +186,22 @@ func boolInt(b bool) int64 {
 // server span per request (Server.serverSpan), counted and timed.
 func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.HandlerFunc {
 	m := s.metrics
-	routeAttrs := metric.WithAttributeSet(attribute.NewSet(m.region, attribute.String("route", route)))
+	// A slice of options built once: passing a single option to the
+	// variadic Record would allocate its slice on every request.
+	routeAttrs := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(m.region, attribute.String("route", route)))}
 	requests := &routeCounter{vec: m.requests, region: m.region, route: route}
+	names := newSpanNames(pattern)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r, span := s.serverSpan(r, pattern)
+		r, span := s.serverSpan(r, names)
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, start: start}
 		h(sw, r)
 		endServerSpan(span, sw.code)
-		end := sw.end
-		if end.IsZero() {
-			end = time.Now()
+		elapsed := sw.elapsed
+		if elapsed == 0 {
+			elapsed = time.Since(start)
 		}
-		m.latency.Record(r.Context(), end.Sub(start).Seconds(), routeAttrs)
+		m.latency.Record(r.Context(), elapsed.Seconds(), routeAttrs...)
 		requests.add(spanMethod(r.Method), sw.code)
 	}
 }
@@ -226,15 +229,14 @@ func (m *metrics) write(ctx context.Context, op, result string) {
 // lookup counts one lookup and its duration.
 func (m *metrics) lookup(ctx context.Context, api, result string, failover bool, d time.Duration) {
 	m.lookups.add(api, result, failover)
-	var o metric.RecordOption
 	if i := lookupAPIIndex(api); i >= 0 {
-		o = m.lookups.latency[i]
-	} else {
-		k := optKey{a: "lookup-latency", b: api}
-		var ok bool
-		if o, ok = m.opts.load(k); !ok {
-			o = m.opts.store(k, m.region, attribute.String("api", api))
-		}
+		m.lookupLatency.Record(ctx, d.Seconds(), m.lookups.latency[i]...)
+		return
+	}
+	k := optKey{a: "lookup-latency", b: api}
+	o, ok := m.opts.load(k)
+	if !ok {
+		o = m.opts.store(k, m.region, attribute.String("api", api))
 	}
 	m.lookupLatency.Record(ctx, d.Seconds(), o)
 }
@@ -279,10 +281,12 @@ func (c *optCache) store(k optKey, kvs ...attribute.KeyValue) metric.Measurement
 type statusWriter struct {
 	http.ResponseWriter
 	code int
-	// start is when instrument began the request; end, when set (by
-	// lookupSince), when the handler last read the clock: instrument's
-	// latency reuses both rather than read the clock again.
-	start, end time.Time
+	// start is when instrument began the request; elapsed, when set (by
+	// lookupSince), the time from start to the handler's last clock
+	// reading: instrument's latency reuses both rather than read the
+	// clock again.
+	start   time.Time
+	elapsed time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -133,13 +133,13 @@ type lookupCounters struct {
 	vec     *counterVec
 	region  attribute.KeyValue
 	series  [len(lookupAPIs)][len(lookupResults)][2]atomic.Pointer[counterSeries]
-	latency [len(lookupAPIs)]metric.RecordOption
+	latency [len(lookupAPIs)][]metric.RecordOption // one option each, passed as the variadic slice
 }
 
 func newLookupCounters(vec *counterVec, region attribute.KeyValue) *lookupCounters {
 	c := &lookupCounters{vec: vec, region: region}
 	for i, api := range lookupAPIs {
-		c.latency[i] = metric.WithAttributeSet(attribute.NewSet(region, attribute.String("api", api)))
+		c.latency[i] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(region, attribute.String("api", api)))}
 	}
 	return c
 }

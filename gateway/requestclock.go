@@ -20,8 +20,8 @@ func lookupStart(w http.ResponseWriter, waited bool) time.Time {
 // writing its answer) saves instrument a clock read.
 func lookupSince(w http.ResponseWriter, start time.Time) time.Duration {
 	now := time.Now()
-	if sw, ok := w.(*statusWriter); ok {
-		sw.end = now
+	if sw, ok := w.(*statusWriter); ok && !sw.start.IsZero() {
+		sw.elapsed = max(now.Sub(sw.start), 1) // 0 means unset
 	}
 	return now.Sub(start)
 }

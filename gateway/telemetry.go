@@ -182,7 +182,7 @@ func hasTags(have, want []string) bool {
 	return true
 }
 
-// serverSpan starts the server span of a request to route pattern,
+// serverSpan starts the server span of a request to route names.pattern,
 // continuing the caller's W3C trace context: named "METHOD pattern" (e.g.
 // "GET /v1/lookup/{service}") and of kind server. The HTTP semantic-
 // convention attributes and the gateway's region and node are set only
@@ -190,15 +190,16 @@ func hasTags(have, want []string) bool {
 // handler does) they would cost every request an attribute copy, sampled
 // or not, about 0.4µs; see BenchmarkLookupTracing. endServerSpan finishes
 // it with the response's status code.
-func (s *Server) serverSpan(r *http.Request, pattern string) (*http.Request, trace.Span) {
+func (s *Server) serverSpan(r *http.Request, names spanNames) (*http.Request, trace.Span) {
 	if s.tracesOff && r.Header.Get("traceparent") == "" {
 		// Nothing would be recorded and there is no caller context to
 		// carry on (to a proxied backend): skip the no-op span.
 		return r, trace.SpanFromContext(r.Context())
 	}
 	ctx := s.tel.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tracer.Start(ctx, spanMethod(r.Method)+" "+pattern, trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := s.tracer.Start(ctx, names.of(r.Method), trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() {
+		pattern := names.pattern
 		attrs := append(s.spanAttrs[:len(s.spanAttrs):len(s.spanAttrs)],
 			semconv.HTTPRequestMethodKey.String(spanMethod(r.Method)),
 			semconv.HTTPRoute(pattern),
