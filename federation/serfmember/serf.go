@@ -215,6 +215,7 @@ type SerfMembership struct {
 	stopOnce   sync.Once
 	stopErr    error
 	warnedFull atomic.Bool
+	rtt        rttCache // rtt.go
 }
 
 var _ federation.Membership = (*SerfMembership)(nil)
@@ -394,15 +395,7 @@ func (m *SerfMembership) SetVersion(v uint64) {
 
 // RTT implements Membership from Serf's network coordinates.
 func (m *SerfMembership) RTT(node string) (time.Duration, bool) {
-	me, err := m.serf.GetCoordinate()
-	if err != nil {
-		return 0, false
-	}
-	other, ok := m.serf.GetCachedCoordinate(node)
-	if !ok || !me.IsCompatibleWith(other) {
-		return 0, false
-	}
-	return me.DistanceTo(other), true
+	return m.rtt.get(m.serf, m.name, node)
 }
 
 // UserEvent implements Membership (not coalesced).
