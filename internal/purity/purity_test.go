@@ -40,6 +40,7 @@ var coreFiles = []string{
 	"failover/",
 	"sim/",
 	"federation/core.go",
+	"federation/core_remote.go", // allocation-free views of the remote replicas (Core.AppendRemoteReplicas)
 	"federation/doc.go",
 	"federation/syncproto.go", // the sync protocol's answers (CatalogSource)
 	"federation/membership.go",
