@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -48,9 +49,32 @@ func (c *RoutingConfig) Validate() error {
 // panic_threshold=, staleness_bound=, zone_preference=.
 func (s *Server) policyFor(service string, q url.Values) (failover.Policy, error) {
 	p := s.cfg.Routing.Default
-	if sp, ok := s.cfg.Routing.Services[service]; ok {
+	sp, ok := s.cfg.Routing.Services[service]
+	if ok {
 		p = sp
+	} else if len(q) == 0 {
+		// The usual lookup: the default policy, resolved once.
+		if pp := s.plain.p.Load(); pp != nil {
+			return *pp, nil
+		}
+		p, err := s.resolvePolicy(p, nil)
+		if err == nil {
+			s.plain.p.Store(&p)
+		}
+		return p, err
 	}
+	return s.resolvePolicy(p, q)
+}
+
+// plainPolicy keeps the default routing policy, defaults filled and
+// validated, for lookups without overrides (the configuration is fixed
+// once the server is made).
+type plainPolicy struct {
+	p atomic.Pointer[failover.Policy]
+}
+
+// resolvePolicy is policyFor from the service's configured policy p.
+func (s *Server) resolvePolicy(p failover.Policy, q url.Values) (failover.Policy, error) {
 	bad := func(field, msg string) error { return &region.FieldError{Field: field, Msg: msg} }
 	if v := q.Get("policy"); v != "" {
 		p.Mode = failover.Mode(v)
@@ -125,7 +149,8 @@ func zonePreference(b bool) *bool {
 // views builds the router's input for a service: the local region from the
 // cache, the others from their replicas, and each one's stamp for the
 // service (what routeFingerprint compares).
-// Without instances, it is what routeFingerprint needs and costs no copy.
+// Without instances, it is what routeFingerprint needs and costs no copy
+// (nor a clock read: a fresh view's Age is left zero).
 func (s *Server) views(service string, instances bool) ([]failover.RegionView, []region.Stamp) {
 	return s.appendViews(nil, nil, service, instances)
 }
@@ -148,7 +173,15 @@ func (s *Server) appendViews(out []failover.RegionView, stamps []region.Stamp, s
 	if s.cfg.Fed == nil {
 		return out, stamps
 	}
-	now := s.cfg.Now()
+	// The clock is read only for an age that matters: a view with
+	// instances reports its age, a probe compares only stale views' ages.
+	var now time.Time
+	ageOf := func(lastSync time.Time) time.Duration {
+		if now.IsZero() {
+			now = s.cfg.Now()
+		}
+		return max(now.Sub(lastSync), 0)
+	}
 	mem := s.cfg.Fed.Membership()
 	first := len(out)
 	// The remote regions and the names of their alive gateways, in
@@ -160,9 +193,9 @@ func (s *Server) appendViews(out []failover.RegionView, stamps []region.Stamp, s
 	alive, cuts := abuf[:0], cbuf[:0]
 	s.cfg.Fed.Read(func(c *federation.Core) {
 		for _, v := range c.AppendRemoteReplicas(rbuf[:0]) {
-			rv := failover.RegionView{
-				Name: v.Name, Version: v.Replica.Version(), Stale: v.Stale, Age: max(now.Sub(v.Replica.LastSync), 0),
-				Reachable: v.Reachable,
+			rv := failover.RegionView{Name: v.Name, Version: v.Replica.Version(), Stale: v.Stale, Reachable: v.Reachable}
+			if instances || v.Stale {
+				rv.Age = ageOf(v.Replica.LastSync)
 			}
 			if instances {
 				rv.Instances = v.Replica.Catalog.Instances(service, region.Filter{})

@@ -96,6 +96,7 @@ type Server struct {
 	// consulTags caches /v1/catalog/services (consul_api.go).
 	consulTags consulTagsCache
 	decisions  decisionLog // recent routing decisions (decisions.go)
+	plain      plainPolicy // the default policy without overrides (routing.go)
 }
 
 // Default and maximum waits of blocking queries.
