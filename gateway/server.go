@@ -423,7 +423,9 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 	}
 	var q url.Values // nil without a query string: nothing to parse
 	if r.URL.RawQuery != "" {
-		q = r.URL.Query()
+		if q = make(url.Values, maxPlainQueryKeys); !parsePlainQuery(q, r.URL.RawQuery) {
+			q = r.URL.Query()
+		}
 	}
 	f, index, wait, err := s.parseQuery(q)
 	if err != nil {
