@@ -194,14 +194,14 @@ func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.Hand
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r, span := s.serverSpan(r, names)
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, start: start}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, start: start, spanless: !span.SpanContext().IsValid()}
 		h(sw, r)
 		endServerSpan(span, sw.code)
 		elapsed := sw.elapsed
 		if elapsed == 0 {
 			elapsed = time.Since(start)
 		}
-		m.latency.Record(r.Context(), elapsed.Seconds(), routeAttrs...)
+		m.latency.Record(metricsContext(sw, r), elapsed.Seconds(), routeAttrs...)
 		requests.add(spanMethod(r.Method), sw.code)
 	}
 }
@@ -287,6 +287,10 @@ type statusWriter struct {
 	// clock again.
 	start   time.Time
 	elapsed time.Duration
+	// spanless: the request has no span context (tracing off and no
+	// caller's traceparent), so its measurements can have no exemplar's
+	// trace: metricsContext skips the walk up its context.
+	spanless bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {

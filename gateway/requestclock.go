@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -24,4 +25,15 @@ func lookupSince(w http.ResponseWriter, start time.Time) time.Duration {
 		sw.elapsed = max(now.Sub(sw.start), 1) // 0 means unset
 	}
 	return now.Sub(start)
+}
+
+// metricsContext is the context to record r's measurements with: r's, or
+// when r has no span context (statusWriter.spanless) the background one,
+// which records the same (an exemplar takes only a span context from its
+// context) without the SDK's search of r's context chain for a span.
+func metricsContext(w http.ResponseWriter, r *http.Request) context.Context {
+	if sw, ok := w.(*statusWriter); ok && sw.spanless {
+		return context.Background()
+	}
+	return r.Context()
 }

@@ -336,7 +336,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 	}
 	setAnswerHeaders(w.Header(), s.cfg.Cache.Version(), len(body))
 	w.Write(body)
-	s.metrics.lookup(r.Context(), "lookup", lookupResult(d, nil), d.Failover, lookupSince(w, start))
+	s.metrics.lookup(metricsContext(w, r), "lookup", lookupResult(d, nil), d.Failover, lookupSince(w, start))
 }
 
 // maxPickers bounds the pickers kept (services x load balancers in use).

@@ -460,7 +460,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 	if ans.list.n == 0 {
 		result = "empty"
 	}
-	s.metrics.lookup(r.Context(), "service", result, false, lookupSince(w, start))
+	s.metrics.lookup(metricsContext(w, r), "service", result, false, lookupSince(w, start))
 }
 
 type healthResponse struct {
