@@ -52,6 +52,9 @@
 //   - change_log: changes each region's store keeps in its change log
 //     (default 10000, at most 1000000); a replica further behind gets a
 //     snapshot instead of a delta.
+//   - store: memory (default: the in-memory twin) or redis (the production
+//     Redis store, Lua scripts included, over an in-process Redis; the
+//     meridian binary provides it).
 //   - regions (at least one): name (required, unique), gateways (default 1,
 //     at most 16; they are named "<region>-<n>", n from 1), zones (default
 //     [a]; instances are spread over them round robin).

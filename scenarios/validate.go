@@ -38,6 +38,7 @@ var FaultKinds = []string{
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
+	FaultRedeploy,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -82,6 +83,7 @@ var faultFields = map[string][]string{
 	FaultDeregister:     {"region", "service", "count", "for"},
 	FaultPeerRefused:    {"from", "to", "for"},
 	FaultProbeBlocked:   {"region", "service", "count", "fraction", "gateway", "for"},
+	FaultRedeploy:       {"region", "service", "count", "over"},
 }
 
 // validator collects the problems of one scenario.
@@ -190,6 +192,11 @@ func (v *validator) topology() {
 	}
 	if t.ChangeLog < 0 || t.ChangeLog > MaxChangeLog {
 		v.errf("topology.change_log", "must be within [1, %d] (0: the default), got %d", MaxChangeLog, t.ChangeLog)
+	}
+	switch t.Store {
+	case "", "memory", "redis":
+	default:
+		v.errf("topology.store", "unknown store %q (want memory or redis)", t.Store)
 	}
 	switch {
 	case len(t.Regions) == 0:
@@ -505,7 +512,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Kind == FaultInstancesSlow && f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
-	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister:
+	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister, FaultRedeploy:
 		v.regionRef(p+".region", f.Region, true)
 		v.serviceRef(p+".service", f.Service)
 		if f.Count < 1 || f.Count > MaxStormCount {

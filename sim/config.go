@@ -38,6 +38,7 @@ type config struct {
 
 	antiEntropy time.Duration // 0: the core's default for the profile
 	changeLog   int           // changes each store keeps (0: region.DefaultLogMax)
+	store       string        // the regions' store kind (topology.store; "": memory)
 	regions     []regionCfg
 	regionIdx   map[string]int
 	net         netCfg
@@ -80,7 +81,7 @@ type trafficCfg struct {
 // prepare fills the scenario's defaults and checks it.
 func prepare(sc *scenarios.Scenario, opts Options) (*config, error) {
 	c := &config{name: sc.Name, start: sc.Start, duration: sc.Duration.D(), settle: sc.Settle.D(),
-		antiEntropy: sc.Topology.AntiEntropy.D(), changeLog: sc.Topology.ChangeLog, regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
+		antiEntropy: sc.Topology.AntiEntropy.D(), changeLog: sc.Topology.ChangeLog, store: sc.Topology.Store, regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
 	if c.name == "" {
 		c.name = "unnamed"
 	}
@@ -449,7 +450,7 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && (ft.Count <= 0 || ft.Count > 1000000 || ft.Over < 0) {
 				err = fmt.Errorf("%s: register_storm needs count in 1..1000000 and a non-negative over", f)
 			}
-		case scenarios.FaultDeregister:
+		case scenarios.FaultDeregister, scenarios.FaultRedeploy:
 			err = needService()
 			if err == nil && ft.Count <= 0 {
 				err = fmt.Errorf("%s.count: deregister needs a positive count", f)

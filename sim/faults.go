@@ -249,6 +249,8 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			w.deregister(in)
 		}
 		w.quiet()
+	case scenarios.FaultRedeploy:
+		w.redeployFault(f) // fault_mutstore.go
 	}
 }
 

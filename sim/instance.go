@@ -49,6 +49,7 @@ type instance struct {
 
 	blockedBy []int // gateways whose probes time out (probe_blocked), by index
 	hbGen     int   // TTL heartbeat chain
+	redeploys int   // redeploy faults done: the instance listens on port 8080+redeploys (fault_mutstore.go)
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -66,15 +67,20 @@ func (w *world) newInstance(rs *regionSim, svc int) *instance {
 
 // record is the registration of the instance with status st.
 func (in *instance) record(w *world, st region.Status) region.Instance {
+	return in.recordAt(w, st, in.port())
+}
+
+// recordAt is the registration of the instance listening on port.
+func (in *instance) recordAt(w *world, st region.Status, port int) region.Instance {
 	ck := w.cfg.services[in.svc].check.WithDefaults()
 	out := ""
 	if ck.Kind() == "http" {
-		ck.HTTP = "http://" + in.addr + ":8080/health"
+		ck.HTTP = fmt.Sprintf("http://%s:%d/health", in.addr, port)
 		if st == region.StatusPassing {
 			out = probeOKOutput
 		}
 	}
-	return region.Instance{RegisteredAt: w.wall(), ID: in.key.ID, Service: in.key.Service, Address: in.addr, Port: 8080,
+	return region.Instance{RegisteredAt: w.wall(), ID: in.key.ID, Service: in.key.Service, Address: in.addr, Port: port,
 		Zone: in.zone, Weight: region.DefaultWeight, Status: st, Output: out, Check: &ck, UpdatedAt: w.wall()}
 }
 
