@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -109,9 +110,14 @@ func (w *world) redeploy(in *instance, attempt int, done func()) {
 			done() // deregistered meanwhile: nothing to update
 			return
 		}
-		ck := w.cfg.services[in.svc].check
 		port := in.port() + 1
-		ch, err := g.registrar.Register(w.ctx, in.recordAt(w, region.InitialStatus(&ck), port), "")
+		reg, err := in.registration(w, port)
+		if err != nil {
+			w.registerRefused(rs, in.key, err)
+			done()
+			return
+		}
+		ch, err := g.registrar.Register(w.ctx, reg, "")
 		if err != nil {
 			retry(err.Error())
 			return
@@ -135,4 +141,31 @@ func (w *world) checkRegistrationKept(rs *regionSim, in *instance, ch region.Cha
 	}
 	w.m.violate(InvRegistrationKept, fmt.Sprintf("region %s: v%d put %s on port %d over its registration on port %d (status %s, a write based on an older record)",
 		rs.name, ch.Version, in.key, ch.Instance.Port, in.port(), ch.Instance.Status))
+}
+
+// registration is what the instance's client sends for its process on
+// port, through the gateway's registration handler: the JSON body of PUT
+// /v1/services/{service}/instances/{id} as a client encodes it (no status:
+// the gateway picks the initial one), decoded and validated as the
+// handler does (region.DecodeRegistration). So the handler's decoding and
+// defaults run in the simulation, not a copy of them.
+func (in *instance) registration(w *world, port int) (region.Instance, error) {
+	rec := in.recordAt(w, "", port)
+	return w.decodeRegistration(region.Registration{Address: rec.Address, Port: rec.Port, Zone: rec.Zone, Check: rec.Check},
+		rec.Service, rec.ID)
+}
+
+func (w *world) decodeRegistration(r region.Registration, service, id string) (region.Instance, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return region.Instance{}, fmt.Errorf("encoding the registration of %s/%s: %w", service, id, err)
+	}
+	return region.DecodeRegistration(body, service, id, w.wall())
+}
+
+// registerRefused records a registration the handler refused (HTTP 400):
+// the client gets an error and does not retry.
+func (w *world) registerRefused(rs *regionSim, k region.Key, err error) {
+	w.m.registerFail++
+	w.log.event(w.now, "register_failed", kv("region", rs.name), kv("instance", k.String()), kv("error", err.Error()))
 }

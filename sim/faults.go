@@ -446,8 +446,12 @@ func (w *world) register(in *instance, attempt int) {
 			retry("gateway went down")
 			return
 		}
-		ck := w.cfg.services[in.svc].check
-		ch, err := g.registrar.Register(w.ctx, in.record(w, region.InitialStatus(&ck)), "")
+		reg, err := in.registration(w, in.port()) // the handler's decoding (fault_mutstore.go)
+		if err != nil {
+			w.registerRefused(rs, in.key, err)
+			return
+		}
+		ch, err := g.registrar.Register(w.ctx, reg, "")
 		if err != nil {
 			retry(err.Error())
 			return
