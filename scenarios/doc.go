@@ -126,6 +126,11 @@
 //     fraction of service's instances in region time out while the other
 //     gateways' probes pass: the region's gateways disagree on the check;
 //     for.
+//   - redeploy: count (required) redeploys of service's instances in
+//     region, spread over over, taking the registered instances in turn:
+//     the new process registers the same id on the next port, and the old
+//     one stops once that is acknowledged (invariant registration_kept: no
+//     health write based on the old record replaces the new registration).
 //
 // # expect
 //
