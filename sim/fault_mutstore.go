@@ -117,13 +117,14 @@ func (w *world) redeploy(in *instance, attempt int, done func()) {
 			done()
 			return
 		}
+		in.sentPort = port // the store may hold it from now on, acknowledged or not
 		ch, err := g.registrar.Register(w.ctx, reg, "")
 		if err != nil {
 			retry(err.Error())
 			return
 		}
 		// Acknowledged: the old process stops, the new one answers on port.
-		w.changeTruth(in, func() { in.redeploys++ })
+		w.changeTruth(in, func() { in.redeploys, in.sentPort = in.redeploys+1, 0 })
 		w.log.event(w.now, "redeploy", kv("region", rs.name), kv("instance", in.key.String()),
 			kvInt("port", int64(port)), kvInt("version", int64(ch.Version)))
 		w.acknowledge(in, ch, false)
@@ -132,11 +133,13 @@ func (w *world) redeploy(in *instance, attempt int, done func()) {
 	})
 }
 
-// checkRegistrationKept judges a put the store committed: unless it is
-// the instance's registration itself (committed after its port is
-// current), it must carry the port the instance last registered.
+// checkRegistrationKept judges a put the store committed: it must carry
+// the port of the instance's last acknowledged registration (or of one
+// sent since, whose outcome the client does not know yet: a write that
+// lost its answer may have been applied).
 func (w *world) checkRegistrationKept(rs *regionSim, in *instance, ch region.Change) {
-	if in == nil || !in.registered || ch.Instance == nil || ch.Instance.Port == in.port() {
+	if in == nil || !in.registered || ch.Instance == nil || ch.Instance.Port == in.port() ||
+		(in.sentPort != 0 && ch.Instance.Port == in.sentPort) {
 		return
 	}
 	w.m.violate(InvRegistrationKept, fmt.Sprintf("region %s: v%d put %s on port %d over its registration on port %d (status %s, a write based on an older record)",

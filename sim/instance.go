@@ -50,6 +50,7 @@ type instance struct {
 	blockedBy []int // gateways whose probes time out (probe_blocked), by index
 	hbGen     int   // TTL heartbeat chain
 	redeploys int   // redeploy faults done: the instance listens on port 8080+redeploys (fault_mutstore.go)
+	sentPort  int   // port of a redeploy's registration sent but not acknowledged yet (0: none)
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {

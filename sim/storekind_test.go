@@ -71,3 +71,43 @@ func (g gapStore) ChangesSince(ctx context.Context, since uint64, max int) ([]re
 	}
 	return chs, ok, err
 }
+
+// registration_kept fires for a put that carries an older registration's
+// port, not for the registration itself or one whose answer is pending.
+func TestRegistrationKept(t *testing.T) {
+	sc, err := scenarios.Builtin("redeploy-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := prepare(sc, Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWorld(cfg, Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.closeStores()
+	rs := w.regions[0]
+	in := rs.bySvc[0][0]
+	old := in.record(w, region.StatusPassing)
+	put := func(rec region.Instance) {
+		t.Helper()
+		ch, err := rs.store.Put(w.ctx, rec, region.Cond{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.committed(rs, ch, false)
+	}
+	in.sentPort = in.port() + 1
+	put(in.recordAt(w, region.StatusCritical, in.port()+1)) // sent, not acknowledged yet
+	in.redeploys, in.sentPort = in.redeploys+1, 0
+	if got := w.m.viol[InvRegistrationKept].count; got != 0 {
+		t.Fatalf("violations after the registration itself: %d, want 0", got)
+	}
+	old.Status = region.StatusCritical
+	put(old) // a status write based on the old record
+	if got := w.m.viol[InvRegistrationKept].count; got != 1 {
+		t.Fatalf("violations after a write of the old record: %d, want 1", got)
+	}
+}
