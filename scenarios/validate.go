@@ -38,6 +38,7 @@ var FaultKinds = []string{
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
+	FaultGatewayRefused, FaultLogTrimmed, FaultWatchUnsupported,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -82,6 +83,11 @@ var faultFields = map[string][]string{
 	FaultDeregister:     {"region", "service", "count", "for"},
 	FaultPeerRefused:    {"from", "to", "for"},
 	FaultProbeBlocked:   {"region", "service", "count", "fraction", "gateway", "for"},
+
+	// the federation sync faults of faults_mutfed.go
+	FaultLogTrimmed:       {"region", "for"},
+	FaultWatchUnsupported: {"region", "for"},
+	FaultGatewayRefused:   {"from", "gateway", "for"},
 }
 
 // validator collects the problems of one scenario.
@@ -450,6 +456,8 @@ func (v *validator) fault(i int, f *Fault) {
 		fe("for", "at %s + for %s ends after the run (%s)", f.At.D(), f.For.D(), v.sc.Duration.D())
 	}
 	switch f.Kind {
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused:
+		v.mutfedFault(p, f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)
 	case FaultCut, FaultPeerRefused:

@@ -108,7 +108,7 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 			fail("gateway down")
 			return
 		}
-		src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
+		src := federation.CatalogSource{Region: t.rs.name, Store: w.syncStore(t), Cache: t.cache}
 		ans, err := src.Answer(w.ctx, e.Since)
 		if perr := w.peerCheck(g, t, e.Region); perr != nil {
 			ans, err = nil, perr

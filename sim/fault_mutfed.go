@@ -1,0 +1,150 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/region"
+	"github.com/meridian-sd/meridian/scenarios"
+)
+
+// The faults of the federation's sync paths: log_trimmed (a sync
+// endpoint that serves a delta with a gap), watch_unsupported (gateways of
+// a release without the push path) and gateway_refused (one gateway's
+// certificate misissued).
+
+// mutfedState is what those faults keep, per region (counts, so that
+// overlapping faults nest).
+type mutfedState struct {
+	trimmed []int   // [region]: log_trimmed in force
+	noWatch []int   // [region]: watch_unsupported in force
+	refused [][]int // [from region][gateway idx]: gateway_refused in force
+}
+
+func (w *world) mutfed() *mutfedState {
+	s := &w.mf
+	if s.trimmed == nil {
+		s.trimmed = make([]int, len(w.regions))
+		s.noWatch = make([]int, len(w.regions))
+		s.refused = square[int](max(len(w.regions), len(w.gateways)))
+	}
+	return s
+}
+
+// prepareMutfedFault checks the references of a fault of this file.
+func (c *config) prepareMutfedFault(f string, ft scenarios.Fault) error {
+	switch ft.Kind {
+	case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported:
+		if ft.Region == "" {
+			return fmt.Errorf("%s.region: required for %s", f, ft.Kind)
+		}
+		_, err := c.region(f+".region", ft.Region)
+		return err
+	case scenarios.FaultGatewayRefused:
+		from, err := c.region(f+".from", ft.From)
+		if err != nil {
+			return err
+		}
+		reg, _, err := c.gateway(ft.Gateway)
+		if err != nil {
+			return fmt.Errorf("%s.gateway: %w", f, err)
+		}
+		if reg == from {
+			return fmt.Errorf("%s.gateway: %s is a gateway of %s itself", f, ft.Gateway, ft.From)
+		}
+	}
+	return nil
+}
+
+// applyMutfedFault carries out the fault kinds of this file; it reports
+// whether f was one of them.
+func (w *world) applyMutfedFault(f *scenarios.Fault) bool {
+	c := w.cfg
+	var counter *int
+	var label string
+	switch f.Kind {
+	case scenarios.FaultLogTrimmed:
+		ri := c.regionIdx[f.Region]
+		counter, label = &w.mutfed().trimmed[ri], f.Region
+	case scenarios.FaultWatchUnsupported:
+		ri := c.regionIdx[f.Region]
+		counter, label = &w.mutfed().noWatch[ri], f.Region
+	case scenarios.FaultGatewayRefused:
+		t := w.gwByName[f.Gateway]
+		counter, label = &w.mutfed().refused[c.regionIdx[f.From]][t.idx], f.From+" refuses "+f.Gateway
+	default:
+		return false
+	}
+	*counter++
+	sp := w.openSpan(f.Kind, label)
+	if dur := f.For.D(); dur > 0 {
+		w.after(dur, func() {
+			*counter--
+			w.closeSpan(sp)
+			w.quiet()
+		})
+	}
+	return true
+}
+
+// syncStore is the store gateway t's sync endpoint reads: the region's,
+// or while log_trimmed is in force one whose change log reach check is
+// wrong (trimmedStore).
+func (w *world) syncStore(t *gateway) region.Store {
+	if w.mf.trimmed != nil && w.mf.trimmed[t.rs.idx] > 0 {
+		return trimmedStore{Store: t.rs.store}
+	}
+	return t.rs.store
+}
+
+// trimmedStore answers ChangesSince for a version its change log no longer
+// reaches with the changes the log still holds (they start after a gap)
+// instead of "reload": a store whose reach check is wrong.
+type trimmedStore struct{ region.Store }
+
+// ChangesSince implements region.Store.
+func (s trimmedStore) ChangesSince(ctx context.Context, since uint64, n int) ([]region.Change, bool, error) {
+	chs, ok, err := s.Store.ChangesSince(ctx, since, n)
+	if err != nil || ok {
+		return chs, ok, err
+	}
+	snap, err := s.Store.Snapshot(ctx)
+	if err != nil || since >= snap.Version {
+		return chs, ok, nil // the store went back (data loss): reload, as it should
+	}
+	// The smallest version from which the log still reaches: the log's
+	// first entry is one above it.
+	lo, hi := since, snap.Version // ChangesSince(lo) does not reach, ChangesSince(hi) does
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if _, ok, err := s.Store.ChangesSince(ctx, mid, 1); err == nil && ok {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return s.Store.ChangesSince(ctx, hi, n)
+}
+
+// noWatches reports whether t's release holds no watches
+// (watch_unsupported).
+func (w *world) noWatches(t *gateway) bool {
+	return w.mf.noWatch != nil && w.mf.noWatch[t.rs.idx] > 0
+}
+
+// errNoWatches is what a watcher makes of an answer without the watch
+// header (httpsync.WatchWith).
+func errNoWatches(t *gateway) error {
+	return fmt.Errorf("gateway %s does not hold watches (no %s header: an older version?)", t.addr, federation.WatchHeader)
+}
+
+// gatewayRefused is g's peer check of gateway t (gateway_refused): an
+// error while g's region refuses t.
+func (w *world) gatewayRefused(g, t *gateway, regionName string) error {
+	if w.mf.refused == nil || w.mf.refused[g.rs.idx][t.idx] == 0 {
+		return nil
+	}
+	w.ext.peerRefused++
+	return &peerRefusedError{addr: t.addr, region: regionName, names: "gateway.misissued." + t.name + ".meridian"}
+}
