@@ -18,12 +18,17 @@ const (
 	// a source of its region's catalog (its certificate was misissued and
 	// names another region); the region's other gateways are accepted.
 	FaultGatewayRefused = "gateway_refused"
+	// FaultStoreRestart: Region's Redis restarts without persistence (its
+	// data is gone, as store_wipe), and nothing tells the gateways: their
+	// pub/sub subscriptions reconnect silently, so each cache finds out at
+	// its next catch-up read or at the next write's notification.
+	FaultStoreRestart = "store_restart"
 )
 
 // mutfedFault checks the fields of the fault kinds of this file.
 func (v *validator) mutfedFault(p string, f *Fault, fe func(string, string, ...any)) {
 	switch f.Kind {
-	case FaultLogTrimmed, FaultWatchUnsupported:
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultStoreRestart:
 		v.regionRef(p+".region", f.Region, true)
 	case FaultGatewayRefused:
 		v.regionRef(p+".from", f.From, true)

@@ -38,7 +38,7 @@ var FaultKinds = []string{
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
-	FaultGatewayRefused, FaultLogTrimmed, FaultWatchUnsupported,
+	FaultGatewayRefused, FaultLogTrimmed, FaultStoreRestart, FaultWatchUnsupported,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -88,6 +88,7 @@ var faultFields = map[string][]string{
 	FaultLogTrimmed:       {"region", "for"},
 	FaultWatchUnsupported: {"region", "for"},
 	FaultGatewayRefused:   {"from", "gateway", "for"},
+	FaultStoreRestart:     {"region"},
 }
 
 // validator collects the problems of one scenario.
@@ -456,7 +457,7 @@ func (v *validator) fault(i int, f *Fault) {
 		fe("for", "at %s + for %s ends after the run (%s)", f.At.D(), f.For.D(), v.sc.Duration.D())
 	}
 	switch f.Kind {
-	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused:
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart:
 		v.mutfedFault(p, f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)

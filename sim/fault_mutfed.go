@@ -35,7 +35,7 @@ func (w *world) mutfed() *mutfedState {
 // prepareMutfedFault checks the references of a fault of this file.
 func (c *config) prepareMutfedFault(f string, ft scenarios.Fault) error {
 	switch ft.Kind {
-	case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported:
+	case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultStoreRestart:
 		if ft.Region == "" {
 			return fmt.Errorf("%s.region: required for %s", f, ft.Kind)
 		}
@@ -70,6 +70,9 @@ func (w *world) applyMutfedFault(f *scenarios.Fault) bool {
 	case scenarios.FaultWatchUnsupported:
 		ri := c.regionIdx[f.Region]
 		counter, label = &w.mutfed().noWatch[ri], f.Region
+	case scenarios.FaultStoreRestart:
+		w.storeRestart(w.regions[c.regionIdx[f.Region]])
+		return true
 	case scenarios.FaultGatewayRefused:
 		t := w.gwByName[f.Gateway]
 		counter, label = &w.mutfed().refused[c.regionIdx[f.From]][t.idx], f.From+" refuses "+f.Gateway
@@ -147,4 +150,33 @@ func (w *world) gatewayRefused(g, t *gateway, regionName string) error {
 	}
 	w.ext.peerRefused++
 	return &peerRefusedError{addr: t.addr, region: regionName, names: "gateway.misissued." + t.name + ".meridian"}
+}
+
+// checkServed checks an answer of gateway t's sync endpoint against what
+// t's own catalog has already reached in this incarnation (its cache
+// follows the region's store and never goes back; local lookups were
+// answered from it): a snapshot behind that would move other regions'
+// replicas back, so serving one is a version_monotonic violation, whether
+// or not the client refuses it.
+func (w *world) checkServed(t *gateway, ans any) {
+	full, ok := ans.(federation.FullResponse)
+	if !ok {
+		return
+	}
+	if top, seen := t.lastVer[t.rs.name]; seen && full.Version < top {
+		w.m.violate(InvVersionMonotonic, fmt.Sprintf("gateway %s served a snapshot of %s at v%d, behind v%d its own catalog had reached",
+			t.name, t.rs.name, full.Version, top))
+	}
+}
+
+// storeRestart is the store_restart fault: the region's Redis restarts
+// without persistence (its data is gone, as store_wipe) and nothing tells
+// the gateways: their pub/sub subscriptions reconnect silently and no
+// write publishes anything, so each cache finds out at its next catch-up
+// read (CacheOptions.CatchUp) or at the next write's notification.
+func (w *world) storeRestart(rs *regionSim) {
+	w.oracleStore(rs)
+	rs.mem.Wipe()
+	w.instant(scenarios.FaultStoreRestart, rs.name)
+	w.quiet()
 }

@@ -110,6 +110,7 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 		}
 		src := federation.CatalogSource{Region: t.rs.name, Store: w.syncStore(t), Cache: t.cache}
 		ans, err := src.Answer(w.ctx, e.Since)
+		w.checkServed(t, ans)
 		if perr := w.peerCheck(g, t, e.Region); perr != nil {
 			ans, err = nil, perr
 		}

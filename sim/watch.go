@@ -172,6 +172,7 @@ func (sw *simWatch) answer() {
 	x := sw.x
 	src := federation.CatalogSource{Region: t.rs.name, Store: w.syncStore(t), Cache: t.cache}
 	ans, err := src.Answer(w.ctx, x.Since)
+	w.checkServed(t, ans)
 	var res federation.SyncResult
 	var size int64
 	var nchanges int
