@@ -23,12 +23,19 @@ const (
 	// pub/sub subscriptions reconnect silently, so each cache finds out at
 	// its next catch-up read or at the next write's notification.
 	FaultStoreRestart = "store_restart"
+	// FaultRegionReset: every gateway of Region crashes and its store loses
+	// all its data while they are down, so nobody can write the catalog
+	// back: the region starts over at version 0. Its instances register
+	// again once its gateways are back (after For), as clients and
+	// deployers do when they find themselves gone; other regions must
+	// follow the reset although it moves their replicas back.
+	FaultRegionReset = "region_reset"
 )
 
 // mutfedFault checks the fields of the fault kinds of this file.
 func (v *validator) mutfedFault(p string, f *Fault, fe func(string, string, ...any)) {
 	switch f.Kind {
-	case FaultLogTrimmed, FaultWatchUnsupported, FaultStoreRestart:
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultStoreRestart, FaultRegionReset:
 		v.regionRef(p+".region", f.Region, true)
 	case FaultGatewayRefused:
 		v.regionRef(p+".from", f.From, true)

@@ -38,7 +38,7 @@ var FaultKinds = []string{
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
-	FaultGatewayRefused, FaultLogTrimmed, FaultStoreRestart, FaultWatchUnsupported,
+	FaultGatewayRefused, FaultLogTrimmed, FaultRegionReset, FaultStoreRestart, FaultWatchUnsupported,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -89,6 +89,7 @@ var faultFields = map[string][]string{
 	FaultWatchUnsupported: {"region", "for"},
 	FaultGatewayRefused:   {"from", "gateway", "for"},
 	FaultStoreRestart:     {"region"},
+	FaultRegionReset:      {"region", "for"},
 }
 
 // validator collects the problems of one scenario.
@@ -457,7 +458,7 @@ func (v *validator) fault(i int, f *Fault) {
 		fe("for", "at %s + for %s ends after the run (%s)", f.At.D(), f.For.D(), v.sc.Duration.D())
 	}
 	switch f.Kind {
-	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart:
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart, FaultRegionReset:
 		v.mutfedFault(p, f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)

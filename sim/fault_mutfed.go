@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/meridian-sd/meridian/federation"
 	"github.com/meridian-sd/meridian/region"
@@ -20,6 +21,7 @@ type mutfedState struct {
 	trimmed []int   // [region]: log_trimmed in force
 	noWatch []int   // [region]: watch_unsupported in force
 	refused [][]int // [from region][gateway idx]: gateway_refused in force
+	resets  []int   // [region]: region_reset faults so far
 }
 
 func (w *world) mutfed() *mutfedState {
@@ -27,6 +29,7 @@ func (w *world) mutfed() *mutfedState {
 	if s.trimmed == nil {
 		s.trimmed = make([]int, len(w.regions))
 		s.noWatch = make([]int, len(w.regions))
+		s.resets = make([]int, len(w.regions))
 		s.refused = square[int](max(len(w.regions), len(w.gateways)))
 	}
 	return s
@@ -35,7 +38,7 @@ func (w *world) mutfed() *mutfedState {
 // prepareMutfedFault checks the references of a fault of this file.
 func (c *config) prepareMutfedFault(f string, ft scenarios.Fault) error {
 	switch ft.Kind {
-	case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultStoreRestart:
+	case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultStoreRestart, scenarios.FaultRegionReset:
 		if ft.Region == "" {
 			return fmt.Errorf("%s.region: required for %s", f, ft.Kind)
 		}
@@ -72,6 +75,9 @@ func (w *world) applyMutfedFault(f *scenarios.Fault) bool {
 		counter, label = &w.mutfed().noWatch[ri], f.Region
 	case scenarios.FaultStoreRestart:
 		w.storeRestart(w.regions[c.regionIdx[f.Region]])
+		return true
+	case scenarios.FaultRegionReset:
+		w.regionReset(w.regions[c.regionIdx[f.Region]], f.For.D())
 		return true
 	case scenarios.FaultGatewayRefused:
 		t := w.gwByName[f.Gateway]
@@ -179,4 +185,58 @@ func (w *world) storeRestart(rs *regionSim) {
 	rs.mem.Wipe()
 	w.instant(scenarios.FaultStoreRestart, rs.name)
 	w.quiet()
+}
+
+// regionReset is the region_reset fault: the region's gateways crash, its
+// store loses everything, and its registrations are gone (in truth: they
+// are no longer acknowledged, and what was pending convergence never
+// will). After d the gateways start again over the empty store (their
+// caches load it: nobody holds the old catalog to write back) and, a few
+// seconds later, every instance that was registered registers again.
+func (w *world) regionReset(rs *regionSim, d time.Duration) {
+	sp := w.openSpan(scenarios.FaultRegionReset, rs.name)
+	gws := rs.gateways
+	for _, g := range gws {
+		g.crash(false)
+	}
+	w.gatewaysChanged()
+	w.oracleStore(rs)
+	rs.mem.Wipe()
+	w.mutfed().resets[rs.idx]++
+	var lost []*instance
+	for _, ins := range rs.bySvc {
+		for _, in := range ins {
+			if in.registered {
+				w.unregistered(in)
+				delete(rs.acked, in.key)
+				lost = append(lost, in)
+			}
+		}
+	}
+	rs.pending, rs.commits = nil, nil
+	w.after(d, func() {
+		w.restart(gws)
+		w.closeSpan(sp)
+		w.after(5*time.Second, func() {
+			for _, in := range lost {
+				if !in.registered {
+					w.register(in, 0)
+				}
+			}
+			w.quiet()
+		})
+	})
+}
+
+// followsReset reports whether a replica of the region going back from
+// prev follows a region_reset: prev is above everything the region's
+// store has committed since its last reset, so it belongs to a life of
+// the region that is gone.
+func (w *world) followsReset(regionName string, prev uint64) bool {
+	rs := w.regionByName(regionName)
+	if rs == nil || w.mf.resets == nil || w.mf.resets[rs.idx] == 0 {
+		return false
+	}
+	n := len(rs.commits)
+	return n == 0 || prev > rs.commits[n-1].version
 }

@@ -280,7 +280,7 @@ func (w *world) checkVersion(g *gateway, regionName string, v uint64) {
 		v = w.hooks.corruptVersion(g.name, regionName, v)
 	}
 	prev, seen := g.lastVer[regionName]
-	if seen && v < prev {
+	if seen && v < prev && !w.followsReset(regionName, prev) {
 		w.m.violate(InvVersionMonotonic, fmt.Sprintf("gateway %s: catalog of %s went from v%d back to v%d", g.name, regionName, prev, v))
 	}
 	if !seen || v > prev {
