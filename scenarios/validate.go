@@ -39,6 +39,7 @@ var FaultKinds = []string{
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
 	FaultRedeploy,
+	FaultGatewayRefused, FaultLogTrimmed, FaultRegionReset, FaultStoreRestart, FaultWatchUnsupported,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -84,6 +85,13 @@ var faultFields = map[string][]string{
 	FaultPeerRefused:    {"from", "to", "for"},
 	FaultProbeBlocked:   {"region", "service", "count", "fraction", "gateway", "for"},
 	FaultRedeploy:       {"region", "service", "count", "over"},
+
+	// the federation sync faults of faults_mutfed.go
+	FaultLogTrimmed:       {"region", "for"},
+	FaultWatchUnsupported: {"region", "for"},
+	FaultGatewayRefused:   {"from", "gateway", "for"},
+	FaultStoreRestart:     {"region"},
+	FaultRegionReset:      {"region", "for"},
 }
 
 // validator collects the problems of one scenario.
@@ -457,6 +465,8 @@ func (v *validator) fault(i int, f *Fault) {
 		fe("for", "at %s + for %s ends after the run (%s)", f.At.D(), f.For.D(), v.sc.Duration.D())
 	}
 	switch f.Kind {
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart, FaultRegionReset:
+		v.mutfedFault(p, f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)
 	case FaultCut, FaultPeerRefused:

@@ -469,6 +469,9 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 					err = fmt.Errorf("%s.gateway: %s is not a gateway of %s", f, ft.Gateway, ft.Region)
 				}
 			}
+		case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultGatewayRefused, scenarios.FaultStoreRestart,
+			scenarios.FaultRegionReset:
+			err = c.prepareMutfedFault(f, ft)
 		default:
 			return fmt.Errorf("%s.kind: unknown fault kind %q", f, ft.Kind)
 		}

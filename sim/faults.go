@@ -68,7 +68,7 @@ func (w *world) applyFault(f *scenarios.Fault) {
 	if storeFault(f.Kind) {
 		w.oracleStore(w.regions[c.regionIdx[f.Region]])
 	}
-	if w.applyMoreFault(f) {
+	if w.applyMoreFault(f) || w.applyMutfedFault(f) {
 		return
 	}
 	switch f.Kind {

@@ -71,6 +71,9 @@ func (e *peerRefusedError) PeerRefused() bool { return true }
 // for region regionName: an error while a peer_refused fault makes g's
 // region refuse t's. It runs on the client, after the response arrived.
 func (w *world) peerCheck(g, t *gateway, regionName string) error {
+	if err := w.gatewayRefused(g, t, regionName); err != nil {
+		return err
+	}
 	if w.ext.refused == nil || w.ext.refused[g.rs.idx][t.rs.idx] == 0 {
 		return nil
 	}

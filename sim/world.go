@@ -50,6 +50,7 @@ type world struct {
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
 	ext        extState      // faults_more.go
+	mf         mutfedState   // fault_mutfed.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 
 	// instantEvents counts the events at the current simulated instant

@@ -202,11 +202,16 @@ var All = []Mutant{
 		Replace: "\t\t\t\trs.needFull = false\n",
 		Desc:    "a delta that does not apply (gap) is retried as a delta forever instead of asking for a snapshot",
 	},
+	// core-timeout-from-last-fetch replaces core-fetch-never-times-out
+	// (Tick timing fetches out after ReapAfter), which is equivalent: the
+	// federator's context ends every fetch at FetchTimeout, so the transport
+	// reports the failure when the core's timeout would have fired (README,
+	// "Replaced mutants").
 	{
-		Name: "core-fetch-never-times-out", Area: "federation", File: "federation/core.go",
+		Name: "core-timeout-from-last-fetch", Area: "federation", File: "federation/core.go",
 		Find:    "if rs.inflight && now.Sub(rs.fetchAt) >= c.cfg.FetchTimeout {",
-		Replace: "if rs.inflight && now.Sub(rs.fetchAt) >= c.cfg.ReapAfter {",
-		Desc:    "wrong field: a fetch whose answer was lost counts as in flight for ReapAfter (72h): the replica freezes",
+		Replace: "if rs.inflight && now.Sub(rs.lastFetch) >= c.cfg.FetchTimeout {",
+		Desc:    "wrong field: the fetch timeout counts from the last completed fetch, so a fetch issued after a quiet period times out at the next tick",
 	},
 	{
 		Name: "core-older-snapshot-accepted", Area: "federation", File: "federation/core.go",
