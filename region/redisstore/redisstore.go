@@ -240,13 +240,13 @@ func parseField(f string) (region.Key, error) {
 	return region.Key{Service: svc, ID: id}, nil
 }
 
-func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
+func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, in *region.Instance, c region.Cond) (region.Change, error) {
 	if c.WriteID != "" {
 		if err := region.ValidateWriteID(c.WriteID); err != nil {
 			return region.Change{}, err
 		}
 	}
-	return s.gc.submit(ctx, op, k, data, c)
+	return s.gc.submit(ctx, op, k, data, in, c)
 }
 
 // writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
@@ -285,13 +285,20 @@ func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond)
 	if err != nil {
 		return region.Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
 	}
-	return s.apply(ctx, region.OpPut, in.Key(), string(b), c)
+	// When the script stores these bytes unchanged (a new instance: no
+	// registered_at to keep), the change's instance is in itself, as
+	// decoding them would give it: the group commit need not decode.
+	var same *region.Instance
+	if decodesAsItself(&in) {
+		same = &in
+	}
+	return s.apply(ctx, region.OpPut, in.Key(), string(b), same, c)
 }
 
 // Delete implements Store.
 func (s *RedisStore) Delete(ctx context.Context, k region.Key, c region.Cond) (region.Change, error) {
 	c.MustExist = true
-	return s.apply(ctx, region.OpDelete, k, "", c)
+	return s.apply(ctx, region.OpDelete, k, "", nil, c)
 }
 
 // Snapshot implements Store. It reads the version and both hashes in one
