@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -372,7 +373,8 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 	for i := range all {
 		all[i] = i
 	}
-	_ = run(all, false)
+	ctx, span := g.s.commitSpan(ctx, len(chunks), len(batch))
+	err := run(all, false)
 	// Redis lost the script (a restart, SCRIPT FLUSH): those calls ran
 	// nothing; send them again with the script's text.
 	var again []int
@@ -382,8 +384,13 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 		}
 	}
 	if len(again) > 0 {
-		_ = run(again, true)
+		err = run(again, true)
 	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 
 	var changes []region.Change
 	off := 0

@@ -41,6 +41,8 @@ type RedisStore struct {
 	kInstances, kIndex, kVersion, kLog, kWrites, kEpoch, channel string
 
 	gc *committer // the group commit of Put and Delete
+	// tracer traces the group commit's round trips; nil: not traced.
+	tracer trace.Tracer
 }
 
 var _ region.Store = (*RedisStore)(nil)
@@ -208,7 +210,11 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		c.Close()
 		return nil, err
 	}
-	return NewRedisStoreClient(c, o.Region, o.LogMax), nil
+	s := NewRedisStoreClient(c, o.Region, o.LogMax)
+	if o.TracerProvider != nil {
+		s.tracer = o.TracerProvider.Tracer("github.com/meridian-sd/meridian/region/redisstore")
+	}
+	return s, nil
 }
 
 // NewRedisStoreClient wraps an existing client. The store owns it: Close
