@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"syscall"
 
 	"github.com/meridian-sd/meridian/region"
@@ -64,4 +65,19 @@ func storeErrorText(err error) string {
 		return "the registry store refuses connections (details in the gateway's log)"
 	}
 	return "the registry store is unreachable or failing (details in the gateway's log)"
+}
+
+// writeInstance answers 200 with in, as writeJSON would, encoded without
+// reflection (region.Instance.AppendJSON): the registration's answer.
+func writeInstance(w http.ResponseWriter, in *region.Instance) {
+	b, ok := in.AppendJSON(make([]byte, 0, 512))
+	if !ok {
+		writeJSON(w, http.StatusOK, in) // answers its error
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(b, '\n'))
 }

@@ -287,8 +287,9 @@ func decodeChange(v uint64, op region.Op, k region.Key, data string) (region.Cha
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond) (region.Change, error) {
 	in.ModifyIndex = 0
-	b, err := json.Marshal(&in)
-	if err != nil {
+	b, ok := in.AppendJSON(make([]byte, 0, 512))
+	if !ok {
+		_, err := json.Marshal(&in) // for its error
 		return region.Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
 	}
 	// When the script stores these bytes unchanged (a new instance: no
