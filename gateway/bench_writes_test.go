@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +39,9 @@ const benchWriters = 32
 func BenchmarkWrites(b *testing.B) {
 	b.Run("store=redis", func(b *testing.B) {
 		srv := redistest.Start(b, redistest.WithArgs("--appendonly", "no"))
+		if pin := os.Getenv("BENCH_WRITES_PIN"); pin != "" {
+			pinRedis(b, srv.PID())
+		}
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 		defer c.Close()
 		c.ConfigResetStat(context.Background())
@@ -46,6 +52,37 @@ func BenchmarkWrites(b *testing.B) {
 }
 
 var benchWritesRun atomic.Int64
+
+// pinRedis, with BENCH_WRITES_PIN set, gives redis-server the last core
+// of the machine and this process (the gateway and its writers) the
+// others, with taskset, so that the two do not take each other's cores.
+// It needs at least two cores and taskset; without them it says so and
+// pins nothing.
+func pinRedis(b *testing.B, pid int) {
+	n := runtime.NumCPU()
+	if n < 2 {
+		b.Logf("BENCH_WRITES_PIN: %d core, nothing pinned", n)
+		return
+	}
+	last := strconv.Itoa(n - 1)
+	rest := "0"
+	if n > 2 {
+		rest = "0-" + strconv.Itoa(n-2)
+	}
+	for _, c := range [][]string{
+		{"-a", "-p", "-c", last, strconv.Itoa(pid)},
+		{"-a", "-p", "-c", rest, strconv.Itoa(os.Getpid())},
+	} {
+		if out, err := exec.Command("taskset", c...).CombinedOutput(); err != nil {
+			b.Fatalf("taskset %s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	b.Logf("BENCH_WRITES_PIN: redis-server on core %s, the gateway and its writers on %s", last, rest)
+	b.Cleanup(func() {
+		// Give this process all cores back for whatever runs next.
+		exec.Command("taskset", "-a", "-p", "-c", "0-"+last, strconv.Itoa(os.Getpid())).Run()
+	})
+}
 
 // reportRedisCost reports redis-server's CPU time per acknowledged
 // registration (redis-us/write, from INFO cpu) and logs its command
