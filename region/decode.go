@@ -49,8 +49,11 @@ func DecodeRegistration(body []byte, service, id string, now time.Time) (Instanc
 		return Instance{}, ErrBodyTooLarge
 	}
 	var r Registration
-	if err := decodeStrict(body, &r); err != nil {
-		return Instance{}, err
+	if !decodeRegistrationFast(body, &r) { // the common case (decodefast.go)
+		r = Registration{}
+		if err := decodeStrict(body, &r); err != nil {
+			return Instance{}, err
+		}
 	}
 	in := Instance{
 		ID: id, Service: service,
