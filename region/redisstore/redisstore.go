@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -284,10 +285,17 @@ func decodeChange(v uint64, op region.Op, k region.Key, data string) (region.Cha
 	return ch, nil
 }
 
+// jsonBufs holds Put's encoding buffers.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond) (region.Change, error) {
 	in.ModifyIndex = 0
-	b, ok := in.AppendJSON(make([]byte, 0, 512))
+	buf := jsonBufs.Get().(*[]byte)
+	b, ok := in.AppendJSON((*buf)[:0])
+	data := string(b)
+	*buf = b
+	jsonBufs.Put(buf)
 	if !ok {
 		_, err := json.Marshal(&in) // for its error
 		return region.Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
@@ -299,7 +307,7 @@ func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond)
 	if decodesAsItself(&in) {
 		same = &in
 	}
-	return s.apply(ctx, region.OpPut, in.Key(), string(b), same, c)
+	return s.apply(ctx, region.OpPut, in.Key(), data, same, c)
 }
 
 // Delete implements Store.
