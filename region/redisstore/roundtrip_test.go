@@ -1,10 +1,14 @@
 package redisstore
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -69,5 +73,41 @@ func TestDecodesAsItself(t *testing.T) {
 				t.Fatalf("decoded differs from the normalized instance:\ndecoded    %#v\nnormalized %#v", dec, in)
 			}
 		})
+	}
+}
+
+// TestPutChangeMatchesStoredInstance: the change a new put returns (built
+// from the instance, not decoded) is exactly what reading the instance
+// back from Redis gives, and so is the change of a put that kept an
+// earlier registered_at (decoded from what the script stored).
+func TestPutChangeMatchesStoredInstance(t *testing.T) {
+	mr := miniredis.RunT(t)
+	s, err := NewRedisStore(RedisOptions{URL: "redis://" + mr.Addr() + "/0", Region: "us-east"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now() // local, with a monotonic reading
+	in := region.Instance{Service: "web", ID: "w1", Address: "10.0.0.1", Port: 80, Tags: []string{}, Meta: map[string]string{"k": "v"},
+		Weight: 100, Status: region.StatusPassing, RegisteredAt: now, UpdatedAt: now}
+	for i, want := range []time.Time{now, now} {
+		if i == 1 {
+			in.RegisteredAt, in.UpdatedAt = now.Add(time.Hour), now.Add(time.Hour) // the store keeps the first registered_at
+		}
+		ch, err := s.Put(ctx, in, region.Cond{WriteID: "w-" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.Snapshot(ctx)
+		if err != nil || len(snap.Instances) != 1 {
+			t.Fatalf("snapshot: %d instances, %v", len(snap.Instances), err)
+		}
+		if !reflect.DeepEqual(*ch.Instance, snap.Instances[0]) {
+			t.Fatalf("put %d: the change's instance differs from the stored one:\nchange %#v\nstored %#v", i, *ch.Instance, snap.Instances[0])
+		}
+		if !ch.Instance.RegisteredAt.Equal(want) {
+			t.Fatalf("put %d: registered_at %v, want %v", i, ch.Instance.RegisteredAt, want)
+		}
 	}
 }
