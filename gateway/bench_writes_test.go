@@ -86,8 +86,9 @@ func pinRedis(b *testing.B, pid int) {
 
 // reportRedisCost reports redis-server's CPU time per acknowledged
 // registration (redis-us/write, from INFO cpu) and logs its command
-// statistics (INFO commandstats: calls and µs per call of each command the
-// run sent), which tell how much of a write's cost is the server's.
+// statistics with -test.v (INFO commandstats: calls and µs per call of
+// each command the run sent), which tell how much of a write's cost is the
+// server's.
 func reportRedisCost(b *testing.B, c *redis.Client) {
 	ctx := context.Background()
 	info, err := c.Info(ctx, "cpu", "commandstats").Result()
@@ -110,7 +111,9 @@ func reportRedisCost(b *testing.B, c *redis.Client) {
 			stats = append(stats, strings.TrimPrefix(k, "cmdstat_")+" "+v)
 		}
 	}
-	b.Logf("redis-server: %.2fs CPU for %d registrations; commandstats:\n%s", cpu, b.N, strings.Join(stats, "\n"))
+	if testing.Verbose() {
+		b.Logf("redis-server: %.2fs CPU for %d registrations; commandstats:\n%s", cpu, b.N, strings.Join(stats, "\n"))
+	}
 	b.ReportMetric(cpu*1e6/float64(b.N), "redis-us/write")
 }
 
@@ -137,6 +140,7 @@ func benchWrites(b *testing.B, redisURL string) {
 
 	var next atomic.Int64
 	lat := make([][]time.Duration, benchWriters)
+	versions := make([][]uint64, benchWriters)
 	errs := make(chan error, benchWriters)
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -158,11 +162,13 @@ func benchWrites(b *testing.B, redisURL string) {
 					return
 				}
 				t0 := time.Now()
-				if err := wr.register(i); err != nil {
+				v, err := wr.register(i)
+				if err != nil {
 					errs <- fmt.Errorf("registration %d: %w", i, err)
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))
+				versions[w] = append(versions[w], v)
 			}
 		}()
 	}
@@ -184,6 +190,23 @@ func benchWrites(b *testing.B, redisURL string) {
 	}
 	if got := a.Cache.Version(); got < uint64(b.N) {
 		b.Fatalf("the gateway's catalog is at version %d after %d acknowledged registrations", got, b.N)
+	}
+	// Each acknowledgement carries its own version, and the store holds
+	// every acknowledged instance.
+	var vs []uint64
+	for _, l := range versions {
+		vs = append(vs, l...)
+	}
+	slices.Sort(vs)
+	if n := len(slices.Compact(vs)); n != b.N {
+		b.Fatalf("%d distinct versions in %d acknowledgements", n, b.N)
+	}
+	snap, err := a.Store.Snapshot(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(snap.Instances) != b.N {
+		b.Fatalf("the store holds %d instances after %d acknowledged registrations", len(snap.Instances), b.N)
 	}
 	p99 := all[min(len(all)-1, len(all)*99/100)]
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acks/s")
@@ -232,9 +255,9 @@ func (w *benchWriter) close() {
 	}
 }
 
-// register registers instance i of service svc-(i%200) and waits for its
-// acknowledgement.
-func (w *benchWriter) register(i int64) error {
+// register registers instance i of service svc-(i%200), waits for its
+// acknowledgement and returns the version it names (X-Meridian-Index).
+func (w *benchWriter) register(i int64) (uint64, error) {
 	body := `{"address":"10.` + strconv.FormatInt(i>>16&255, 10) + `.` + strconv.FormatInt(i>>8&255, 10) + `.` +
 		strconv.FormatInt(i&255, 10) + `","port":8080,"zone":"a","tags":["v1"]}`
 	b := w.buf[:0]
@@ -251,7 +274,7 @@ func (w *benchWriter) register(i int64) error {
 	w.buf = b
 	w.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := w.conn.Write(b); err != nil {
-		return err
+		return 0, err
 	}
 	return w.readAnswer()
 }
@@ -260,18 +283,21 @@ func (w *benchWriter) register(i int64) error {
 // header lines (Content-Length, Connection, X-Meridian-Index) and a body
 // of Content-Length bytes; anything else (another status, no index, a
 // chunked body) fails the benchmark.
-func (w *benchWriter) readAnswer() error {
+func (w *benchWriter) readAnswer() (uint64, error) {
 	status, err := w.br.ReadSlice('\n')
 	if err != nil {
-		return fmt.Errorf("reading the status line: %w", err)
+		return 0, fmt.Errorf("reading the status line: %w", err)
 	}
 	ok := bytes.HasPrefix(status, []byte("HTTP/1.1 200 "))
-	code := string(bytes.TrimSpace(status))
-	length, index, closing := -1, false, false
+	code := "HTTP/1.1 200" // the status line for errors (ReadSlice reuses its bytes)
+	if !ok {
+		code = string(bytes.TrimSpace(status))
+	}
+	length, index, closing := -1, uint64(0), false
 	for {
 		line, err := w.br.ReadSlice('\n')
 		if err != nil {
-			return fmt.Errorf("reading the header: %w", err)
+			return 0, fmt.Errorf("reading the header: %w", err)
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
@@ -282,29 +308,31 @@ func (w *benchWriter) readAnswer() error {
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			if length, err = strconv.Atoi(string(value)); err != nil {
-				return fmt.Errorf("bad Content-Length %q", value)
+				return 0, fmt.Errorf("bad Content-Length %q", value)
 			}
 		case bytes.EqualFold(name, []byte("X-Meridian-Index")):
-			index = len(value) > 0
+			if index, err = strconv.ParseUint(string(value), 10, 64); err != nil {
+				return 0, fmt.Errorf("bad X-Meridian-Index %q", value)
+			}
 		case bytes.EqualFold(name, []byte("Connection")):
 			closing = bytes.EqualFold(value, []byte("close"))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return fmt.Errorf("%s: Transfer-Encoding %q (want a Content-Length)", code, value)
+			return 0, fmt.Errorf("%s: Transfer-Encoding %q (want a Content-Length)", code, value)
 		}
 	}
 	if length < 0 {
-		return fmt.Errorf("%s: no Content-Length", code)
+		return 0, fmt.Errorf("%s: no Content-Length", code)
 	}
 	if _, err := w.br.Discard(length); err != nil {
-		return fmt.Errorf("reading the body: %w", err)
+		return 0, fmt.Errorf("reading the body: %w", err)
 	}
-	if !ok || !index {
-		return fmt.Errorf("%s, X-Meridian-Index present: %v", code, index)
+	if !ok || index == 0 {
+		return 0, fmt.Errorf("%s, X-Meridian-Index %d", code, index)
 	}
 	if closing {
-		return w.dial()
+		return index, w.dial()
 	}
-	return nil
+	return index, nil
 }
 
 // processCPU is the CPU time (user and system) this process has used: the
