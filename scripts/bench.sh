@@ -25,7 +25,8 @@
 # with fewer it says so and pins nothing (wrk and the servers then share the
 # cores, so the absolute numbers are low; the ratio is the figure to read).
 # The Go benchmarks run their load generator inside the benchmark process,
-# so they share its cores in any case.
+# so they share its cores in any case; with 4 or more cores BenchmarkWrites'
+# redis-server gets the last core to itself (BENCH_WRITES_PIN).
 #
 # BENCH_EXTRA=1 also runs the older reports: the Go read benchmarks of
 # ./gateway/ and ./federation/, the cost of ACLs (wrk, ACLs off vs on) and
