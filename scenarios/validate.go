@@ -497,6 +497,8 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
+	case FaultInstancesOverload:
+		v.instancesTarget(p, f, fe)
 	case FaultInstancesFail, FaultInstancesHeal, FaultInstancesFlap, FaultInstancesSlow:
 		v.instancesTarget(p, f, fe)
 		if f.Kind == FaultInstancesFlap && f.Period < Duration(minFlapPeriod) {

@@ -468,6 +468,11 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 					err = fmt.Errorf("%s.gateway: %s is not a gateway of %s", f, ft.Gateway, ft.Region)
 				}
 			}
+		case scenarios.FaultInstancesOverload:
+			err = needService()
+			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {
+				err = fmt.Errorf("%s: instances_overload needs count or fraction (fraction in (0,1])", f)
+			}
 		default:
 			return fmt.Errorf("%s.kind: unknown fault kind %q", f, ft.Kind)
 		}

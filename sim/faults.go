@@ -71,6 +71,9 @@ func (w *world) applyFault(f *scenarios.Fault) {
 	if w.applyMoreFault(f) {
 		return
 	}
+	if w.applyMutregionFault(f) {
+		return
+	}
 	switch f.Kind {
 	case scenarios.FaultPartition:
 		var groups [][]int

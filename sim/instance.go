@@ -15,6 +15,7 @@ const (
 	stateFailed                  // stopped answering (hung or crashed without deregistering)
 	stateSlow                    // answers after slow
 	stateFlap                    // alternates down and up every flapPeriod
+	stateBusy                    // sheds load: answers everything with HTTP 429 (instances_overload)
 )
 
 // Probe outputs, as the simulated instances answer.
@@ -22,6 +23,7 @@ const (
 	probeOKOutput      = "HTTP 200 OK"
 	probeTimeoutOutput = "probe timed out"
 	probeRefused       = "connection refused"
+	probeOverloaded    = "HTTP 429 Too Many Requests"
 )
 
 // instance is the ground truth of one service instance.
@@ -49,6 +51,7 @@ type instance struct {
 
 	blockedBy []int // gateways whose probes time out (probe_blocked), by index
 	hbGen     int   // TTL heartbeat chain
+	hbResumed bool  // a heartbeat was skipped (the instance was down): the next one sent resumes them
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -85,6 +88,8 @@ func (in *instance) up() bool {
 		return false
 	case stateFlap:
 		return !in.flapDown
+	case stateBusy:
+		return false // it answers, but only with 429: no lookup is served
 	}
 	return true
 }
@@ -101,6 +106,8 @@ func (in *instance) probe(w *world, timeout time.Duration) (region.ProbeResult, 
 	switch {
 	case !in.registered:
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, rtt
+	case in.state == stateBusy:
+		return region.ProbeResult{Status: region.StatusWarning, Output: probeOverloaded}, rtt
 	case !in.up():
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeTimeoutOutput}, timeout
 	}
@@ -157,6 +164,8 @@ func (w *world) startHeartbeats(in *instance) {
 		}
 		if in.up() {
 			w.beat(in)
+		} else {
+			in.hbResumed = true
 		}
 		w.after(period, beat)
 	}
