@@ -519,6 +519,9 @@ func (v *validator) fault(i int, f *Fault) {
 			fe("over", "at %s + over %s ends after the run (%s)", f.At.D(), f.Over.D(), v.sc.Duration.D())
 		}
 	}
+	if f.Kind == FaultDeregister && f.Gateway != "" {
+		v.viaGateway(f, fe)
+	}
 }
 
 func (v *validator) partition(p string, f *Fault, fe func(string, string, ...any)) {

@@ -454,6 +454,9 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && ft.Count <= 0 {
 				err = fmt.Errorf("%s.count: deregister needs a positive count", f)
 			}
+			if err == nil && ft.Gateway != "" {
+				err = c.viaGateway(f, &ft)
+			}
 		case scenarios.FaultProbeBlocked:
 			err = needService()
 			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/meridian-sd/meridian/region"
@@ -77,4 +78,79 @@ func (w *world) heartbeatAcked(in *instance, g *gateway, resumed bool, st region
 	}
 	w.m.violate(InvHeartbeatStored, fmt.Sprintf("gateway %s acknowledged a %s heartbeat of %s while the store holds it %s (its cache says so too): the status was not written",
 		g.name, st, in.key, in.regStatus))
+}
+
+// faultGateway is the gateway a fault names (nil: none).
+func (w *world) faultGateway(f *scenarios.Fault) *gateway {
+	if f.Gateway == "" {
+		return nil
+	}
+	return w.gwByName[f.Gateway]
+}
+
+// deregisterGateway picks the running gateway of gws that in's
+// deregistration goes through: the one its deregister fault named while
+// it runs, else one at random.
+func (w *world) deregisterGateway(in *instance, gws []*gateway) *gateway {
+	if g := in.deregVia; g != nil && g.running {
+		return g
+	}
+	return gws[w.stormRng.IntN(len(gws))]
+}
+
+// viaGateway checks the gateway a deregister fault goes through (field
+// path f): a gateway of the fault's region.
+func (c *config) viaGateway(f string, ft *scenarios.Fault) error {
+	reg, _, err := c.gateway(ft.Gateway)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s.gateway: %w", f, err)
+	case c.regions[reg].name != ft.Region:
+		return fmt.Errorf("%s.gateway: %s is not a gateway of %s", f, ft.Gateway, ft.Region)
+	}
+	return nil
+}
+
+// restoreWatch is the store as a gateway's cache sees it, watched for
+// restores: after a store data loss the cache writes its catalog back
+// (Store.Restore). The restored catalog's version must be above every
+// version of the region that any running gateway saw (its cache, its
+// replica): else versions go back for readers (version_monotonic), judged
+// by the store's own version, not the gateways' beliefs.
+type restoreWatch struct {
+	region.Store
+	g *gateway
+}
+
+// Restore implements region.Store.
+func (s restoreWatch) Restore(ctx context.Context, expect string, r region.RestoreRequest) (bool, error) {
+	ok, err := s.Store.Restore(ctx, expect, r)
+	if ok && err == nil {
+		s.g.w.checkRestore(s.g)
+	}
+	return ok, err
+}
+
+// checkRestore checks the version of g's region's store right after g
+// restored it.
+func (w *world) checkRestore(g *gateway) {
+	rs := g.rs
+	snap, err := rs.mem.Snapshot(w.ctx)
+	if err != nil {
+		return
+	}
+	for _, o := range w.gateways {
+		if !o.running {
+			continue
+		}
+		seen, ok := o.lastVer[rs.name]
+		if rep := o.core.Replica(rs.name); o.rs != rs && rep != nil {
+			seen, ok = max(seen, rep.Version()), true
+		}
+		if ok && snap.Version < seen {
+			w.m.violate(InvVersionMonotonic, fmt.Sprintf("gateway %s restored the store of %s at v%d, below v%d that gateway %s had seen: versions go back",
+				g.name, rs.name, snap.Version, seen, o.name))
+			return
+		}
+	}
 }

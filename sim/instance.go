@@ -51,7 +51,9 @@ type instance struct {
 
 	blockedBy []int // gateways whose probes time out (probe_blocked), by index
 	hbGen     int   // TTL heartbeat chain
-	hbResumed bool  // a heartbeat was skipped (the instance was down): the next one sent resumes them
+
+	hbResumed bool     // a heartbeat was skipped (the instance was down): the next one sent resumes them
+	deregVia  *gateway // the gateway its deregistration goes through (nil: any running one)
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
