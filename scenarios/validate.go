@@ -514,6 +514,8 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
+	case FaultInstancesOverload:
+		v.instancesTarget(p, f, fe)
 	case FaultInstancesFail, FaultInstancesHeal, FaultInstancesFlap, FaultInstancesSlow:
 		v.instancesTarget(p, f, fe)
 		if f.Kind == FaultInstancesFlap && f.Period < Duration(minFlapPeriod) {
@@ -533,6 +535,9 @@ func (v *validator) fault(i int, f *Fault) {
 		} else if v.sc.Duration > 0 && f.At+f.Over > v.sc.Duration {
 			fe("over", "at %s + over %s ends after the run (%s)", f.At.D(), f.Over.D(), v.sc.Duration.D())
 		}
+	}
+	if f.Kind == FaultDeregister && f.Gateway != "" {
+		v.viaGateway(f, fe)
 	}
 }
 

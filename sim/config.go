@@ -455,6 +455,9 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && ft.Count <= 0 {
 				err = fmt.Errorf("%s.count: deregister needs a positive count", f)
 			}
+			if err == nil && ft.Gateway != "" {
+				err = c.viaGateway(f, &ft)
+			}
 		case scenarios.FaultProbeBlocked:
 			err = needService()
 			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {
@@ -472,6 +475,11 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 		case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultGatewayRefused, scenarios.FaultStoreRestart,
 			scenarios.FaultRegionReset:
 			err = c.prepareMutfedFault(f, ft)
+		case scenarios.FaultInstancesOverload:
+			err = needService()
+			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {
+				err = fmt.Errorf("%s: instances_overload needs count or fraction (fraction in (0,1])", f)
+			}
 		default:
 			return fmt.Errorf("%s.kind: unknown fault kind %q", f, ft.Kind)
 		}

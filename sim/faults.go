@@ -71,6 +71,9 @@ func (w *world) applyFault(f *scenarios.Fault) {
 	if w.applyMoreFault(f) || w.applyMutfedFault(f) {
 		return
 	}
+	if w.applyMutregionFault(f) {
+		return
+	}
 	switch f.Kind {
 	case scenarios.FaultPartition:
 		var groups [][]int
@@ -246,6 +249,7 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			w.instant(f.Kind, label)
 		}
 		for _, in := range live[:n] {
+			in.deregVia = w.faultGateway(f)
 			w.deregister(in)
 		}
 		w.quiet()
@@ -492,7 +496,7 @@ func (w *world) deregisterTry(in *instance, attempt int) {
 		w.log.event(w.now, "deregister_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", errNoGateway.Error()))
 		return
 	}
-	g := gws[w.stormRng.IntN(len(gws))]
+	g := w.deregisterGateway(in, gws)
 	inc := g.inc
 	w.after(w.cfg.net.intra+rs.slow, func() {
 		if !g.running || g.inc != inc {

@@ -86,8 +86,12 @@ func (w *world) heartbeatAt(in *instance, g *gateway, forwarded bool) {
 			w.heartbeatAt(in, owner, true)
 			return
 		}
+		resumed := in.hbResumed
+		in.hbResumed = false
 		if _, err := g.health.Heartbeat(w.ctx, in.key, region.Heartbeat{Status: region.StatusPassing}); err != nil {
 			w.heartbeatFailed(in, g, err)
+		} else {
+			w.heartbeatAcked(in, g, resumed, region.StatusPassing)
 		}
 	})
 }

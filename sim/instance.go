@@ -15,6 +15,7 @@ const (
 	stateFailed                  // stopped answering (hung or crashed without deregistering)
 	stateSlow                    // answers after slow
 	stateFlap                    // alternates down and up every flapPeriod
+	stateBusy                    // sheds load: answers everything with HTTP 429 (instances_overload)
 )
 
 // Probe outputs, as the simulated instances answer.
@@ -22,6 +23,7 @@ const (
 	probeOKOutput      = "HTTP 200 OK"
 	probeTimeoutOutput = "probe timed out"
 	probeRefused       = "connection refused"
+	probeOverloaded    = "HTTP 429 Too Many Requests"
 )
 
 // instance is the ground truth of one service instance.
@@ -51,6 +53,9 @@ type instance struct {
 	hbGen     int   // TTL heartbeat chain
 	redeploys int   // redeploy faults done: the instance listens on port 8080+redeploys (fault_mutstore.go)
 	sentPort  int   // port of a redeploy's registration sent but not acknowledged yet (0: none)
+
+	hbResumed bool     // a heartbeat was skipped (the instance was down): the next one sent resumes them
+	deregVia  *gateway // the gateway its deregistration goes through (nil: any running one)
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -92,6 +97,8 @@ func (in *instance) up() bool {
 		return false
 	case stateFlap:
 		return !in.flapDown
+	case stateBusy:
+		return false // it answers, but only with 429: no lookup is served
 	}
 	return true
 }
@@ -108,6 +115,8 @@ func (in *instance) probe(w *world, timeout time.Duration) (region.ProbeResult, 
 	switch {
 	case !in.registered:
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, rtt
+	case in.state == stateBusy:
+		return region.ProbeResult{Status: region.StatusWarning, Output: probeOverloaded}, rtt
 	case !in.up():
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeTimeoutOutput}, timeout
 	}
@@ -164,6 +173,8 @@ func (w *world) startHeartbeats(in *instance) {
 		}
 		if in.up() {
 			w.beat(in)
+		} else {
+			in.hbResumed = true
 		}
 		w.after(period, beat)
 	}
