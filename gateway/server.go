@@ -273,7 +273,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, k region.Key) 
 	}
 	s.metrics.write(ctx, "register", "ok")
 	w.Header().Set("X-Meridian-Index", strconv.FormatUint(ch.Version, 10))
-	writeJSON(w, http.StatusOK, ch.Instance)
+	writeInstance(w, ch.Instance)
 }
 
 func (s *Server) deregister(w http.ResponseWriter, r *http.Request, k region.Key) {

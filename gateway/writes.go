@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/meridian-sd/meridian/region"
@@ -65,3 +67,25 @@ func storeErrorText(err error) string {
 	}
 	return "the registry store is unreachable or failing (details in the gateway's log)"
 }
+
+// writeInstance answers 200 with in, as writeJSON would, encoded without
+// reflection (region.Instance.AppendJSON): the registration's answer.
+func writeInstance(w http.ResponseWriter, in *region.Instance) {
+	buf := instanceBufs.Get().(*[]byte)
+	defer instanceBufs.Put(buf)
+	b, ok := in.AppendJSON((*buf)[:0])
+	if !ok {
+		writeJSON(w, http.StatusOK, in) // answers its error
+		return
+	}
+	b = append(b, '\n')
+	*buf = b
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b) // copied into the connection's buffer
+}
+
+// instanceBufs holds writeInstance's buffers.
+var instanceBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

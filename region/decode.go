@@ -49,8 +49,11 @@ func DecodeRegistration(body []byte, service, id string, now time.Time) (Instanc
 		return Instance{}, ErrBodyTooLarge
 	}
 	var r Registration
-	if err := decodeStrict(body, &r); err != nil {
-		return Instance{}, err
+	if !decodeRegistrationFast(body, &r) { // the common case (decodefast.go)
+		r = Registration{}
+		if err := decodeStrict(body, &r); err != nil {
+			return Instance{}, err
+		}
 	}
 	in := Instance{
 		ID: id, Service: service,
@@ -137,6 +140,15 @@ const maxJSONDepth = 32
 // silently keep the last one. Map objects such as "meta" may hold keys that
 // differ in case. Syntax errors are left to the decoder, which names them.
 func CheckDuplicateKeys(body []byte) error {
+	if noDuplicateKeys(body) {
+		return nil // the common case, without a token stream (dupkeys.go)
+	}
+	return checkDuplicateKeysSlow(body)
+}
+
+// checkDuplicateKeysSlow is CheckDuplicateKeys on encoding/json's token
+// stream: it names the problem.
+func checkDuplicateKeysSlow(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var value func(path string, depth int) error

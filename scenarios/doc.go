@@ -52,6 +52,9 @@
 //   - change_log: changes each region's store keeps in its change log
 //     (default 10000, at most 1000000); a replica further behind gets a
 //     snapshot instead of a delta.
+//   - store: memory (default: the in-memory twin) or redis (the production
+//     Redis store, Lua scripts included, over an in-process Redis; the
+//     meridian binary provides it).
 //   - regions (at least one): name (required, unique), gateways (default 1,
 //     at most 16; they are named "<region>-<n>", n from 1), zones (default
 //     [a]; instances are spread over them round robin).
@@ -123,6 +126,11 @@
 //     fraction of service's instances in region time out while the other
 //     gateways' probes pass: the region's gateways disagree on the check;
 //     for.
+//   - redeploy: count (required) redeploys of service's instances in
+//     region, spread over over, taking the registered instances in turn:
+//     the new process registers the same id on the next port, and the old
+//     one stops once that is acknowledged (invariant registration_kept: no
+//     health write based on the old record replaces the new registration).
 //
 // # expect
 //

@@ -47,6 +47,11 @@ type Topology struct {
 	// a replica that fell further behind take a snapshot instead of a
 	// delta (gap recovery).
 	ChangeLog int `yaml:"change_log"`
+	// Store is the regions' store: memory (default, the in-memory twin
+	// region.MemStore) or redis (the production Redis store, its Lua
+	// scripts included, over an in-process Redis; available in the
+	// meridian binary, see sim.RegisterStore).
+	Store string `yaml:"store"`
 }
 
 // Region is one region of the topology.
@@ -132,6 +137,7 @@ const (
 	FaultDeregister     = "deregister"       // Count instances of Service in Region deregistered (and registered again after For)
 	FaultPeerRefused    = "peer_refused"     // From's gateways refuse To's gateways as catalog sources (their certificate names another region)
 	FaultProbeBlocked   = "probe_blocked"    // Gateway's probes of Count (or Fraction) of Service's instances in Region time out; the other gateways' pass
+	FaultRedeploy       = "redeploy"         // Count of Service's instances in Region, spread over Over, register again (same id) on the next port; each old process stops once that is acknowledged
 )
 
 // Fault is one entry of the timeline.

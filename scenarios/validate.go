@@ -38,6 +38,8 @@ var FaultKinds = []string{
 	FaultHeal, FaultInstancesFail, FaultInstancesFlap, FaultInstancesHeal, FaultInstancesSlow,
 	FaultPartition, FaultPeerRefused, FaultProbeBlocked, FaultRegisterBad, FaultRegisterStorm, FaultRollingRestart, FaultStoreDown,
 	FaultStoreFlaky, FaultStoreSlow, FaultStoreUp, FaultStoreWipe,
+	FaultRedeploy,
+	FaultGatewayRefused, FaultLogTrimmed, FaultRegionReset, FaultStoreRestart, FaultWatchUnsupported,
 }
 
 // Metrics lists the metric names an expectation can bound, sorted.
@@ -82,6 +84,14 @@ var faultFields = map[string][]string{
 	FaultDeregister:     {"region", "service", "count", "for"},
 	FaultPeerRefused:    {"from", "to", "for"},
 	FaultProbeBlocked:   {"region", "service", "count", "fraction", "gateway", "for"},
+	FaultRedeploy:       {"region", "service", "count", "over"},
+
+	// the federation sync faults of faults_mutfed.go
+	FaultLogTrimmed:       {"region", "for"},
+	FaultWatchUnsupported: {"region", "for"},
+	FaultGatewayRefused:   {"from", "gateway", "for"},
+	FaultStoreRestart:     {"region"},
+	FaultRegionReset:      {"region", "for"},
 }
 
 // validator collects the problems of one scenario.
@@ -190,6 +200,11 @@ func (v *validator) topology() {
 	}
 	if t.ChangeLog < 0 || t.ChangeLog > MaxChangeLog {
 		v.errf("topology.change_log", "must be within [1, %d] (0: the default), got %d", MaxChangeLog, t.ChangeLog)
+	}
+	switch t.Store {
+	case "", "memory", "redis":
+	default:
+		v.errf("topology.store", "unknown store %q (want memory or redis)", t.Store)
 	}
 	switch {
 	case len(t.Regions) == 0:
@@ -450,6 +465,8 @@ func (v *validator) fault(i int, f *Fault) {
 		fe("for", "at %s + for %s ends after the run (%s)", f.At.D(), f.For.D(), v.sc.Duration.D())
 	}
 	switch f.Kind {
+	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart, FaultRegionReset:
+		v.mutfedFault(p, f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)
 	case FaultCut, FaultPeerRefused:
@@ -497,6 +514,8 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
+	case FaultInstancesOverload:
+		v.instancesTarget(p, f, fe)
 	case FaultInstancesFail, FaultInstancesHeal, FaultInstancesFlap, FaultInstancesSlow:
 		v.instancesTarget(p, f, fe)
 		if f.Kind == FaultInstancesFlap && f.Period < Duration(minFlapPeriod) {
@@ -505,7 +524,7 @@ func (v *validator) fault(i int, f *Fault) {
 		if f.Kind == FaultInstancesSlow && f.Latency <= 0 {
 			fe("latency", "required: must be > 0, got %s", f.Latency.D())
 		}
-	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister:
+	case FaultRegisterStorm, FaultRegisterBad, FaultDeregister, FaultRedeploy:
 		v.regionRef(p+".region", f.Region, true)
 		v.serviceRef(p+".service", f.Service)
 		if f.Count < 1 || f.Count > MaxStormCount {
@@ -516,6 +535,9 @@ func (v *validator) fault(i int, f *Fault) {
 		} else if v.sc.Duration > 0 && f.At+f.Over > v.sc.Duration {
 			fe("over", "at %s + over %s ends after the run (%s)", f.At.D(), f.Over.D(), v.sc.Duration.D())
 		}
+	}
+	if f.Kind == FaultDeregister && f.Gateway != "" {
+		v.viaGateway(f, fe)
 	}
 }
 

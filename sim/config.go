@@ -38,6 +38,7 @@ type config struct {
 
 	antiEntropy time.Duration // 0: the core's default for the profile
 	changeLog   int           // changes each store keeps (0: region.DefaultLogMax)
+	store       string        // the regions' store kind (topology.store; "": memory)
 	regions     []regionCfg
 	regionIdx   map[string]int
 	net         netCfg
@@ -80,7 +81,7 @@ type trafficCfg struct {
 // prepare fills the scenario's defaults and checks it.
 func prepare(sc *scenarios.Scenario, opts Options) (*config, error) {
 	c := &config{name: sc.Name, start: sc.Start, duration: sc.Duration.D(), settle: sc.Settle.D(),
-		antiEntropy: sc.Topology.AntiEntropy.D(), changeLog: sc.Topology.ChangeLog, regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
+		antiEntropy: sc.Topology.AntiEntropy.D(), changeLog: sc.Topology.ChangeLog, store: sc.Topology.Store, regionIdx: map[string]int{}, serviceIdx: map[string]int{}}
 	if c.name == "" {
 		c.name = "unnamed"
 	}
@@ -449,10 +450,13 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 			if err == nil && (ft.Count <= 0 || ft.Count > 1000000 || ft.Over < 0) {
 				err = fmt.Errorf("%s: register_storm needs count in 1..1000000 and a non-negative over", f)
 			}
-		case scenarios.FaultDeregister:
+		case scenarios.FaultDeregister, scenarios.FaultRedeploy:
 			err = needService()
 			if err == nil && ft.Count <= 0 {
 				err = fmt.Errorf("%s.count: deregister needs a positive count", f)
+			}
+			if err == nil && ft.Gateway != "" {
+				err = c.viaGateway(f, &ft)
 			}
 		case scenarios.FaultProbeBlocked:
 			err = needService()
@@ -467,6 +471,14 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 				case c.regions[reg].name != ft.Region:
 					err = fmt.Errorf("%s.gateway: %s is not a gateway of %s", f, ft.Gateway, ft.Region)
 				}
+			}
+		case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultGatewayRefused, scenarios.FaultStoreRestart,
+			scenarios.FaultRegionReset:
+			err = c.prepareMutfedFault(f, ft)
+		case scenarios.FaultInstancesOverload:
+			err = needService()
+			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {
+				err = fmt.Errorf("%s: instances_overload needs count or fraction (fraction in (0,1])", f)
 			}
 		default:
 			return fmt.Errorf("%s.kind: unknown fault kind %q", f, ft.Kind)

@@ -68,7 +68,10 @@ func (w *world) applyFault(f *scenarios.Fault) {
 	if storeFault(f.Kind) {
 		w.oracleStore(w.regions[c.regionIdx[f.Region]])
 	}
-	if w.applyMoreFault(f) {
+	if w.applyMoreFault(f) || w.applyMutfedFault(f) {
+		return
+	}
+	if w.applyMutregionFault(f) {
 		return
 	}
 	switch f.Kind {
@@ -246,9 +249,12 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			w.instant(f.Kind, label)
 		}
 		for _, in := range live[:n] {
+			in.deregVia = w.faultGateway(f)
 			w.deregister(in)
 		}
 		w.quiet()
+	case scenarios.FaultRedeploy:
+		w.redeployFault(f) // fault_mutstore.go
 	}
 }
 
@@ -444,8 +450,12 @@ func (w *world) register(in *instance, attempt int) {
 			retry("gateway went down")
 			return
 		}
-		ck := w.cfg.services[in.svc].check
-		ch, err := g.registrar.Register(w.ctx, in.record(w, region.InitialStatus(&ck)), "")
+		reg, err := in.registration(w, in.port()) // the handler's decoding (fault_mutstore.go)
+		if err != nil {
+			w.registerRefused(rs, in.key, err)
+			return
+		}
+		ch, err := g.registrar.Register(w.ctx, reg, "")
 		if err != nil {
 			retry(err.Error())
 			return
@@ -486,7 +496,7 @@ func (w *world) deregisterTry(in *instance, attempt int) {
 		w.log.event(w.now, "deregister_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", errNoGateway.Error()))
 		return
 	}
-	g := gws[w.stormRng.IntN(len(gws))]
+	g := w.deregisterGateway(in, gws)
 	inc := g.inc
 	w.after(w.cfg.net.intra+rs.slow, func() {
 		if !g.running || g.inc != inc {

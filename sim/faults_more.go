@@ -71,6 +71,9 @@ func (e *peerRefusedError) PeerRefused() bool { return true }
 // for region regionName: an error while a peer_refused fault makes g's
 // region refuse t's. It runs on the client, after the response arrived.
 func (w *world) peerCheck(g, t *gateway, regionName string) error {
+	if err := w.gatewayRefused(g, t, regionName); err != nil {
+		return err
+	}
 	if w.ext.refused == nil || w.ext.refused[g.rs.idx][t.rs.idx] == 0 {
 		return nil
 	}
@@ -199,10 +202,15 @@ func (w *world) registerInvalid(rs *regionSim, svc, i int) {
 	g := gws[w.stormRng.IntN(len(gws))]
 	ck := w.cfg.services[svc].check.WithDefaults()
 	name := w.cfg.services[svc].name
-	in := region.Instance{RegisteredAt: w.wall(), ID: fmt.Sprintf("%s-%s-misconfigured-%d", name, rs.name, i), Service: name,
-		Address: "10.255.0.1", Port: 0, Weight: region.DefaultWeight, Status: region.InitialStatus(&ck), Check: &ck, UpdatedAt: w.wall()}
-	ch, err := g.registrar.Register(w.ctx, in, "")
+	id := fmt.Sprintf("%s-%s-misconfigured-%d", name, rs.name, i)
+	// Through the handler's decoding and validation, then the registrar.
+	in, err := w.decodeRegistration(region.Registration{Address: "10.255.0.1", Port: 0, Check: &ck}, name, id)
+	var ch region.Change
+	if err == nil {
+		ch, err = g.registrar.Register(w.ctx, in, "")
+	}
 	if err != nil {
+		in = region.Instance{Service: name, ID: id}
 		w.log.event(w.now, "register_refused", kv("region", rs.name), kv("instance", in.Key().String()), kv("error", err.Error()))
 		return
 	}

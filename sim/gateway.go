@@ -95,7 +95,7 @@ func (g *gateway) start() error {
 	g.cachePending, g.storeErr = false, false
 	g.epoch++
 	restores := 0
-	g.cache = region.NewCache(g.rs.store, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Runtime: g.rt,
+	g.cache = region.NewCache(restoreWatch{g.rs.store, g}, region.CacheOptions{CatchUp: time.Second, Logger: w.logger, Runtime: g.rt,
 		NewEpoch: func() string { restores++; return fmt.Sprintf("%s-restore-%d", g.name, restores) },
 		OnSynced: g.cacheSynced})
 	g.cache.OnChange(g.onCacheChange)

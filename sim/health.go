@@ -20,7 +20,7 @@ func (g *gateway) Probe(_ context.Context, e region.Effect, done func(region.Pro
 	w := g.w
 	in := g.rs.insts[e.Key]
 	res, lat := region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, 2*w.cfg.net.intra
-	if in != nil {
+	if in != nil && in.listensAt(e.Target) { // fault_mutstore.go: a redeployed instance's old port is closed
 		res, lat = in.probeBy(w, g, e.Timeout)
 	}
 	inc := g.inc
@@ -86,8 +86,12 @@ func (w *world) heartbeatAt(in *instance, g *gateway, forwarded bool) {
 			w.heartbeatAt(in, owner, true)
 			return
 		}
+		resumed := in.hbResumed
+		in.hbResumed = false
 		if _, err := g.health.Heartbeat(w.ctx, in.key, region.Heartbeat{Status: region.StatusPassing}); err != nil {
 			w.heartbeatFailed(in, g, err)
+		} else {
+			w.heartbeatAcked(in, g, resumed, region.StatusPassing)
 		}
 	})
 }

@@ -15,6 +15,7 @@ const (
 	stateFailed                  // stopped answering (hung or crashed without deregistering)
 	stateSlow                    // answers after slow
 	stateFlap                    // alternates down and up every flapPeriod
+	stateBusy                    // sheds load: answers everything with HTTP 429 (instances_overload)
 )
 
 // Probe outputs, as the simulated instances answer.
@@ -22,6 +23,7 @@ const (
 	probeOKOutput      = "HTTP 200 OK"
 	probeTimeoutOutput = "probe timed out"
 	probeRefused       = "connection refused"
+	probeOverloaded    = "HTTP 429 Too Many Requests"
 )
 
 // instance is the ground truth of one service instance.
@@ -49,6 +51,11 @@ type instance struct {
 
 	blockedBy []int // gateways whose probes time out (probe_blocked), by index
 	hbGen     int   // TTL heartbeat chain
+	redeploys int   // redeploy faults done: the instance listens on port 8080+redeploys (fault_mutstore.go)
+	sentPort  int   // port of a redeploy's registration sent but not acknowledged yet (0: none)
+
+	hbResumed bool     // a heartbeat was skipped (the instance was down): the next one sent resumes them
+	deregVia  *gateway // the gateway its deregistration goes through (nil: any running one)
 }
 
 func (w *world) newInstance(rs *regionSim, svc int) *instance {
@@ -66,15 +73,20 @@ func (w *world) newInstance(rs *regionSim, svc int) *instance {
 
 // record is the registration of the instance with status st.
 func (in *instance) record(w *world, st region.Status) region.Instance {
+	return in.recordAt(w, st, in.port())
+}
+
+// recordAt is the registration of the instance listening on port.
+func (in *instance) recordAt(w *world, st region.Status, port int) region.Instance {
 	ck := w.cfg.services[in.svc].check.WithDefaults()
 	out := ""
 	if ck.Kind() == "http" {
-		ck.HTTP = "http://" + in.addr + ":8080/health"
+		ck.HTTP = fmt.Sprintf("http://%s:%d/health", in.addr, port)
 		if st == region.StatusPassing {
 			out = probeOKOutput
 		}
 	}
-	return region.Instance{RegisteredAt: w.wall(), ID: in.key.ID, Service: in.key.Service, Address: in.addr, Port: 8080,
+	return region.Instance{RegisteredAt: w.wall(), ID: in.key.ID, Service: in.key.Service, Address: in.addr, Port: port,
 		Zone: in.zone, Weight: region.DefaultWeight, Status: st, Output: out, Check: &ck, UpdatedAt: w.wall()}
 }
 
@@ -85,6 +97,8 @@ func (in *instance) up() bool {
 		return false
 	case stateFlap:
 		return !in.flapDown
+	case stateBusy:
+		return false // it answers, but only with 429: no lookup is served
 	}
 	return true
 }
@@ -101,6 +115,8 @@ func (in *instance) probe(w *world, timeout time.Duration) (region.ProbeResult, 
 	switch {
 	case !in.registered:
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeRefused}, rtt
+	case in.state == stateBusy:
+		return region.ProbeResult{Status: region.StatusWarning, Output: probeOverloaded}, rtt
 	case !in.up():
 		return region.ProbeResult{Status: region.StatusCritical, Output: probeTimeoutOutput}, timeout
 	}
@@ -157,6 +173,8 @@ func (w *world) startHeartbeats(in *instance) {
 		}
 		if in.up() {
 			w.beat(in)
+		} else {
+			in.hbResumed = true
 		}
 		w.after(period, beat)
 	}

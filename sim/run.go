@@ -53,6 +53,7 @@ func Run(sc *scenarios.Scenario, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: scenario %q: %w", sc.Name, err)
 	}
+	defer w.closeStores()
 	if err := w.run(); err != nil {
 		return nil, fmt.Errorf("sim: scenario %q seed %d: %w", sc.Name, opts.Seed, err)
 	}

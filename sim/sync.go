@@ -108,8 +108,9 @@ func (g *gateway) Fetch(_ context.Context, e federation.Effect, done func(federa
 			fail("gateway down")
 			return
 		}
-		src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
+		src := federation.CatalogSource{Region: t.rs.name, Store: w.syncStore(t), Cache: t.cache}
 		ans, err := src.Answer(w.ctx, e.Since)
+		w.checkServed(t, ans)
 		if perr := w.peerCheck(g, t, e.Region); perr != nil {
 			ans, err = nil, perr
 		}
@@ -279,7 +280,7 @@ func (w *world) checkVersion(g *gateway, regionName string, v uint64) {
 		v = w.hooks.corruptVersion(g.name, regionName, v)
 	}
 	prev, seen := g.lastVer[regionName]
-	if seen && v < prev {
+	if seen && v < prev && !w.followsReset(regionName, prev) {
 		w.m.violate(InvVersionMonotonic, fmt.Sprintf("gateway %s: catalog of %s went from v%d back to v%d", g.name, regionName, prev, v))
 	}
 	if !seen || v > prev {

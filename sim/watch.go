@@ -138,6 +138,14 @@ func (sw *simWatch) arrive() {
 		}
 		return
 	}
+	if w.noWatches(t) {
+		// A release without watches answers at once, without the watch
+		// header: the watcher fails it (watch_unsupported).
+		if d, ok := w.tcpDeliver(t.rs.idx, sw.g.rs.idx); ok {
+			w.after(d, func() { sw.failWith(errNoWatches(t)) })
+		}
+		return
+	}
 	if !t.cache.Loaded() || t.cache.Version() != sw.x.Since || sw.x.Wait <= 0 {
 		sw.answer()
 		return
@@ -162,8 +170,9 @@ func (sw *simWatch) answer() {
 		return // the connection is gone: nothing to write to
 	}
 	x := sw.x
-	src := federation.CatalogSource{Region: t.rs.name, Store: t.rs.store, Cache: t.cache}
+	src := federation.CatalogSource{Region: t.rs.name, Store: w.syncStore(t), Cache: t.cache}
 	ans, err := src.Answer(w.ctx, x.Since)
+	w.checkServed(t, ans)
 	var res federation.SyncResult
 	var size int64
 	var nchanges int

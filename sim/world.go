@@ -50,6 +50,7 @@ type world struct {
 	healGen    int           // bumped by every heal: a fault's own end after it does nothing
 	faultSpans []FaultSpan
 	ext        extState      // faults_more.go
+	mf         mutfedState   // fault_mutfed.go
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 
 	// instantEvents counts the events at the current simulated instant
@@ -91,8 +92,8 @@ type regionSim struct {
 	idx      int
 	name     string
 	cfg      regionCfg
-	mem      *region.MemStore
-	store    *region.FaultyStore
+	mem      Store               // the region's store (region.MemStore unless topology.store says otherwise)
+	store    *region.FaultyStore // what the gateways use: mem, checked against the truth (truthStore), with faults
 	down     bool
 	slow     time.Duration
 	gateways []*gateway
@@ -140,11 +141,16 @@ func newWorld(cfg *config, opts Options) (*world, error) {
 	w.m = newMetricsState(w)
 
 	for i, rc := range cfg.regions {
-		mem := region.NewMemStore(cfg.changeLog)
-		rs := &regionSim{idx: i, name: rc.name, cfg: rc, mem: mem, store: region.NewFaultyStore(mem),
+		mem, err := openStore(cfg.store, rc.name, cfg.changeLog)
+		if err != nil {
+			w.closeStores()
+			return nil, err
+		}
+		rs := &regionSim{idx: i, name: rc.name, cfg: rc, mem: mem,
 			persisted: map[string]federation.ReplicaSnapshot{}, insts: map[region.Key]*instance{},
 			bySvc: make([][]*instance, len(cfg.services)), alive: make([]int, len(cfg.services)),
 			outage: make([]int, len(cfg.services)), acked: map[region.Key]ackRec{}, nextID: make([]int, len(cfg.services))}
+		rs.store = region.NewFaultyStore(&truthStore{Store: mem, w: w, rs: rs})
 		w.regions = append(w.regions, rs)
 		for n := 1; n <= rc.gateways; n++ {
 			g := &gateway{w: w, idx: len(w.gateways), name: fmt.Sprintf("%s-%d", rc.name, n), rs: rs}
@@ -166,6 +172,7 @@ func newWorld(cfg *config, opts Options) (*world, error) {
 				inst := in.record(w, region.StatusPassing)
 				ch, err := rs.store.Put(w.ctx, inst, region.Cond{})
 				if err != nil {
+					w.closeStores()
 					return nil, fmt.Errorf("registering the initial population: %w", err)
 				}
 				w.acknowledge(in, ch, true)
@@ -258,6 +265,7 @@ func (w *world) committed(rs *regionSim, ch region.Change, notify bool) {
 	}
 	switch ch.Op {
 	case region.OpPut:
+		w.checkRegistrationKept(rs, in, ch) // fault_mutstore.go
 		if in != nil {
 			st := ch.Instance.Status
 			if st != in.regStatus {

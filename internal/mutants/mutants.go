@@ -25,8 +25,9 @@ const (
 	// (it has its own copy); catchable once the drivers run on the rt seam
 	// in the simulator (issue 12, "One driver, two runtimes").
 	ReachSeam = "seam"
-	// ReachRedis: the code is the Redis store's Lua; the simulator runs the
-	// in-memory twin (MemStore) instead.
+	// ReachRedis: the code is the Redis store's Lua and no scenario runs
+	// it (scenarios with topology.store: redis run the production Redis
+	// store over an in-process Redis; the others run MemStore).
 	ReachRedis = "redis"
 	// ReachHandler: request decoding and validation in the HTTP layer; the
 	// simulator registers instances through the store directly.
@@ -186,14 +187,12 @@ var All = []Mutant{
 		Find:    "elseif ifidx ~= '0' and redis.call('HGET', KEYS[2], field) ~= ifidx then",
 		Replace: "elseif ifidx ~= '0' and op ~= 'put' and redis.call('HGET', KEYS[2], field) ~= ifidx then",
 		Desc:    "the Redis apply script checks IfIndex on deletes only: conditional puts overwrite newer records",
-		Reach:   ReachRedis,
 	},
 	{
 		Name: "redis-lua-log-reach-off-by-one", Area: "store", File: "region/redisstore/redisstore.go",
 		Find:    "if fv > since + 1 then return {ver, 0} end",
 		Replace: "if fv > since + 2 then return {ver, 0} end",
 		Desc:    "the Redis changes-since script accepts a trimmed log that misses one change: readers get a delta with a gap",
-		Reach:   ReachRedis,
 	},
 
 	// --- federation/: core, replica, sync protocol. ---
@@ -203,11 +202,16 @@ var All = []Mutant{
 		Replace: "\t\t\t\trs.needFull = false\n",
 		Desc:    "a delta that does not apply (gap) is retried as a delta forever instead of asking for a snapshot",
 	},
+	// core-timeout-from-last-fetch replaces core-fetch-never-times-out
+	// (Tick timing fetches out after ReapAfter), which is equivalent: the
+	// federator's context ends every fetch at FetchTimeout, so the transport
+	// reports the failure when the core's timeout would have fired (README,
+	// "Replaced mutants").
 	{
-		Name: "core-fetch-never-times-out", Area: "federation", File: "federation/core.go",
+		Name: "core-timeout-from-last-fetch", Area: "federation", File: "federation/core.go",
 		Find:    "if rs.inflight && now.Sub(rs.fetchAt) >= c.cfg.FetchTimeout {",
-		Replace: "if rs.inflight && now.Sub(rs.fetchAt) >= c.cfg.ReapAfter {",
-		Desc:    "wrong field: a fetch whose answer was lost counts as in flight for ReapAfter (72h): the replica freezes",
+		Replace: "if rs.inflight && now.Sub(rs.lastFetch) >= c.cfg.FetchTimeout {",
+		Desc:    "wrong field: the fetch timeout counts from the last completed fetch, so a fetch issued after a quiet period times out at the next tick",
 	},
 	{
 		Name: "core-older-snapshot-accepted", Area: "federation", File: "federation/core.go",

@@ -56,6 +56,9 @@ var coreFiles = []string{
 	"region/heartbeatroute.go",
 	"region/change.go",
 	"region/decode.go",
+	"region/decodefast.go",   // the registration decoder's fast path
+	"region/dupkeys.go",      // the duplicate-key check's fast path
+	"region/instancejson.go", // Instance.AppendJSON
 	"region/doc.go",
 	"region/health.go",
 	"region/instance.go",

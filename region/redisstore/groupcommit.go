@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/meridian-sd/meridian/region"
 )
@@ -136,7 +137,10 @@ type pending struct {
 	op   region.Op
 	k    region.Key
 	data string
-	c    region.Cond
+	// in, when set, is the instance data encodes, as decoding data gives
+	// it: a reply that stored data unchanged needs no decoding.
+	in *region.Instance
+	c  region.Cond
 	// state: 0 queued, 1 taken into a round trip, 2 abandoned by its
 	// writer before it was taken (nothing written).
 	state atomic.Int32
@@ -208,11 +212,11 @@ func (s *RedisStore) CommitStats() (roundTrips, writes int64) {
 }
 
 // submit queues a write and waits for its result.
-func (g *committer) submit(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
+func (g *committer) submit(ctx context.Context, op region.Op, k region.Key, data string, in *region.Instance, c region.Cond) (region.Change, error) {
 	if err := ctx.Err(); err != nil {
 		return region.Change{}, fmt.Errorf("redis %s %s: %w", op, k, err)
 	}
-	p := &pending{ctx: ctx, op: op, k: k, data: data, c: c, done: make(chan pendingResult, 1)}
+	p := &pending{ctx: ctx, op: op, k: k, data: data, in: in, c: c, done: make(chan pendingResult, 1)}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -369,7 +373,8 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 	for i := range all {
 		all[i] = i
 	}
-	_ = run(all, false)
+	ctx, span := g.s.commitSpan(ctx, len(chunks), len(batch))
+	err := run(all, false)
 	// Redis lost the script (a restart, SCRIPT FLUSH): those calls ran
 	// nothing; send them again with the script's text.
 	var again []int
@@ -379,8 +384,13 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 		}
 	}
 	if len(again) > 0 {
-		_ = run(again, true)
+		err = run(again, true)
 	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 
 	var changes []region.Change
 	off := 0
@@ -394,7 +404,7 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 			case j >= len(res):
 				r.err = fmt.Errorf("redis %s %s: %w: script answered %d results for %d writes", p.op, p.k, region.ErrOutcomeUnknown, len(res), len(chunk))
 			default:
-				r.ch, r.err = parseApplyReply(p.op, p.k, res[j])
+				r.ch, r.err = parseApplyReply(p, res[j])
 				if r.err == nil && r.ch.Epoch != "" {
 					changes = append(changes, r.ch) // a fresh change (a repeat carries no epoch)
 				}
@@ -456,8 +466,9 @@ func (g *committer) scriptArgs(chunk []*pending) ([]string, []any) {
 	return keys, argv
 }
 
-// parseApplyReply decodes one write's reply from the batch script.
-func parseApplyReply(op region.Op, k region.Key, reply any) (region.Change, error) {
+// parseApplyReply decodes write p's reply from the batch script.
+func parseApplyReply(p *pending, reply any) (region.Change, error) {
+	op, k := p.op, p.k
 	res, ok := reply.([]any)
 	if !ok || len(res) < 2 {
 		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, reply)
@@ -476,6 +487,11 @@ func parseApplyReply(op region.Op, k region.Key, reply any) (region.Change, erro
 			return region.Change{}, region.ErrConflict
 		}
 		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+	}
+	if p.in != nil && op == region.OpPut && str == p.data {
+		in := *p.in
+		in.ModifyIndex = uint64(v)
+		return region.Change{Version: uint64(v), Op: op, Service: k.Service, ID: k.ID, Instance: &in, Epoch: epoch}, nil
 	}
 	ch, err := decodeChange(uint64(v), op, k, str)
 	ch.Epoch = epoch

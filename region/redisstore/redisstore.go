@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,6 +42,8 @@ type RedisStore struct {
 	kInstances, kIndex, kVersion, kLog, kWrites, kEpoch, channel string
 
 	gc *committer // the group commit of Put and Delete
+	// tracer traces the group commit's round trips; nil: not traced.
+	tracer trace.Tracer
 }
 
 var _ region.Store = (*RedisStore)(nil)
@@ -208,7 +211,11 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		c.Close()
 		return nil, err
 	}
-	return NewRedisStoreClient(c, o.Region, o.LogMax), nil
+	s := NewRedisStoreClient(c, o.Region, o.LogMax)
+	if o.TracerProvider != nil {
+		s.tracer = o.TracerProvider.Tracer("github.com/meridian-sd/meridian/region/redisstore")
+	}
+	return s, nil
 }
 
 // NewRedisStoreClient wraps an existing client. The store owns it: Close
@@ -240,13 +247,13 @@ func parseField(f string) (region.Key, error) {
 	return region.Key{Service: svc, ID: id}, nil
 }
 
-func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, c region.Cond) (region.Change, error) {
+func (s *RedisStore) apply(ctx context.Context, op region.Op, k region.Key, data string, in *region.Instance, c region.Cond) (region.Change, error) {
 	if c.WriteID != "" {
 		if err := region.ValidateWriteID(c.WriteID); err != nil {
 			return region.Change{}, err
 		}
 	}
-	return s.gc.submit(ctx, op, k, data, c)
+	return s.gc.submit(ctx, op, k, data, in, c)
 }
 
 // writeOutcome marks err with ErrOutcomeUnknown unless it is known that the
@@ -278,20 +285,35 @@ func decodeChange(v uint64, op region.Op, k region.Key, data string) (region.Cha
 	return ch, nil
 }
 
+// jsonBufs holds Put's encoding buffers.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, in region.Instance, c region.Cond) (region.Change, error) {
 	in.ModifyIndex = 0
-	b, err := json.Marshal(&in)
-	if err != nil {
+	buf := jsonBufs.Get().(*[]byte)
+	b, ok := in.AppendJSON((*buf)[:0])
+	data := string(b)
+	*buf = b
+	jsonBufs.Put(buf)
+	if !ok {
+		_, err := json.Marshal(&in) // for its error
 		return region.Change{}, fmt.Errorf("encoding instance %s: %w", in.Key(), err)
 	}
-	return s.apply(ctx, region.OpPut, in.Key(), string(b), c)
+	// When the script stores these bytes unchanged (a new instance: no
+	// registered_at to keep), the change's instance is in itself, as
+	// decoding them would give it: the group commit need not decode.
+	var same *region.Instance
+	if decodesAsItself(&in) {
+		same = &in
+	}
+	return s.apply(ctx, region.OpPut, in.Key(), data, same, c)
 }
 
 // Delete implements Store.
 func (s *RedisStore) Delete(ctx context.Context, k region.Key, c region.Cond) (region.Change, error) {
 	c.MustExist = true
-	return s.apply(ctx, region.OpDelete, k, "", c)
+	return s.apply(ctx, region.OpDelete, k, "", nil, c)
 }
 
 // Snapshot implements Store. It reads the version and both hashes in one
