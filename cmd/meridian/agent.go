@@ -16,6 +16,7 @@ import (
 
 	"github.com/meridian-sd/meridian/egress"
 	"github.com/meridian-sd/meridian/gateway"
+	"github.com/meridian-sd/meridian/internal/gctune"
 	"github.com/meridian-sd/meridian/observability"
 )
 
@@ -57,6 +58,7 @@ func cmdAgent(args []string) error {
 	dnsTTL := fs.Duration("dns-ttl", 5*time.Second, "TTL of DNS answers, also the negative-caching TTL in the SOA (0: the default)")
 	dnsDomain := fs.String("dns-domain", "meridian.", "the DNS zone served; names outside it are REFUSED")
 	dnsToken := fs.String("dns-token", "", "ACL token whose read rules DNS answers follow (default: the anonymous token); env MERIDIAN_DNS_TOKEN")
+	gcFloor := fs.Int("gc-floor-mb", gctune.Default>>20, "keep the GC's heap goal at least this many MiB above the live heap (fewer collections on a small heap; 0: plain GOGC; an explicit GOGC env wins)")
 	tf := addTelemetryFlags(fs)
 	tlsf := addTLSFlags(fs)
 	fs.Usage = func() {
@@ -77,6 +79,10 @@ func cmdAgent(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	if *gcFloor < 0 {
+		return fmt.Errorf("--gc-floor-mb must be 0 or more, got %d", *gcFloor)
+	}
+	defer gctune.Start(uint64(*gcFloor) << 20).Stop()
 	if *regionName == "" {
 		return fmt.Errorf("--region is required (or MERIDIAN_REGION)")
 	}
