@@ -16,7 +16,10 @@ import (
 // after V (at most MaxDeltaChanges; version is the last one's), or
 // {"region","version","full":true,"instances":[...]} when V is 0, when the
 // change log no longer reaches V, or when the region's store is unreachable
-// and the gateway answers from its cache.
+// and the gateway answers from its cache. Both carry "epoch" (and a snapshot
+// "restored_from") when the region's store has one: which life of the store
+// the catalog comes from, so a snapshot that lags is told from a region
+// that lost its data and started over (see Core).
 //
 // With &wait=D (a Go duration; at most 10m, plus up to D/16 of jitter) it
 // is a watch, the push path between regions: when the gateway's catalog is
