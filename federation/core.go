@@ -178,8 +178,16 @@ func (e Effect) String() string {
 // A replica ahead of the advertised version is current: tags are
 // published after the catalog moves, so they lag what a fetch returns.
 // Only when the advertised version stays below what the replica held for
-// longer than AntiEntropy (the region lost its data and started over) is
+// longer than AntiEntropy (the region lost its data and started over?) is
 // a full snapshot fetched, once; after that the normal schedule applies.
+//
+// A snapshot older than the replica replaces it only when the region was
+// reset (see regionReset): its store's epoch changed (it lost its data and
+// started over), and every alive gateway advertises below the replica.
+// Versions alone prove nothing: a gateway's cache can lag changes its store
+// already served (a fetch or a watch answered from the store, a cache that
+// missed notifications), and while the store is down that gateway answers
+// from its cache, behind the replica, with tags that lag as well.
 //
 // Replicas are never dropped because gateways failed: a partition must not
 // wipe out what a region knows. A replica is dropped only after ReapAfter
@@ -316,7 +324,8 @@ func (c *Core) Restore(now time.Time, s ReplicaSnapshot) {
 	}
 	cat := region.NewCatalog()
 	cat.Load(region.Snapshot{Version: s.Version, Instances: s.Instances})
-	rs.replica = &Replica{Region: s.Region, Catalog: cat, LastSync: s.LastSync, Source: s.Source, Restored: true}
+	rs.replica = &Replica{Region: s.Region, Catalog: cat, LastSync: s.LastSync, Source: s.Source, Restored: true,
+		Epoch: s.Epoch, RestoredFrom: s.RestoredFrom}
 	if !rs.seen {
 		// The region has not been seen alive by this process yet: count the
 		// reap time from its last sync, so an old replica of a region that
@@ -354,13 +363,13 @@ func (c *Core) FetchDone(now time.Time, f Effect, r SyncResult) error {
 			err = errors.New("full sync without a catalog")
 			break
 		}
-		if rs.replica != nil && r.Catalog.Version() < rs.replica.Version() && !c.regionReset(f.Region, rs) {
-			err = fmt.Errorf("snapshot v%d from %s is older than the replica's v%d; kept the replica",
-				r.Catalog.Version(), f.Gateway, rs.replica.Version())
+		if rs.replica != nil && r.Catalog.Version() < rs.replica.Version() && !c.regionReset(now, f.Region, rs, r) {
+			err = fmt.Errorf("snapshot v%d from %s is older than the replica's v%d%s; kept the replica",
+				r.Catalog.Version(), f.Gateway, rs.replica.Version(), epochNote(rs.replica, r))
 			break
 		}
-		changed = rs.replica == nil || !sameCatalog(rs.replica.Catalog, r.Catalog)
-		rs.replica = &Replica{Region: f.Region, Catalog: r.Catalog}
+		changed = rs.replica == nil || !sameCatalog(rs.replica.Catalog, r.Catalog) || rs.replica.Epoch != r.Epoch
+		rs.replica = newReplica(f.Region, r)
 		rs.needFull = false
 	default:
 		if rs.replica == nil {
@@ -374,6 +383,9 @@ func (c *Core) FetchDone(now time.Time, f Effect, r SyncResult) error {
 				err = fmt.Errorf("delta from %s: %w", f.Gateway, aerr)
 				rs.needFull = true
 				break
+			}
+			if applied {
+				rs.replica.continued(r.Epoch)
 			}
 		}
 	}
@@ -406,7 +418,7 @@ func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) erro
 		if r.Catalog == nil || r.Catalog.Version() <= have {
 			return ignored(fmt.Sprintf("not newer than the replica's v%d", have))
 		}
-		rs.replica = &Replica{Region: f.Region, Catalog: r.Catalog}
+		rs.replica = newReplica(f.Region, r)
 		rs.needFull = false
 	default:
 		// Apply only changes that continue the replica, in place: each
@@ -429,6 +441,7 @@ func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) erro
 				rs.dirty = true
 				return ignored(err.Error())
 			}
+			rs.replica.continued(r.Epoch)
 		}
 		rs.replica.Restored = false
 	}
@@ -475,12 +488,58 @@ func (c *Core) legacyFetch(regionName, gateway string) Effect {
 	return f
 }
 
-// regionReset reports whether every alive gateway of the region advertises
-// a version below the replica's: the region lost its data, and its smaller
-// catalog is the truth now.
-func (c *Core) regionReset(name string, rs *regionState) bool {
+// regionReset reports whether r, a snapshot older than the replica, comes
+// from a region that was reset: it lost its data and started over, and its
+// smaller catalog is the truth now. That takes every alive gateway of the
+// region advertising a version below the replica's, and a proof that the
+// snapshot is of another life of the region's store: an epoch other than
+// the replica's, that is neither the one the replica's life was restored
+// from nor one restored from the replica's. An older snapshot in the
+// replica's epoch only lags (a cache behind changes its store already
+// served), whatever the tags say: it is refused.
+//
+// When either side has no epoch (a gateway or a persisted replica from
+// before epochs, a store never written since it lost its data), nothing
+// tells the two apart but time: the tags must have stayed below the
+// replica for AntiEntropy (the fetch Tick plans for a suspected reset).
+func (c *Core) regionReset(now time.Time, name string, rs *regionState, r SyncResult) bool {
 	adv, ok := c.advertised(name)
-	return ok && rs.replica != nil && adv < rs.replica.Version()
+	if !ok || rs.replica == nil || adv >= rs.replica.Version() {
+		return false
+	}
+	have := rs.replica
+	if have.Epoch != "" && r.Epoch != "" {
+		return r.Epoch != have.Epoch && r.RestoredFrom != have.Epoch && r.Epoch != have.RestoredFrom
+	}
+	return !rs.behindSince.IsZero() && now.Sub(rs.behindSince) >= c.cfg.AntiEntropy
+}
+
+// epochNote says, for an error, which epochs an older snapshot and the
+// replica are in.
+func epochNote(have *Replica, r SyncResult) string {
+	if have.Epoch == "" && r.Epoch == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (epoch %q, replica's %q)", r.Epoch, have.Epoch)
+}
+
+// newReplica is the replica a full answer r makes.
+func newReplica(regionName string, r SyncResult) *Replica {
+	return &Replica{Region: regionName, Catalog: r.Catalog, Epoch: r.Epoch, RestoredFrom: r.RestoredFrom}
+}
+
+// continued records that a change of the store's epoch ("" when not known)
+// continued the replica: a replica that did not know its epoch learns it
+// (a delta never crosses a restore, which clears the store's change log; if
+// one did, the life it continued is the one the new epoch came from).
+func (r *Replica) continued(epoch string) {
+	if epoch == "" || epoch == r.Epoch {
+		return
+	}
+	if r.Epoch != "" {
+		r.RestoredFrom = r.Epoch
+	}
+	r.Epoch = epoch
 }
 
 // FetchFailed records that the fetch f failed. A failure of a fetch that

@@ -321,8 +321,9 @@ func (f *Federator) execute(effs []Effect) {
 }
 
 // logRegression says at ERROR when a replica was replaced by a lower
-// version: the core accepts that only from a region whose gateways all
-// advertise the lower version (see Core: a region reset), which a region
+// version: the core accepts that only from a region whose store is in a new
+// epoch and whose gateways all advertise the lower version (see Core: a
+// region reset), which a region
 // whose store lost data does only when no gateway of it could restore the
 // catalog (all restarted too, or --on-store-loss accept).
 func (f *Federator) logRegression(had, now *Replica, gateway string) {
@@ -331,7 +332,8 @@ func (f *Federator) logRegression(had, now *Replica, gateway string) {
 	}
 	f.cfg.Logger.Error("a region's catalog went back; accepted the reset its gateways advertise (its store lost data and was not restored)",
 		"region", now.Region, "from_version", had.Version(), "to_version", now.Version(),
-		"from_instances", had.Catalog.Len(), "to_instances", now.Catalog.Len(), "gateway", gateway)
+		"from_instances", had.Catalog.Len(), "to_instances", now.Catalog.Len(), "gateway", gateway,
+		"from_epoch", had.Epoch, "to_epoch", now.Epoch)
 }
 
 // noTransport fails every fetch: a federator built without a transport.

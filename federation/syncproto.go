@@ -16,7 +16,10 @@ import (
 // after V (at most MaxDeltaChanges; version is the last one's), or
 // {"region","version","full":true,"instances":[...]} when V is 0, when the
 // change log no longer reaches V, or when the region's store is unreachable
-// and the gateway answers from its cache.
+// and the gateway answers from its cache. Both carry "epoch" (and a snapshot
+// "restored_from") when the region's store has one: which life of the store
+// the catalog comes from, so a snapshot that lags is told from a region
+// that lost its data and started over (see Core).
 //
 // With &wait=D (a Go duration; at most 10m, plus up to D/16 of jitter) it
 // is a watch, the push path between regions: when the gateway's catalog is
@@ -42,6 +45,9 @@ type DeltaResponse struct {
 	Version uint64          `json:"version"`
 	Full    bool            `json:"full"`
 	Changes []region.Change `json:"changes"`
+	// Epoch is the store's epoch the changes were made in ("" when none
+	// or no changes): see FullResponse.
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // FullResponse is a snapshot answer of the sync endpoint.
@@ -50,6 +56,13 @@ type FullResponse struct {
 	Version   uint64            `json:"version"`
 	Full      bool              `json:"full"`
 	Instances []region.Instance `json:"instances"`
+	// Epoch is the life of the region's store the catalog comes from and
+	// RestoredFrom the one that life was restored from (region.StoreMark;
+	// "" when the store has none). A catalog in the replica's epoch that is
+	// older than the replica only lags (a cache behind its store); an older
+	// one in another epoch is a region that lost its data and started over.
+	Epoch        string `json:"epoch,omitempty"`
+	RestoredFrom string `json:"restored_from,omitempty"`
 }
 
 // CatalogSource is what the sync endpoint reads: the region's store, with
@@ -79,7 +92,7 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 				chs = []region.Change{}
 			}
 			if s.Cache == nil || s.Cache.TrustsChanges(epoch) {
-				return DeltaResponse{Region: s.Region, Version: v, Changes: chs}, nil
+				return DeltaResponse{Region: s.Region, Version: v, Changes: chs, Epoch: epoch}, nil
 			}
 		}
 	}
@@ -91,22 +104,25 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 			}
 			return nil, err
 		}
-		s.Cache.Read(func(c *region.Catalog) { snap = c.Snapshot() })
+		snap = s.Cache.Snapshot()
 	}
 	if snap.Instances == nil {
 		snap.Instances = []region.Instance{}
 	}
-	return FullResponse{Region: s.Region, Version: snap.Version, Full: true, Instances: snap.Instances}, nil
+	return FullResponse{Region: s.Region, Version: snap.Version, Full: true, Instances: snap.Instances,
+		Epoch: snap.Epoch, RestoredFrom: snap.RestoredFrom}, nil
 }
 
 // CatalogAnswer is either answer of the sync endpoint as a client reads
 // it (the JSON of DeltaResponse and FullResponse decode into it).
 type CatalogAnswer struct {
-	Region    string            `json:"region"`
-	Version   uint64            `json:"version"`
-	Full      bool              `json:"full"`
-	Changes   []region.Change   `json:"changes"`
-	Instances []region.Instance `json:"instances"`
+	Region       string            `json:"region"`
+	Version      uint64            `json:"version"`
+	Full         bool              `json:"full"`
+	Changes      []region.Change   `json:"changes"`
+	Instances    []region.Instance `json:"instances"`
+	Epoch        string            `json:"epoch,omitempty"`
+	RestoredFrom string            `json:"restored_from,omitempty"`
 }
 
 // AnswerOf is what a client reads of ans, an answer of CatalogSource.Answer
@@ -114,9 +130,10 @@ type CatalogAnswer struct {
 func AnswerOf(ans any) CatalogAnswer {
 	switch a := ans.(type) {
 	case DeltaResponse:
-		return CatalogAnswer{Region: a.Region, Version: a.Version, Changes: a.Changes}
+		return CatalogAnswer{Region: a.Region, Version: a.Version, Changes: a.Changes, Epoch: a.Epoch}
 	case FullResponse:
-		return CatalogAnswer{Region: a.Region, Version: a.Version, Full: true, Instances: a.Instances}
+		return CatalogAnswer{Region: a.Region, Version: a.Version, Full: true, Instances: a.Instances,
+			Epoch: a.Epoch, RestoredFrom: a.RestoredFrom}
 	}
 	return CatalogAnswer{}
 }
@@ -128,9 +145,9 @@ func (a CatalogAnswer) Result(regionName string) (SyncResult, error) {
 		return SyncResult{}, fmt.Errorf("answers for region %q, not %q", a.Region, regionName)
 	}
 	if !a.Full {
-		return SyncResult{Version: a.Version, Changes: a.Changes}, nil
+		return SyncResult{Version: a.Version, Changes: a.Changes, Epoch: a.Epoch}, nil
 	}
 	cat := region.NewCatalog()
 	cat.Load(region.Snapshot{Version: a.Version, Instances: a.Instances})
-	return SyncResult{Version: a.Version, Full: true, Catalog: cat}, nil
+	return SyncResult{Version: a.Version, Full: true, Catalog: cat, Epoch: a.Epoch, RestoredFrom: a.RestoredFrom}, nil
 }

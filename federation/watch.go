@@ -205,7 +205,8 @@ func (w *Watcher) answered(x Watch, res SyncResult, err error) {
 		moved = got != nil && (had == nil || got.Version() != hadV)
 		if got != nil && had != nil && got.Version() < hadV {
 			w.cfg.Logger.Error("a region's catalog went back; accepted the reset its gateways advertise (its store lost data and was not restored)",
-				"region", x.Region, "from_version", hadV, "to_version", got.Version(), "gateway", x.Gateway)
+				"region", x.Region, "from_version", hadV, "to_version", got.Version(), "gateway", x.Gateway,
+				"from_epoch", had.Epoch, "to_epoch", got.Epoch)
 		}
 	})
 	switch {

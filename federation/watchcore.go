@@ -186,8 +186,9 @@ func (c *Core) WatchDeadline(now time.Time) time.Time {
 // WatchDone applies the answer r of the watch w (from Watches, handed back
 // as it was). Versions only grow: a delta is applied from the replica's
 // version on (changes it holds already are skipped), a snapshot only when
-// it is newer than the replica, or older when every alive gateway of the
-// region advertises less (the region was reset; see Core). A delta that
+// it is newer than the replica, or older when the region was reset (its
+// store's epoch changed and every alive gateway of the region advertises
+// less; see regionReset). A delta that
 // does not continue the replica is a gap: the replica stays as it was and
 // the pull fetches a snapshot (the region is not watched until then).
 //
@@ -205,7 +206,7 @@ func (c *Core) WatchDone(now time.Time, w Watch, r SyncResult) error {
 	if current {
 		rs.watch.inflight = false
 	}
-	changed, err := c.applyWatched(rs, w, r)
+	changed, err := c.applyWatched(now, rs, w, r)
 	if changed {
 		rs.dirty = true
 	}
@@ -234,7 +235,7 @@ func (c *Core) WatchDone(now time.Time, w Watch, r SyncResult) error {
 }
 
 // applyWatched applies a watch answer to the region's replica.
-func (c *Core) applyWatched(rs *regionState, w Watch, r SyncResult) (changed bool, err error) {
+func (c *Core) applyWatched(now time.Time, rs *regionState, w Watch, r SyncResult) (changed bool, err error) {
 	if rs.replica == nil {
 		return false, fmt.Errorf("watch #%d of %s answered, but the region has no replica any more", w.Seq, w.Region)
 	}
@@ -247,12 +248,13 @@ func (c *Core) applyWatched(rs *regionState, w Watch, r SyncResult) (changed boo
 		switch {
 		case v == have:
 			return false, nil
-		case v > have || c.regionReset(w.Region, rs):
-			rs.replica = &Replica{Region: w.Region, Catalog: r.Catalog}
+		case v > have || c.regionReset(now, w.Region, rs, r):
+			rs.replica = newReplica(w.Region, r)
 			rs.needFull = false
 			return true, nil
 		}
-		return false, fmt.Errorf("snapshot v%d from %s is older than the replica's v%d; kept the replica", v, w.Gateway, have)
+		return false, fmt.Errorf("snapshot v%d from %s is older than the replica's v%d%s; kept the replica", v, w.Gateway, have,
+			epochNote(rs.replica, r))
 	}
 	for _, ch := range r.Changes {
 		applied, aerr := rs.replica.Catalog.Apply(ch)
@@ -260,6 +262,9 @@ func (c *Core) applyWatched(rs *regionState, w Watch, r SyncResult) (changed boo
 		if aerr != nil {
 			rs.needFull = true
 			return changed, fmt.Errorf("watched delta from %s: %w", w.Gateway, aerr)
+		}
+		if applied {
+			rs.replica.continued(r.Epoch)
 		}
 	}
 	return changed, nil

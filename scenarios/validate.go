@@ -467,6 +467,8 @@ func (v *validator) fault(i int, f *Fault) {
 	switch f.Kind {
 	case FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultStoreRestart, FaultRegionReset:
 		v.mutfedFault(p, f, fe)
+	case FaultNotifyLost:
+		v.notifyLostFault(f, fe)
 	case FaultPartition:
 		v.partition(p, f, fe)
 	case FaultCut, FaultPeerRefused:

@@ -475,6 +475,10 @@ func (c *config) prepareFaults(tl []scenarios.Fault) error {
 		case scenarios.FaultLogTrimmed, scenarios.FaultWatchUnsupported, scenarios.FaultGatewayRefused, scenarios.FaultStoreRestart,
 			scenarios.FaultRegionReset:
 			err = c.prepareMutfedFault(f, ft)
+		case scenarios.FaultNotifyLost:
+			if _, _, gerr := c.gateway(ft.Gateway); gerr != nil {
+				err = fmt.Errorf("%s.gateway: %w", f, gerr)
+			}
 		case scenarios.FaultInstancesOverload:
 			err = needService()
 			if err == nil && (ft.Count < 0 || !(ft.Fraction >= 0 && ft.Fraction <= 1) || (ft.Count == 0 && ft.Fraction == 0)) {

@@ -71,7 +71,7 @@ func (w *world) applyFault(f *scenarios.Fault) {
 	if w.applyMoreFault(f) || w.applyMutfedFault(f) {
 		return
 	}
-	if w.applyMutregionFault(f) {
+	if w.applyMutregionFault(f) || w.applyResetFault(f) {
 		return
 	}
 	switch f.Kind {

@@ -191,7 +191,7 @@ func keyCmp(a, b region.Key) int {
 // slowness). Notifications coalesce.
 func (g *gateway) notifyStore() {
 	w := g.w
-	if !g.running || g.cachePending {
+	if !g.running || g.cachePending || w.lostNotify(g) {
 		return
 	}
 	g.cachePending = true

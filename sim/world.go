@@ -51,6 +51,7 @@ type world struct {
 	faultSpans []FaultSpan
 	ext        extState      // faults_more.go
 	mf         mutfedState   // fault_mutfed.go
+	notifyLost []int         // fault_reset.go: notify_lost in force, by gateway index
 	detect     time.Duration // the profile's detection bound for the pool (0: not computed yet)
 
 	// instantEvents counts the events at the current simulated instant

@@ -38,6 +38,10 @@ func decodeAnswer(r io.Reader) (federation.CatalogAnswer, *region.CatalogBuilder
 			err = dec.Decode(&a.Full)
 		case "changes":
 			err = dec.Decode(&a.Changes)
+		case "epoch":
+			err = dec.Decode(&a.Epoch)
+		case "restored_from":
+			err = dec.Decode(&a.RestoredFrom)
 		case "instances":
 			b = region.NewCatalogBuilder(0)
 			err = decodeInstances(dec, b)
@@ -80,7 +84,7 @@ func decodeInstances(dec *json.Decoder, b *region.CatalogBuilder) error {
 // canonicalField is the field of an answer key names, matched without
 // regard to case as json.Unmarshal does; "" when none.
 func canonicalField(key string) string {
-	for _, f := range []string{"region", "version", "full", "changes", "instances"} {
+	for _, f := range []string{"region", "version", "full", "changes", "instances", "epoch", "restored_from"} {
 		if strings.EqualFold(key, f) {
 			return f
 		}

@@ -33,7 +33,8 @@ func checkDecodeAnswer(t *testing.T, body string) {
 	if err != nil {
 		return
 	}
-	if got.Region != whole.Region || got.Version != whole.Version || got.Full != whole.Full || !reflect.DeepEqual(got.Changes, whole.Changes) {
+	if got.Region != whole.Region || got.Version != whole.Version || got.Full != whole.Full || !reflect.DeepEqual(got.Changes, whole.Changes) ||
+		got.Epoch != whole.Epoch || got.RestoredFrom != whole.RestoredFrom {
 		t.Fatalf("decoded %+v, json.Unmarshal %+v", got, whole)
 	}
 	want := region.NewCatalog()
@@ -61,8 +62,21 @@ func TestDecodeAnswer(t *testing.T) {
 		`{"region":"us-east","version":1,"full":true,"instances":[]}`,
 		`{"extra":{"a":[1,2]},"instances":[{"service":"web","id":"a"}],"region":"us-east","full":true,"version":3}`,
 		`{"region":"us-east","instances":{}}`, `{"region":"us-east","instances":[1]}`, `[]`, `{"region":`, ``,
+		`{"region":"us-east","version":4,"full":true,"instances":[],"epoch":"e2","restored_from":"e1"}`,
+		`{"region":"us-east","version":4,"full":false,"changes":[],"Epoch":"e2"}`, `{"region":"us-east","epoch":7}`,
 	} {
 		checkDecodeAnswer(t, body)
+	}
+	// The store's epoch travels with the answer (the core tells a lagging
+	// catalog from a reset region by it).
+	withEpoch, _ := json.Marshal(federation.FullResponse{Region: "us-east", Version: 4, Full: true, Instances: []region.Instance{},
+		Epoch: "e2", RestoredFrom: "e1"})
+	a, _, err := decodeAnswer(strings.NewReader(string(withEpoch)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Result("us-east"); err != nil || r.Epoch != "e2" || r.RestoredFrom != "e1" {
+		t.Fatalf("answer %s: result epoch %q restored from %q (%v), want e2 from e1", withEpoch, r.Epoch, r.RestoredFrom, err)
 	}
 	got, built, err := decodeAnswer(strings.NewReader(string(full)))
 	if err != nil || built == nil {

@@ -215,8 +215,8 @@ var All = []Mutant{
 	},
 	{
 		Name: "core-older-snapshot-accepted", Area: "federation", File: "federation/core.go",
-		Find:    "r.Catalog.Version() < rs.replica.Version() && !c.regionReset(f.Region, rs) {",
-		Replace: "r.Catalog.Version() < rs.replica.Version() && c.regionReset(f.Region, rs) {",
+		Find:    "r.Catalog.Version() < rs.replica.Version() && !c.regionReset(now, f.Region, rs, r) {",
+		Replace: "r.Catalog.Version() < rs.replica.Version() && c.regionReset(now, f.Region, rs, r) {",
 		Desc:    "inverted reset test: a snapshot older than the replica replaces it unless the region was reset",
 	},
 	{

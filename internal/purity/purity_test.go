@@ -84,6 +84,7 @@ var drivers = []string{
 	"region/faultstore.go",   // Store decorator injecting faults
 	"region/healthrunner.go", // runs probes on a timer
 	"region/healthrunner_telemetry.go",
+	"region/cache_snapshot.go",
 	"region/memstore.go", // in-memory Store twin
 	"region/epoch.go",    // random store epochs
 }
