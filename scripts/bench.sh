@@ -40,7 +40,7 @@
 #   BENCH_WARMUP    length of the unmeasured wrk run before each server's
 #                   rounds (default 1s)
 #   BENCH_ROUNDS    alternating meridian/trivial rounds the measured time of
-#                   each read endpoint is split into (default 3); the goal is
+#                   each read endpoint is split into (default 2); the goal is
 #                   the median of the rounds' ratios
 #   BENCH_THREADS   wrk threads (default 2)
 #   BENCH_CONNS     wrk connections (default 64)
@@ -56,12 +56,12 @@ threads="${BENCH_THREADS:-2}"
 conns="${BENCH_CONNS:-64}"
 writes="${BENCH_WRITES:-20000}"
 extra="${BENCH_EXTRA:-0}"
-rounds="${BENCH_ROUNDS:-3}"
-# One round's length: BENCH_DURATION split over the rounds, whole seconds,
-# at least 1.
+rounds="${BENCH_ROUNDS:-2}"
+# One round's length: BENCH_DURATION split over the rounds, in whole
+# seconds (wrk takes no fractions) rounded down, at least 1.
 round="$(awk -v d="$duration" -v r="$rounds" 'BEGIN {
 	s = d + 0; if (d ~ /ms$/) s = s / 1000; else if (d ~ /m$/) s = s * 60
-	n = int(s / r + 0.5); if (n < 1) n = 1; print n "s" }')"
+	n = int(s / r); if (n < 1) n = 1; print n "s" }')"
 started="$(date +%s)"
 
 say() { echo "bench.sh: $*" >&2; }
