@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,22 +53,14 @@ services:
   - {name: web}
 timeline:
 `
-	for _, tc := range []struct{ fault, want string }{
+	wantFaultParse(t, base, []struct{ fault, want string }{
 		{`{at: 1m, kind: gateway_refused, from: us-east, gateway: us-east-1}`, "another region"},
 		{`{at: 1m, kind: gateway_refused, from: us-east, gateway: eu-west-3}`, "2 gateway"},
 		{`{at: 1m, kind: log_trimmed}`, "region"},
 		{`{at: 1m, kind: region_reset, region: eu-west, gateway: eu-west-1}`, "does not apply"},
 		{`{at: 1m, kind: gateway_refused, from: us-east, gateway: eu-west-2, for: 1m}`, ""},
 		{`{at: 1m, kind: store_restart, region: eu-west}`, ""},
-	} {
-		_, err := scenarios.Parse("x.yaml", []byte(base+"  - "+tc.fault+"\n"))
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.fault, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: error %v, want one mentioning %q", tc.fault, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestServedSnapshotBehindCacheFires: a snapshot behind what the serving
@@ -78,14 +69,7 @@ func TestServedSnapshotBehindCacheFires(t *testing.T) {
 	sc := twoRegions(3 * time.Minute)
 	sc.Timeline = []scenarios.Fault{{At: dur(time.Minute + 300*time.Millisecond), Kind: scenarios.FaultStoreRestart, Region: "us-east"}}
 	wantQuiet(t, runHooked(t, sc, 1, testHooks{}), InvVersionMonotonic)
-	cfg, err := prepare(sc, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := testWorld(t, sc, 1)
 	g := w.gateways[0]
 	g.lastVer = map[string]uint64{g.rs.name: 9}
 	w.checkServed(g, federation.FullResponse{Region: g.rs.name, Version: 3, Full: true})

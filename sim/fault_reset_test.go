@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -19,22 +18,14 @@ services:
   - {name: web}
 timeline:
 `
-	for _, tc := range []struct{ fault, want string }{
+	wantFaultParse(t, base, []struct{ fault, want string }{
 		{`{at: 1m, kind: notify_lost}`, "required"},
 		{`{at: 1m, kind: notify_lost, gateway: us-east-3}`, "2 gateway"},
 		{`{at: 1m, kind: notify_lost, gateway: eu-west-1}`, "known region"},
 		{`{at: 1m, kind: notify_lost, region: us-east, gateway: us-east-1}`, "does not apply"},
 		{`{at: 1m, kind: notify_lost, gateway: us-east-2, for: 1m}`, ""},
 		{`{at: 0s, kind: notify_lost, gateway: us-east-1}`, ""},
-	} {
-		_, err := scenarios.Parse("x.yaml", []byte(base+"  - "+tc.fault+"\n"))
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.fault, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: error %v, want one mentioning %q", tc.fault, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestNotifyLostDropsOneGatewaysNotifications: while notify_lost is in
@@ -43,14 +34,7 @@ timeline:
 // gets them again.
 func TestNotifyLostDropsOneGatewaysNotifications(t *testing.T) {
 	sc := twoRegions(3 * time.Minute)
-	cfg, err := prepare(sc, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := testWorld(t, sc, 1)
 	one, two := w.gwByName["us-east-1"], w.gwByName["us-east-2"]
 	one.running, two.running = true, true
 	w.applyFault(&scenarios.Fault{Kind: scenarios.FaultNotifyLost, Gateway: "us-east-2", For: dur(time.Second)})

@@ -20,14 +20,7 @@ func TestHeartbeatsReachTheOwner(t *testing.T) {
 		Services: []scenarios.Service{{Name: "api", Instances: 12, Check: "ttl", Interval: dur(6 * time.Second)}},
 		Traffic:  []scenarios.Traffic{{From: "us-east", Service: "api", Rate: 5}},
 	}
-	cfg, err := prepare(sc, Options{Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := testWorld(t, sc, 3)
 	if err := w.run(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,9 @@ import (
 	"github.com/meridian-sd/meridian/scenarios"
 )
 
-// runHooked runs a scenario with test hooks installed.
-func runHooked(t *testing.T, sc *scenarios.Scenario, seed uint64, hooks testHooks) *Result {
+// testWorld builds the world of a scenario and seed without running it;
+// its stores are closed when the test ends.
+func testWorld(t *testing.T, sc *scenarios.Scenario, seed uint64) *world {
 	t.Helper()
 	cfg, err := prepare(sc, Options{Seed: seed})
 	if err != nil {
@@ -21,6 +22,30 @@ func runHooked(t *testing.T, sc *scenarios.Scenario, seed uint64, hooks testHook
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(w.closeStores)
+	return w
+}
+
+// wantFaultParse parses base (a scenario ending in "timeline:") with each
+// case's fault appended: want "" means it must parse, otherwise the error
+// must mention want.
+func wantFaultParse(t *testing.T, base string, cases []struct{ fault, want string }) {
+	t.Helper()
+	for _, tc := range cases {
+		_, err := scenarios.Parse("x.yaml", []byte(base+"  - "+tc.fault+"\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.fault, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one mentioning %q", tc.fault, err, tc.want)
+		}
+	}
+}
+
+// runHooked runs a scenario with test hooks installed.
+func runHooked(t *testing.T, sc *scenarios.Scenario, seed uint64, hooks testHooks) *Result {
+	t.Helper()
+	w := testWorld(t, sc, seed)
 	w.hooks = hooks
 	if err := w.run(); err != nil {
 		t.Fatal(err)

@@ -37,15 +37,7 @@ func TestTruthStoreCatchesDeltaGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := prepare(sc, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.closeStores()
+	w := testWorld(t, sc, 1)
 	rs := w.regions[0]
 	ts := &truthStore{Store: rs.mem, w: w, rs: rs}
 	if chs, ok, err := ts.ChangesSince(w.ctx, 2, 0); err != nil || !ok || len(chs) == 0 || chs[0].Version != 3 {
@@ -79,15 +71,7 @@ func TestRegistrationKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := prepare(sc, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newWorld(cfg, Options{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.closeStores()
+	w := testWorld(t, sc, 1)
 	rs := w.regions[0]
 	in := rs.bySvc[0][0]
 	old := in.record(w, region.StatusPassing)
