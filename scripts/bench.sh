@@ -46,6 +46,8 @@
 #   BENCH_CONNS     wrk connections (default 64)
 #   BENCH_WRITES    registrations of BenchmarkWrites with redis-server (default
 #                   20000; the embedded store gets a quarter of them)
+#   BENCH_WRITE_ROUNDS  runs of BenchmarkWrites with redis-server (default
+#                   3); its goals are the medians of the runs
 #   BENCH_EXTRA     1: the older reports too (default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +59,7 @@ conns="${BENCH_CONNS:-64}"
 writes="${BENCH_WRITES:-20000}"
 extra="${BENCH_EXTRA:-0}"
 rounds="${BENCH_ROUNDS:-2}"
+writerounds="${BENCH_WRITE_ROUNDS:-3}"
 # One round's length: BENCH_DURATION split over the rounds, in whole
 # seconds (wrk takes no fractions) rounded down, at least 1.
 round="$(awk -v d="$duration" -v r="$rounds" 'BEGIN {
@@ -300,10 +303,10 @@ if [[ ${#srvpin[@]} -gt 0 ]]; then
 	writespin=1
 	say "BenchmarkWrites: redis-server pinned to core $((cores - 1)), the gateway and writers to cores 0-$((cores - 2))"
 fi
-for v in "redis $writes" "embedded $((writes / 4))"; do
+for v in "redis $writes $writerounds" "embedded $((writes / 4)) 1"; do
 	set -- $v
-	say "BenchmarkWrites/store=$1: $2 registrations from 32 writers"
-	BENCH_WRITES_PIN="$writespin" "$tmp/gateway.test" -test.run '^$' -test.bench "^BenchmarkWrites\$/^store=$1\$" -test.benchtime "${2}x" >>"$tmp/writes.txt" 2>&1 || {
+	say "BenchmarkWrites/store=$1: $2 registrations from 32 writers, $3 run(s)"
+	BENCH_WRITES_PIN="$writespin" "$tmp/gateway.test" -test.run '^$' -test.bench "^BenchmarkWrites\$/^store=$1\$" -test.benchtime "${2}x" -test.count "$3" >>"$tmp/writes.txt" 2>&1 || {
 		cat "$tmp/writes.txt" >&2
 		say "BenchmarkWrites/store=$1 failed"
 		exit 1
@@ -330,8 +333,12 @@ p99metric() {
 		}
 	}' "$1" | sort -s -k1,1n | head -n 1 | awk '{ print $2 }'
 }
-goal "registrations/s, redis-server" "$(metric "$tmp/writes.txt" 'BenchmarkWrites/store=redis' acks/s)" "" 15000 ">="
-goal "registration p99 ms, redis-server" "$(metric "$tmp/writes.txt" 'BenchmarkWrites/store=redis' p99-ms)" "" 20 "<="
+# medianmetric FILE BENCH UNIT: the median of BENCH's UNIT over its runs.
+medianmetric() {
+	awk -v b="$2" -v u="$3" '$1 ~ "^" b "(/[^ ]*)?(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i + 1) == u) print $i }' "$1" | median
+}
+goal "registrations/s, redis-server" "$(medianmetric "$tmp/writes.txt" 'BenchmarkWrites/store=redis' acks/s)" "" 15000 ">="
+goal "registration p99 ms, redis-server" "$(medianmetric "$tmp/writes.txt" 'BenchmarkWrites/store=redis' p99-ms)" "" 20 "<="
 goal "registrations/s, embedded store" "$(metric "$tmp/writes.txt" 'BenchmarkWrites/store=embedded' acks/s)" "" 5000 ">="
 
 # (3) BenchmarkPropagation, wherever it is.
