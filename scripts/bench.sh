@@ -48,6 +48,8 @@
 #                   20000; the embedded store gets a quarter of them)
 #   BENCH_WRITE_ROUNDS  runs of BenchmarkWrites with redis-server (default
 #                   3); its goals are the medians of the runs
+#   BENCH_PIN       auto (default): pin with 4 or more cores; 1: pin from 2
+#                   cores on (servers on core 0, wrk on core 1); 0: never
 #   BENCH_EXTRA     1: the older reports too (default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,19 +74,27 @@ say() { echo "bench.sh: $*" >&2; }
 bash scripts/ensure-tools.sh wrk redis
 
 # Pinning: servers on the first half of the cores, the load generator on
-# the rest, when there are at least 4.
+# the rest, when there are at least 4 (BENCH_PIN=1: from 2 cores on, one
+# core each on a 2-core machine; BENCH_PIN=0: never).
 cores="$(nproc)"
+pinwant="${BENCH_PIN:-auto}"
+minpin=4
+if [[ "$pinwant" == 1 ]]; then
+	minpin=2
+fi
 srvpin=()
 genpin=()
-if [[ "$cores" -ge 4 ]] && command -v taskset >/dev/null 2>&1; then
+if [[ "$pinwant" != 0 && "$cores" -ge "$minpin" ]] && command -v taskset >/dev/null 2>&1; then
 	half=$((cores / 2))
 	srvpin=(taskset -c "0-$((half - 1))")
 	genpin=(taskset -c "$half-$((cores - 1))")
 	pinning="servers pinned to cores 0-$((half - 1)), wrk to cores $half-$((cores - 1)) (taskset)"
-elif [[ "$cores" -ge 4 ]]; then
+elif [[ "$pinwant" == 0 ]]; then
+	pinning="not pinned (BENCH_PIN=0): wrk and the servers share the $cores cores"
+elif [[ "$cores" -ge "$minpin" ]]; then
 	pinning="not pinned: taskset is not installed; wrk and the servers share the $cores cores"
 else
-	pinning="not pinned: $cores cores are too few to give the servers and wrk their own (4 or more needed); they share them"
+	pinning="not pinned: $cores cores are too few to give the servers and wrk their own (4 or more needed; BENCH_PIN=1 pins from 2); they share them"
 fi
 say "$pinning"
 
@@ -299,7 +309,7 @@ done
 # (BENCH_WRITES_PIN); on 2 cores a dedicated core would leave the gateway
 # and writers one core for 3/4 of the work, so nothing is pinned.
 writespin=""
-if [[ ${#srvpin[@]} -gt 0 ]]; then
+if [[ ${#srvpin[@]} -gt 0 && "$cores" -ge 4 ]]; then
 	writespin=1
 	say "BenchmarkWrites: redis-server pinned to core $((cores - 1)), the gateway and writers to cores 0-$((cores - 2))"
 fi
