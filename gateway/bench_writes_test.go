@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/meridian-sd/meridian/internal/gctune"
 	"github.com/meridian-sd/meridian/internal/redistest"
 )
 
@@ -118,6 +119,9 @@ func reportRedisCost(b *testing.B, c *redis.Client) {
 }
 
 func benchWrites(b *testing.B, redisURL string) {
+	// The agent binary runs with the GC heap floor by default
+	// (--gc-floor-mb); the gateway under test here runs in this process.
+	defer gctune.Start(gctune.Default).Stop()
 	a, err := StartAgent(AgentConfig{Region: "bench-" + strconv.FormatInt(benchWritesRun.Add(1), 10),
 		HTTPAddr: "127.0.0.1:0", RedisURL: redisURL, Logger: quietLogger(), CatchUp: time.Second,
 		// One client IP writes everything: no per-client write rate.
