@@ -31,8 +31,8 @@ import (
 // script applies the writes in queue order exactly as the single-write
 // script did, one after the other, each with its own condition check, its
 // own INCR and change-log entry and its own write-id record, so a conflict
-// in one write does not fail the others. It publishes the batch's last
-// version once. Nothing is acknowledged before Redis answered; when the
+// in one write does not fail the others. It trims the change log to
+// LogMax and publishes the batch's last version once. Nothing is acknowledged before Redis answered; when the
 // answer is lost every write of the round trip gets ErrOutcomeUnknown, and
 // repeating a write with its write id returns its first result.
 
@@ -57,7 +57,7 @@ for i = 0, n - 1 do
   local wi = tonumber(ARGV[b + 5])
   local wk = nil
   if wi > 0 then wk = KEYS[wi] end
-  local r = nil
+  local r, rs = nil, nil
   if wk then
     local prev = redis.call('HMGET', wk, 'v', 'd')
     if prev[1] then r = {tonumber(prev[1]), prev[2]} end
@@ -65,15 +65,19 @@ for i = 0, n - 1 do
   if not r then
     local cur = redis.call('HGET', KEYS[1], field)
     if (must == '1' or ifidx ~= '0') and not cur then
-      r = {0, 'notfound'}
+      r, rs = {0, 'notfound'}, '0'
     elseif ifidx ~= '0' and redis.call('HGET', KEYS[2], field) ~= ifidx then
-      r = {0, 'conflict'}
+      r, rs = {0, 'conflict'}, '0'
     else
       if not epoch then
         redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
         epoch = redis.call('HGET', KEYS[5], 'id')
       end
       local v = redis.call('INCR', KEYS[3])
+      -- The version in decimal once, for the index, the log entry's id
+      -- and the write-id record: a number passed to redis.call is
+      -- formatted with %.14g each time, which costs more.
+      rs = string.format('%d', v)
       local d = ''
       if op == 'put' then
         d = data
@@ -83,23 +87,29 @@ for i = 0, n - 1 do
           if reg and pre then d = '{"registered_at":"' .. reg .. '"' .. string.sub(d, string.len(pre) + 1) end
         end
         redis.call('HSET', KEYS[1], field, d)
-        redis.call('HSET', KEYS[2], field, v)
+        redis.call('HSET', KEYS[2], field, rs)
       else
         redis.call('HDEL', KEYS[1], field)
         redis.call('HDEL', KEYS[2], field)
       end
-      redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[1], v .. '-1', 'op', op, 'key', field, 'data', d, 'epoch', epoch)
-      last = v
+      redis.call('XADD', KEYS[4], rs .. '-1', 'op', op, 'key', field, 'data', d, 'epoch', epoch)
+      last = rs
       r = {v, d, epoch}
     end
     if wk then
-      redis.call('HSET', wk, 'v', r[1], 'd', r[2])
+      redis.call('HSET', wk, 'v', rs, 'd', r[2])
       redis.call('EXPIRE', wk, ARGV[4])
     end
   end
   out[i + 1] = r
 end
-if last then redis.call('PUBLISH', ARGV[2], last) end
+if last then
+  -- Trimmed exactly, once per call rather than by a MAXLEN on each XADD
+  -- (each exact trim of one entry walks the log's oldest node): after the
+  -- call the log keeps the last logMax changes either way.
+  redis.call('XTRIM', KEYS[4], 'MAXLEN', ARGV[1])
+  redis.call('PUBLISH', ARGV[2], last)
+end
 return out
 `)
 
