@@ -76,8 +76,11 @@ for i = 0, n - 1 do
       v, d = 0, 'conflict'
     else
       if not epoch then
-        redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
         epoch = redis.call('HGET', KEYS[5], 'id')
+        if not epoch then -- the store's first write
+          redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
+          epoch = redis.call('HGET', KEYS[5], 'id')
+        end
       end
       v = redis.call('INCR', KEYS[3])
       -- The version in decimal once, for the index, the log entry's id
