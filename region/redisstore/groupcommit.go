@@ -31,8 +31,8 @@ import (
 // script applies the writes in queue order exactly as the single-write
 // script did, one after the other, each with its own condition check, its
 // own INCR and change-log entry and its own write-id record, so a conflict
-// in one write does not fail the others. It publishes the batch's last
-// version once. Nothing is acknowledged before Redis answered; when the
+// in one write does not fail the others. It trims the change log to
+// LogMax and publishes the batch's last version once. Nothing is acknowledged before Redis answered; when the
 // answer is lost every write of the round trip gets ErrOutcomeUnknown, and
 // repeating a write with its write id returns its first result.
 
@@ -43,38 +43,50 @@ import (
 // ARGV: logMax, channel, new epoch, write-id ttl (seconds), n, then six
 // per write: op, field, data, ifIndex, mustExist (0|1), write-result key
 // index in KEYS (0 for none).
-// Returns one reply per write: {version, data, epoch} or {0,
-// "notfound"|"conflict"}; a repeated write id returns its recorded
-// {version, data} (or {0, reason}).
+// Returns one flat array: the store's epoch ("" when no write was
+// applied), then two values per write: version and data. An applied write
+// answers its new version and the data it stored, or 1 for "the data as
+// sent" (most puts; a delete stores ""); a failed one answers 0 and
+// "notfound" or "conflict"; a repeated write id answers its recorded
+// result with the version negated (-version, data), so that it is not
+// taken for a new change. A flat array of short values is cheaper to
+// build in Lua and to parse than a table and a copy of the data per write.
 var batchScript = redis.NewScript(`
 local n = tonumber(ARGV[5])
 local epoch = nil
 local last = nil
-local out = {}
+local out = {''}
 for i = 0, n - 1 do
   local b = 6 + i * 6
   local op, field, data, ifidx, must = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local wi = tonumber(ARGV[b + 5])
   local wk = nil
   if wi > 0 then wk = KEYS[wi] end
-  local r = nil
+  local v, x = nil, nil
   if wk then
     local prev = redis.call('HMGET', wk, 'v', 'd')
-    if prev[1] then r = {tonumber(prev[1]), prev[2]} end
+    if prev[1] then v, x = -(tonumber(prev[1]) or 0), prev[2] or '' end
   end
-  if not r then
+  if not v then
+    local vs, d = '0', ''
     local cur = redis.call('HGET', KEYS[1], field)
     if (must == '1' or ifidx ~= '0') and not cur then
-      r = {0, 'notfound'}
+      v, d = 0, 'notfound'
     elseif ifidx ~= '0' and redis.call('HGET', KEYS[2], field) ~= ifidx then
-      r = {0, 'conflict'}
+      v, d = 0, 'conflict'
     else
       if not epoch then
-        redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
         epoch = redis.call('HGET', KEYS[5], 'id')
+        if not epoch then -- the store's first write
+          redis.call('HSETNX', KEYS[5], 'id', ARGV[3])
+          epoch = redis.call('HGET', KEYS[5], 'id')
+        end
       end
-      local v = redis.call('INCR', KEYS[3])
-      local d = ''
+      v = redis.call('INCR', KEYS[3])
+      -- The version in decimal once, for the index, the log entry's id
+      -- and the write-id record: a number passed to redis.call is
+      -- formatted with %.14g each time, which costs more.
+      vs = string.format('%d', v)
       if op == 'put' then
         d = data
         if cur then
@@ -83,23 +95,32 @@ for i = 0, n - 1 do
           if reg and pre then d = '{"registered_at":"' .. reg .. '"' .. string.sub(d, string.len(pre) + 1) end
         end
         redis.call('HSET', KEYS[1], field, d)
-        redis.call('HSET', KEYS[2], field, v)
+        redis.call('HSET', KEYS[2], field, vs)
       else
         redis.call('HDEL', KEYS[1], field)
         redis.call('HDEL', KEYS[2], field)
       end
-      redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[1], v .. '-1', 'op', op, 'key', field, 'data', d, 'epoch', epoch)
-      last = v
-      r = {v, d, epoch}
+      redis.call('XADD', KEYS[4], vs .. '-1', 'op', op, 'key', field, 'data', d, 'epoch', epoch)
+      last = vs
     end
+    x = d
+    if v > 0 and d == data then x = 1 end
     if wk then
-      redis.call('HSET', wk, 'v', r[1], 'd', r[2])
+      redis.call('HSET', wk, 'v', vs, 'd', d)
       redis.call('EXPIRE', wk, ARGV[4])
     end
   end
-  out[i + 1] = r
+  out[2 * i + 2] = v
+  out[2 * i + 3] = x
 end
-if last then redis.call('PUBLISH', ARGV[2], last) end
+if last then
+  -- Trimmed exactly, once per call rather than by a MAXLEN on each XADD
+  -- (each exact trim of one entry walks the log's oldest node): after the
+  -- call the log keeps the last logMax changes either way.
+  redis.call('XTRIM', KEYS[4], 'MAXLEN', ARGV[1])
+  redis.call('PUBLISH', ARGV[2], last)
+  out[1] = epoch
+end
 return out
 `)
 
@@ -396,17 +417,22 @@ func (g *committer) commit(batch []*pending, opt CommitOptions) {
 	off := 0
 	for i, chunk := range chunks {
 		res, err := cmds[i].Slice()
+		var epoch string
+		if err == nil && len(res) > 0 {
+			epoch, _ = res[0].(string)
+		}
 		for j, p := range chunk {
 			r := &results[off+j]
 			switch {
 			case err != nil:
 				r.err = fmt.Errorf("redis %s %s: %w", p.op, p.k, batchOutcome(err))
-			case j >= len(res):
-				r.err = fmt.Errorf("redis %s %s: %w: script answered %d results for %d writes", p.op, p.k, region.ErrOutcomeUnknown, len(res), len(chunk))
+			case len(res) != 1+2*len(chunk):
+				r.err = fmt.Errorf("redis %s %s: %w: script answered %d values for %d writes", p.op, p.k, region.ErrOutcomeUnknown, len(res), len(chunk))
 			default:
-				r.ch, r.err = parseApplyReply(p, res[j])
-				if r.err == nil && r.ch.Epoch != "" {
-					changes = append(changes, r.ch) // a fresh change (a repeat carries no epoch)
+				var fresh bool
+				r.ch, fresh, r.err = parseApplyReply(p, res[1+2*j], res[2+2*j], epoch)
+				if r.err == nil && fresh {
+					changes = append(changes, r.ch)
 				}
 			}
 		}
@@ -466,36 +492,47 @@ func (g *committer) scriptArgs(chunk []*pending) ([]string, []any) {
 	return keys, argv
 }
 
-// parseApplyReply decodes write p's reply from the batch script.
-func parseApplyReply(p *pending, reply any) (region.Change, error) {
+// parseApplyReply decodes write p's reply from the batch script: its
+// version and data (see batchScript), epoch being the store's epoch the
+// script answered. fresh reports a change this call applied (not the
+// recorded result of a repeated write id).
+func parseApplyReply(p *pending, version, data any, epoch string) (ch region.Change, fresh bool, err error) {
 	op, k := p.op, p.k
-	res, ok := reply.([]any)
-	if !ok || len(res) < 2 {
-		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, reply)
+	v, ok := version.(int64)
+	if !ok {
+		return region.Change{}, false, fmt.Errorf("redis %s %s: unexpected script reply %v, %v", op, k, version, data)
 	}
-	v, _ := res[0].(int64)
-	str, _ := res[1].(string)
-	epoch := ""
-	if len(res) > 2 {
-		epoch, _ = res[2].(string)
+	str, isStr := data.(string)
+	if !isStr {
+		if n, _ := data.(int64); n != 1 || v <= 0 {
+			return region.Change{}, false, fmt.Errorf("redis %s %s: unexpected script reply %v, %v", op, k, version, data)
+		}
+		str = p.data // stored as sent
 	}
-	if v == 0 {
+	switch {
+	case v == 0:
 		switch str {
 		case "notfound":
-			return region.Change{}, region.ErrNotFound
+			return region.Change{}, false, region.ErrNotFound
 		case "conflict":
-			return region.Change{}, region.ErrConflict
+			return region.Change{}, false, region.ErrConflict
 		}
-		return region.Change{}, fmt.Errorf("redis %s %s: unexpected script reply %v", op, k, res)
+		return region.Change{}, false, fmt.Errorf("redis %s %s: unexpected script reply %v, %v", op, k, version, data)
+	case v < 0: // a repeat: the first result, no epoch
+		ch, err = decodeChange(uint64(-v), op, k, str)
+		return ch, false, err
 	}
-	if p.in != nil && op == region.OpPut && str == p.data {
+	if epoch == "" {
+		return region.Change{}, false, fmt.Errorf("redis %s %s: %w: script applied v%d without an epoch", op, k, region.ErrOutcomeUnknown, v)
+	}
+	if p.in != nil && op == region.OpPut && !isStr {
 		in := *p.in
 		in.ModifyIndex = uint64(v)
-		return region.Change{Version: uint64(v), Op: op, Service: k.Service, ID: k.ID, Instance: &in, Epoch: epoch}, nil
+		return region.Change{Version: uint64(v), Op: op, Service: k.Service, ID: k.ID, Instance: &in, Epoch: epoch}, true, nil
 	}
-	ch, err := decodeChange(uint64(v), op, k, str)
+	ch, err = decodeChange(uint64(v), op, k, str)
 	ch.Epoch = epoch
-	return ch, err
+	return ch, err == nil, err
 }
 
 // preExecErrors are the error replies with which Redis refuses a command

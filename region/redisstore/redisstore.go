@@ -50,8 +50,8 @@ var _ region.Store = (*RedisStore)(nil)
 
 // Writes (Put, Delete) go through the group commit (groupcommit.go): one
 // script call applies a batch of them atomically, each with its own
-// condition check, version INCR, change-log XADD (trimmed) and write-id
-// record, then PUBLISHes the batch's last version. A store without an
+// condition check, version INCR, change-log XADD and write-id record,
+// then trims the log (XTRIM, exact) and PUBLISHes the batch's last version. A store without an
 // epoch gets one (random) with its first write; the epoch is logged with
 // each change and returned. A write with a write id first looks for that
 // write's recorded result and returns it unchanged; otherwise it records
