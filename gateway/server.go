@@ -123,9 +123,9 @@ func New(cfg Config) *Server {
 	tel, err := cfg.Telemetry.resolve()
 	if err != nil {
 		cfg.Logger.Error("metrics are off", "err", err)
-		tel.MeterProvider = metricnoop.NewMeterProvider()
+		tel.MeterProvider, tel.Producers = metricnoop.NewMeterProvider(), nil
 	}
-	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, tel.Producers, &cfg), mux: http.NewServeMux()}
 	s.watches.register(tel.MeterProvider, cfg.Region)
 	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
 	if cfg.Node != "" {

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/observability"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -48,6 +49,11 @@ type Telemetry struct {
 	// a MetricsHandler leaves /metrics unserved (404).
 	MeterProvider  metric.MeterProvider
 	MetricsHandler http.Handler
+	// Producers, when set, is a producer the MeterProvider's readers read
+	// (observability.Setup's): the gateway records its latency histograms
+	// in atomics and adds them there (metrics_histograms.go). Without it
+	// they are the MeterProvider's synchronous histograms.
+	Producers *observability.Producers
 }
 
 // resolve fills the defaults.
@@ -61,7 +67,9 @@ func (t Telemetry) resolve() (Telemetry, error) {
 	if t.MeterProvider == nil && t.MetricsHandler == nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+		t.Producers = &observability.Producers{}
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo(),
+			otelprom.WithProducer(t.Producers))
 		if err != nil {
 			return t, fmt.Errorf("metrics: building the Prometheus reader: %w", err)
 		}
