@@ -199,9 +199,11 @@ func hasTags(have, want []string) bool {
 // or not, about 0.4µs; see BenchmarkLookupTracing. endServerSpan finishes
 // it with the response's status code.
 func (s *Server) serverSpan(r *http.Request, names spanNames) (*http.Request, trace.Span) {
-	if s.tracesOff && r.Header.Get("traceparent") == "" {
+	if s.tracesOff && len(r.Header["Traceparent"]) == 0 {
 		// Nothing would be recorded and there is no caller context to
-		// carry on (to a proxied backend): skip the no-op span.
+		// carry on (to a proxied backend): skip the no-op span. (The
+		// header by its canonical key, as net/http stores it: Get would
+		// canonicalize "traceparent" into a new string every request.)
 		return r, trace.SpanFromContext(r.Context())
 	}
 	ctx := s.tel.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
