@@ -319,6 +319,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := lookupStart(w, q.Has("index"))
+	answerDate.set(w.Header(), start) // dateheader.go
 	service, e, err := s.routeEntryQuery(r, q)
 	if err != nil {
 		s.metrics.lookup(r.Context(), "lookup", "error", false, time.Since(start))

@@ -450,6 +450,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := lookupStart(w, q.Has("index") && wait > 0)
+	answerDate.set(w.Header(), start) // dateheader.go
 	ans, err := s.localEncoded(k.Service, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")
