@@ -97,6 +97,7 @@ type Server struct {
 	consulTags consulTagsCache
 	decisions  decisionLog // recent routing decisions (decisions.go)
 	plain      plainPolicy // the default policy without overrides (routing.go)
+	fast       fastRoutes  // fastroutes.go
 }
 
 // Default and maximum waits of blocking queries.
@@ -144,7 +145,9 @@ func New(cfg Config) *Server {
 	// token (identified), or a permission; a route is never unguarded
 	// by omission.
 	route := func(pattern, name string, acc access, h http.HandlerFunc) {
-		s.mux.HandleFunc(pattern, s.instrument(pattern, name, s.guard(acc, h)))
+		ih := s.instrument(pattern, name, s.guard(acc, h))
+		s.mux.HandleFunc(pattern, ih)
+		s.fast.add(pattern, ih) // fastroutes.go
 	}
 	route("/v1/services", "services", identified, s.handleServices) // lists only readable services
 	route("/v1/services/{service}", "service", serviceRead, s.handleService)
@@ -169,7 +172,8 @@ func New(cfg Config) *Server {
 	route("/", "unknown", openRoute, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
-	s.handler = s.withLimits(jsonMux{mux: s.mux, catchAll: true}) // httperrors.go: the mux's own errors in JSON
+	s.fast.seal()
+	s.handler = s.withLimits(jsonMux{mux: s.mux, catchAll: true, fast: &s.fast}) // httperrors.go: the mux's own errors in JSON
 	return s
 }
 
