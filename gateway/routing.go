@@ -248,7 +248,7 @@ func (s *Server) routeEntry(r *http.Request) (string, *routeEntry, error) {
 // routeEntryQuery is routeEntry with r's query already parsed (nil when
 // it has none).
 func (s *Server) routeEntryQuery(r *http.Request, q url.Values) (string, *routeEntry, error) {
-	service := r.PathValue("service")
+	service := pathValue(r, "service") // fastroutes.go
 	if err := region.ValidateService(service); err != nil {
 		return service, nil, err
 	}

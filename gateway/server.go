@@ -190,7 +190,7 @@ func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // pathKey validates the {service} and {id} path segments.
 func pathKey(r *http.Request) (region.Key, error) {
-	k := region.Key{Service: r.PathValue("service"), ID: r.PathValue("id")}
+	k := region.Key{Service: pathValue(r, "service"), ID: r.PathValue("id")} // fastroutes.go
 	if err := region.ValidateService(k.Service); err != nil {
 		return k, err
 	}
