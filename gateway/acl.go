@@ -324,7 +324,7 @@ func needs(p acl.Perm) access { return access{perm: func(*http.Request) acl.Perm
 
 // serviceRead, serviceWrite: the {service} path segment.
 var (
-	serviceRead  = access{perm: func(r *http.Request) acl.Perm { return acl.ServiceRead(r.PathValue("service")) }}
+	serviceRead  = access{perm: func(r *http.Request) acl.Perm { return acl.ServiceRead(pathValue(r, "service")) }} // fastroutes.go
 	serviceWrite = access{perm: func(r *http.Request) acl.Perm { return acl.ServiceWrite(r.PathValue("service")) }}
 	// serviceReadWrite: GET and HEAD read, other methods write.
 	serviceReadWrite = access{perm: func(r *http.Request) acl.Perm {

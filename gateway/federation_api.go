@@ -145,6 +145,7 @@ func (s *Server) serveRegionLookup(w http.ResponseWriter, service, which string,
 		writeError(w, http.StatusServiceUnavailable, "region", err.Error())
 		return
 	}
+	answerDate.set(w.Header(), lookupStart(w, false)) // dateheader.go; asked before any wait
 	writeServiceAnswer(w, service, ans)
 }
 

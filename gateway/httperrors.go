@@ -27,6 +27,9 @@ type jsonMux struct {
 	// catchAll: mux has a "/" route answering JSON and no method patterns
 	// (the gateway's own mux), so a clean path skips the lookup.
 	catchAll bool
+	// fast, when set, serves the hottest read routes of a clean path
+	// without the mux's match (fastroutes.go).
+	fast *fastRoutes
 }
 
 // redirectType is the type of the handler ServeMux returns for its
@@ -48,6 +51,9 @@ func (j jsonMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// "/" answering 404 in JSON); only an unclean path, a subtree
 		// pattern without its trailing slash (/v1/proxy/S), CONNECT and
 		// /metrics' methods need the lookup below.
+		if j.fast.serve(w, r) {
+			return
+		}
 		j.mux.ServeHTTP(w, r)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/meridian-sd/meridian/federation"
+	"github.com/meridian-sd/meridian/observability"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -36,35 +37,39 @@ type metrics struct {
 	opts          optCache
 	region        attribute.KeyValue
 	requests      *counterVec // metrics_counters.go
-	latency       metric.Float64Histogram
+	latency       *histVec    // metrics_histograms.go
 	writes        metric.Int64Counter
 	lookups       *lookupCounters
-	lookupLatency metric.Float64Histogram
+	lookupLatency *histVec
 	refusals      metric.Int64Counter
 }
 
 // latencyBuckets are the request latency histogram's bounds, in seconds.
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 60, 300}
 
+// lookupLatencyBuckets are the lookup latency histogram's bounds, in seconds.
+var lookupLatencyBuckets = []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1}
+
 // newMetrics makes the instruments on mp and registers the gauges, read
 // from the cache and federator at collection time.
-func newMetrics(mp metric.MeterProvider, cfg *Config) *metrics {
+func newMetrics(mp metric.MeterProvider, producers *observability.Producers, cfg *Config) *metrics {
 	m := mp.Meter(instrumentationName)
 	g := &metrics{region: attribute.String("region", cfg.Region)}
 	// Instrument errors come only from invalid names or units, fixed here;
 	// the SDK returns a working instrument alongside them anyway.
 	g.requests = newCounterVec(m, "meridian.http.requests", metric.WithUnit("{request}"),
 		metric.WithDescription("HTTP requests by route, method and status code."))
-	g.latency, _ = m.Float64Histogram("meridian.http.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("HTTP request latency by route (blocking queries included)."),
-		metric.WithExplicitBucketBoundaries(latencyBuckets...))
+	g.latency = newHistVec(m, producers, "meridian.http.request.duration", "s",
+		"HTTP request latency by route (blocking queries included).", latencyBuckets)
 	g.writes, _ = m.Int64Counter("meridian.store.writes", metric.WithUnit("{write}"),
 		metric.WithDescription("Writes to the region's store by operation and result (ok, not_found, unavailable)."))
 	g.lookups = newLookupCounters(newCounterVec(m, "meridian.lookups", metric.WithUnit("{lookup}"),
 		metric.WithDescription("Lookups by API (lookup, pick, proxy, service), result (ok, empty, error) and whether traffic left the region (failover).")), g.region)
-	g.lookupLatency, _ = m.Float64Histogram("meridian.lookup.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time to answer a lookup, after any blocking wait (proxy: the routing decision only)."),
-		metric.WithExplicitBucketBoundaries(.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1))
+	g.lookupLatency = newHistVec(m, producers, "meridian.lookup.duration", "s",
+		"Time to answer a lookup, after any blocking wait (proxy: the routing decision only).", lookupLatencyBuckets)
+	for i, api := range lookupAPIs {
+		g.lookups.latency[i] = g.lookupLatency.get(optKey{a: "lookup-latency", b: api}, g.region, attribute.String("api", api))
+	}
 
 	g.refusals, _ = m.Int64Counter("meridian.http.refused", metric.WithUnit("{refusal}"),
 		metric.WithDescription("Connections and requests refused by a limit (max_connections, max_connections_per_client, write_rate, catalog_watches)."))
@@ -186,25 +191,31 @@ func boolInt(b bool) int64 {
 // server span per request (Server.serverSpan), counted and timed.
 func (s *Server) instrument(pattern, route string, h http.HandlerFunc) http.HandlerFunc {
 	m := s.metrics
-	// A slice of options built once: passing a single option to the
-	// variadic Record would allocate its slice on every request.
-	routeAttrs := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(m.region, attribute.String("route", route)))}
+	latency := m.latency.get(optKey{a: "request-latency", b: route}, m.region, attribute.String("route", route))
 	requests := &routeCounter{vec: m.requests, region: m.region, route: route}
 	names := newSpanNames(pattern)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r, span := s.serverSpan(r, names)
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, start: start, spanless: !span.SpanContext().IsValid()}
+		sw := statusWriters.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w, code: http.StatusOK, start: start, spanless: !span.SpanContext().IsValid()}
 		h(sw, r)
 		endServerSpan(span, sw.code)
 		elapsed := sw.elapsed
 		if elapsed == 0 {
 			elapsed = time.Since(start)
 		}
-		m.latency.Record(metricsContext(sw, r), elapsed.Seconds(), routeAttrs...)
+		latency.record(metricsContext(sw, r), elapsed.Seconds())
 		requests.add(spanMethod(r.Method), sw.code)
+		// Handlers never keep their writer past their return (net/http's
+		// rule for the writer it hands them), so it serves the next
+		// request; one allocation fewer per request.
+		*sw = statusWriter{}
+		statusWriters.Put(sw)
 	}
 }
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // refused counts one connection or request refused by a limit.
 func (m *metrics) refused(ctx context.Context, reason string) {
@@ -230,15 +241,10 @@ func (m *metrics) write(ctx context.Context, op, result string) {
 func (m *metrics) lookup(ctx context.Context, api, result string, failover bool, d time.Duration) {
 	m.lookups.add(api, result, failover)
 	if i := lookupAPIIndex(api); i >= 0 {
-		m.lookupLatency.Record(ctx, d.Seconds(), m.lookups.latency[i]...)
+		m.lookups.latency[i].record(ctx, d.Seconds())
 		return
 	}
-	k := optKey{a: "lookup-latency", b: api}
-	o, ok := m.opts.load(k)
-	if !ok {
-		o = m.opts.store(k, m.region, attribute.String("api", api))
-	}
-	m.lookupLatency.Record(ctx, d.Seconds(), o)
+	m.lookupLatency.get(optKey{a: "lookup-latency", b: api}, m.region, attribute.String("api", api)).record(ctx, d.Seconds())
 }
 
 // optKey names one combination of attribute values of a measurement.

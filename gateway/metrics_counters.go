@@ -133,15 +133,11 @@ type lookupCounters struct {
 	vec     *counterVec
 	region  attribute.KeyValue
 	series  [len(lookupAPIs)][len(lookupResults)][2]atomic.Pointer[counterSeries]
-	latency [len(lookupAPIs)][]metric.RecordOption // one option each, passed as the variadic slice
+	latency [len(lookupAPIs)]*histSeries // meridian.lookup.duration's, set by newMetrics
 }
 
 func newLookupCounters(vec *counterVec, region attribute.KeyValue) *lookupCounters {
-	c := &lookupCounters{vec: vec, region: region}
-	for i, api := range lookupAPIs {
-		c.latency[i] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(region, attribute.String("api", api)))}
-	}
-	return c
+	return &lookupCounters{vec: vec, region: region}
 }
 
 // add counts one lookup.

@@ -248,7 +248,7 @@ func (s *Server) routeEntry(r *http.Request) (string, *routeEntry, error) {
 // routeEntryQuery is routeEntry with r's query already parsed (nil when
 // it has none).
 func (s *Server) routeEntryQuery(r *http.Request, q url.Values) (string, *routeEntry, error) {
-	service := r.PathValue("service")
+	service := pathValue(r, "service") // fastroutes.go
 	if err := region.ValidateService(service); err != nil {
 		return service, nil, err
 	}
@@ -319,6 +319,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := lookupStart(w, q.Has("index"))
+	answerDate.set(w.Header(), start) // dateheader.go
 	service, e, err := s.routeEntryQuery(r, q)
 	if err != nil {
 		s.metrics.lookup(r.Context(), "lookup", "error", false, time.Since(start))

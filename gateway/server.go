@@ -97,6 +97,7 @@ type Server struct {
 	consulTags consulTagsCache
 	decisions  decisionLog // recent routing decisions (decisions.go)
 	plain      plainPolicy // the default policy without overrides (routing.go)
+	fast       fastRoutes  // fastroutes.go
 }
 
 // Default and maximum waits of blocking queries.
@@ -123,9 +124,9 @@ func New(cfg Config) *Server {
 	tel, err := cfg.Telemetry.resolve()
 	if err != nil {
 		cfg.Logger.Error("metrics are off", "err", err)
-		tel.MeterProvider = metricnoop.NewMeterProvider()
+		tel.MeterProvider, tel.Producers = metricnoop.NewMeterProvider(), nil
 	}
-	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, &cfg), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, tel: tel, metrics: newMetrics(tel.MeterProvider, tel.Producers, &cfg), mux: http.NewServeMux()}
 	s.watches.register(tel.MeterProvider, cfg.Region)
 	s.spanAttrs = []attribute.KeyValue{attrRegion.String(cfg.Region)}
 	if cfg.Node != "" {
@@ -144,7 +145,9 @@ func New(cfg Config) *Server {
 	// token (identified), or a permission; a route is never unguarded
 	// by omission.
 	route := func(pattern, name string, acc access, h http.HandlerFunc) {
-		s.mux.HandleFunc(pattern, s.instrument(pattern, name, s.guard(acc, h)))
+		ih := s.instrument(pattern, name, s.guard(acc, h))
+		s.mux.HandleFunc(pattern, ih)
+		s.fast.add(pattern, ih) // fastroutes.go
 	}
 	route("/v1/services", "services", identified, s.handleServices) // lists only readable services
 	route("/v1/services/{service}", "service", serviceRead, s.handleService)
@@ -169,7 +172,8 @@ func New(cfg Config) *Server {
 	route("/", "unknown", openRoute, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "no such endpoint: "+r.URL.Path)
 	})
-	s.handler = s.withLimits(jsonMux{mux: s.mux, catchAll: true}) // httperrors.go: the mux's own errors in JSON
+	s.fast.seal()
+	s.handler = s.withLimits(jsonMux{mux: s.mux, catchAll: true, fast: &s.fast}) // httperrors.go: the mux's own errors in JSON
 	return s
 }
 
@@ -186,7 +190,7 @@ func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // pathKey validates the {service} and {id} path segments.
 func pathKey(r *http.Request) (region.Key, error) {
-	k := region.Key{Service: r.PathValue("service"), ID: r.PathValue("id")}
+	k := region.Key{Service: pathValue(r, "service"), ID: r.PathValue("id")} // fastroutes.go
 	if err := region.ValidateService(k.Service); err != nil {
 		return k, err
 	}
@@ -450,6 +454,7 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	start := lookupStart(w, q.Has("index") && wait > 0)
+	answerDate.set(w.Header(), start) // dateheader.go
 	ans, err := s.localEncoded(k.Service, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "encoding response failed")

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-sd/meridian/failover"
+	"github.com/meridian-sd/meridian/observability"
 	"github.com/meridian-sd/meridian/region"
 )
 
@@ -48,6 +49,11 @@ type Telemetry struct {
 	// a MetricsHandler leaves /metrics unserved (404).
 	MeterProvider  metric.MeterProvider
 	MetricsHandler http.Handler
+	// Producers, when set, is a producer the MeterProvider's readers read
+	// (observability.Setup's): the gateway records its latency histograms
+	// in atomics and adds them there (metrics_histograms.go). Without it
+	// they are the MeterProvider's synchronous histograms.
+	Producers *observability.Producers
 }
 
 // resolve fills the defaults.
@@ -61,7 +67,9 @@ func (t Telemetry) resolve() (Telemetry, error) {
 	if t.MeterProvider == nil && t.MetricsHandler == nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+		t.Producers = &observability.Producers{}
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo(),
+			otelprom.WithProducer(t.Producers))
 		if err != nil {
 			return t, fmt.Errorf("metrics: building the Prometheus reader: %w", err)
 		}
@@ -191,9 +199,11 @@ func hasTags(have, want []string) bool {
 // or not, about 0.4µs; see BenchmarkLookupTracing. endServerSpan finishes
 // it with the response's status code.
 func (s *Server) serverSpan(r *http.Request, names spanNames) (*http.Request, trace.Span) {
-	if s.tracesOff && r.Header.Get("traceparent") == "" {
+	if s.tracesOff && len(r.Header["Traceparent"]) == 0 {
 		// Nothing would be recorded and there is no caller context to
-		// carry on (to a proxied backend): skip the no-op span.
+		// carry on (to a proxied backend): skip the no-op span. (The
+		// header by its canonical key, as net/http stores it: Get would
+		// canonicalize "traceparent" into a new string every request.)
 		return r, trace.SpanFromContext(r.Context())
 	}
 	ctx := s.tel.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))

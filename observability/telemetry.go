@@ -131,6 +131,10 @@ type Telemetry struct {
 	// MeterProvider is an SDK provider with a Prometheus reader on Registry
 	// and, when configured, an OTLP periodic reader.
 	MeterProvider metric.MeterProvider
+	// Producers are read by both readers with the SDK's instruments: a
+	// component adds the metrics it aggregates itself (the gateway's
+	// histograms) there.
+	Producers *Producers
 	// Propagator is W3C tracecontext + baggage.
 	Propagator propagation.TextMapPropagator
 	// MetricsHandler serves Registry in the Prometheus text format.
@@ -190,7 +194,8 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err := registerBuildInfo(reg); err != nil {
 		return fail(fmt.Errorf("observability: build info metric: %w", err))
 	}
-	promReader, err := otelprom.New(otelprom.WithRegisterer(reg))
+	producers := &Producers{}
+	promReader, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithProducer(producers))
 	if err != nil {
 		return fail(fmt.Errorf("observability: prometheus metrics reader: %w", err))
 	}
@@ -200,7 +205,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		if err != nil {
 			return fail(err)
 		}
-		var ropts []sdkmetric.PeriodicReaderOption
+		ropts := []sdkmetric.PeriodicReaderOption{sdkmetric.WithProducer(producers)}
 		if cfg.MetricsInterval > 0 {
 			ropts = append(ropts, sdkmetric.WithInterval(cfg.MetricsInterval))
 		}
@@ -234,6 +239,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	return &Telemetry{
 		TracerProvider: tp,
 		MeterProvider:  mp,
+		Producers:      producers,
 		Propagator:     prop,
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Registry:       reg,

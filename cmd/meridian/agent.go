@@ -180,7 +180,7 @@ func (f telemetryFlags) config() observability.Config {
 
 func gatewayTelemetry(t *observability.Telemetry) gateway.Telemetry {
 	return gateway.Telemetry{TracerProvider: t.TracerProvider, MeterProvider: t.MeterProvider,
-		Propagator: t.Propagator, MetricsHandler: t.MetricsHandler}
+		Propagator: t.Propagator, MetricsHandler: t.MetricsHandler, Producers: t.Producers}
 }
 
 func logTelemetry(log *slog.Logger, t *observability.Telemetry, c observability.Config) {
