@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -205,7 +206,17 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		if err != nil {
 			return fail(err)
 		}
-		ropts := []sdkmetric.PeriodicReaderOption{sdkmetric.WithProducer(producers)}
+		var ropts []sdkmetric.PeriodicReaderOption
+		if mexp.Temporality(sdkmetric.InstrumentKindHistogram) == metricdata.CumulativeTemporality {
+			ropts = append(ropts, sdkmetric.WithProducer(producers))
+		} else {
+			// Producers export cumulative data whatever the reader
+			// asks (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=
+			// delta or lowmemory): then no producers at all, and
+			// components record into the SDK's own instruments, which
+			// honour the exporter's temporality on both readers.
+			producers = nil
+		}
 		if cfg.MetricsInterval > 0 {
 			ropts = append(ropts, sdkmetric.WithInterval(cfg.MetricsInterval))
 		}

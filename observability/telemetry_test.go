@@ -471,3 +471,30 @@ func TestReadTraceFileErrors(t *testing.T) {
 		t.Errorf("got %d requests, %v; want 1, nil", len(reqs), err)
 	}
 }
+
+// Producers export cumulative data whatever a reader asks, so Setup hands
+// out none when the OTLP exporter wants delta histograms: components then
+// record into the SDK's instruments, which follow the exporter.
+func TestProducersOnlyForCumulativeHistograms(t *testing.T) {
+	for _, tt := range []struct {
+		pref string
+		want bool
+	}{{"", true}, {"cumulative", true}, {"delta", false}, {"lowmemory", false}} {
+		t.Run("pref="+tt.pref, func(t *testing.T) {
+			clearOTELEnv(t)
+			t.Setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", tt.pref)
+			tel := setup(t, Config{OTLPEndpoint: "http://127.0.0.1:1", MetricsOTLP: true, SampleRate: -1})
+			if got := tel.Producers != nil; got != tt.want {
+				t.Errorf("Producers set = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("prometheus only", func(t *testing.T) {
+		clearOTELEnv(t)
+		t.Setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+		t.Setenv("OTEL_METRICS_EXPORTER", "none")
+		if tel := setup(t, Config{SampleRate: -1}); tel.Producers == nil {
+			t.Error("no Producers without an OTLP metrics exporter; want them (Prometheus is cumulative)")
+		}
+	})
+}
