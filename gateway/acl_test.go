@@ -119,6 +119,15 @@ func TestACLDenyPolicyOverHTTP(t *testing.T) {
 	callTok(t, "GET", u+"/v1/services/api?region=*", "", reader.secret).wantError(t, 403, "needs service:api:read")
 	callTok(t, "PUT", u+"/v1/services/web/instances/web-1/heartbeat", `{"status":"passing"}`, web.secret).want(t, 200)
 
+	// Read everything but api: the fast read routes (fastroutes.go) check
+	// the service the path names, not an empty one that only the
+	// catch-all prefix would match.
+	allButAPI := createToken(t, u, rootSecret, `{"description":"all but api","rules":[{"service_prefix":"","access":"read"},{"service":"api","access":"deny"}]}`)
+	for _, path := range []string{"/v1/services/api", "/v1/lookup/api", "/v1/pick/api", "/v1/services/api?passing=true"} {
+		callTok(t, "GET", u+path, "", allButAPI.secret).wantError(t, 403, "needs service:api:read")
+	}
+	callTok(t, "GET", u+"/v1/lookup/web", "", allButAPI.secret).want(t, 200)
+
 	// GET /v1/services lists only what the token may read.
 	names := func(tok string) []string {
 		var out []string
