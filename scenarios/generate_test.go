@@ -8,7 +8,7 @@ import (
 
 func TestGenerateValidAndDeterministic(t *testing.T) {
 	kinds := map[string]int{}
-	var wan, big, omits, shortLog, restartTrouble int
+	var wan, big, omits, shortLog, restartTrouble, redis int
 	for seed := uint64(0); seed < 500; seed++ {
 		sc := Generate(seed)
 		if err := sc.Validate(); err != nil {
@@ -33,6 +33,9 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 		}
 		if sc.Topology.ChangeLog > 0 {
 			shortLog++
+		}
+		if sc.Topology.Store == StoreRedis {
+			redis++
 		}
 		for _, tr := range sc.Traffic {
 			if tr.Policy.Mode == "ordered" && len(tr.Policy.Regions) < len(sc.Topology.Regions)-1 {
@@ -84,7 +87,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	}
 	// The shapes the swarm must reach, each in some of 500 seeds.
 	for name, n := range map[string]int{"wan profile": wan, "regions of 3-16 gateways": big,
-		"ordered lists that omit regions": omits, "short change logs": shortLog, "restarts during checks": restartTrouble} {
+		"ordered lists that omit regions": omits, "short change logs": shortLog, "restarts during checks": restartTrouble, "the Redis store": redis} {
 		if n < 10 {
 			t.Errorf("%s: %d in 500 seeds, want at least 10", name, n)
 		}
