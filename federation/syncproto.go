@@ -45,8 +45,9 @@ type DeltaResponse struct {
 	Version uint64          `json:"version"`
 	Full    bool            `json:"full"`
 	Changes []region.Change `json:"changes"`
-	// Epoch is the store's epoch the changes were made in ("" when none
-	// or no changes): see FullResponse.
+	// Epoch is the store's epoch the changes were made in; with no
+	// changes, the store's epoch at Version as the serving gateway's cache
+	// found it ("" when none or not known): see FullResponse.
 	Epoch string `json:"epoch,omitempty"`
 }
 
@@ -87,6 +88,14 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 			v, epoch := since, ""
 			if len(chs) > 0 {
 				v, epoch = chs[len(chs)-1].Version, chs[len(chs)-1].Epoch
+			} else if s.Cache != nil {
+				// No change: say which life of the store is at since (as
+				// the cache found it there), so that a replica of another
+				// life at the same version learns it needs a snapshot (a
+				// region reset that climbed back to the replica's version).
+				if m := s.Cache.Mark(); m.Version == since {
+					epoch = m.Epoch
+				}
 			}
 			if chs == nil {
 				chs = []region.Change{}

@@ -63,13 +63,17 @@ const MaxGeneratedGateways = MaxGateways
 // math/rand/v2 PCG seeded from seed, and the result is defaulted and valid.
 func Generate(seed uint64) *Scenario {
 	rng := rand.New(rand.NewPCG(seed, 0x6d6572696469616e)) // "meridian"
-	g := &gen{rng: rng}
+	g := &gen{rng: rng, down: map[string]map[int]bool{}, loss: map[string]bool{}}
 	return g.scenario(seed)
 }
 
 type gen struct {
 	rng *rand.Rand
 	sc  *Scenario
+	// down: by region, the gateways (numbers from 1) some fault may take
+	// down; loss: the regions whose store loses its data (see mayDown).
+	down map[string]map[int]bool
+	loss map[string]bool
 }
 
 func (g *gen) intn(lo, hi int) int { return lo + g.rng.IntN(hi-lo+1) }
@@ -236,6 +240,9 @@ func (g *gen) timeline() {
 		if !ok {
 			continue
 		}
+		if f.Kind == FaultInstancesOverload {
+			sc.Timeline = append(sc.Timeline, Fault{At: at, Kind: FaultInstancesFail, Region: f.Region, Service: f.Service, Fraction: 1})
+		}
 		sc.Timeline = append(sc.Timeline, f)
 		if (f.Kind == FaultGatewayCrash || f.Kind == FaultRollingRestart) && g.rng.IntN(2) == 0 {
 			// A restart during checks: instance trouble in the same
@@ -301,10 +308,15 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		}
 		f.For = g.maybeFor(at, healAt)
 	case FaultGatewayCrash:
+		n := 0
 		if g.rng.IntN(3) == 0 {
 			f.Region = r.Name
 		} else {
-			f.Gateway = GatewayName(r.Name, g.intn(1, r.Gateways))
+			n = g.intn(1, r.Gateways)
+			f.Gateway = GatewayName(r.Name, n)
+		}
+		if !g.mayDown(r, n) {
+			return f, false
 		}
 		f.For = g.maybeFor(at, healAt)
 		touched["gw/"+r.Name] = true
@@ -313,7 +325,7 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		f.Every = g.dur(10*time.Second, 40*time.Second)
 		f.Down = g.dur(5*time.Second, 30*time.Second)
 		end := at + Duration(r.Gateways)*f.Every + f.Down
-		if end > healAt {
+		if end > healAt || !g.mayDown(r, 0) {
 			return f, false
 		}
 		touched["gw/"+r.Name] = true
@@ -332,8 +344,25 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		touched["store/"+r.Name] = true
 	case FaultStoreWipe, FaultStoreRestart:
 		// Instants: the gateways write their catalog back.
+		if !g.mayLose(r) {
+			return f, false
+		}
 		f.Region = r.Name
-	case FaultInstancesFail, FaultInstancesFlap, FaultInstancesSlow, FaultInstancesOverload:
+	case FaultInstancesOverload:
+		s, ok := g.serviceIn(r.Name)
+		if !ok || healAt-at < Duration(15*time.Second) {
+			return f, false
+		}
+		// The fault's model: instances that come back from a crash (the
+		// instances_fail the timeline puts at at) swamped by their
+		// backlog, all of them. They stay critical while they answer
+		// 429. (Passing instances that shed load turn warning and keep
+		// their traffic, which the simulator counts as dead lookups.)
+		f.Region, f.Service, f.Fraction = r.Name, s.Name, 1
+		f.At = at + g.dur(5*time.Second, min(time.Minute, (healAt-at-Duration(10*time.Second)).D()))
+		f.For = g.maybeFor(f.At, healAt)
+		touched["inst/"+r.Name+"/"+s.Name] = true
+	case FaultInstancesFail, FaultInstancesFlap, FaultInstancesSlow:
 		s, ok := g.serviceIn(r.Name)
 		if !ok {
 			return f, false
@@ -424,7 +453,7 @@ func (g *gen) syncFault(f *Fault, r Region, at, healAt Duration) (Fault, bool) {
 			f.For = healAt - at // no heal ends it
 		}
 	case FaultRegionReset:
-		if healAt-at < Duration(20*time.Second) {
+		if healAt-at < Duration(20*time.Second) || !g.mayDown(r, 0) {
 			return *f, false
 		}
 		f.Region = r.Name
@@ -479,6 +508,39 @@ func (g *gen) checkTrouble(restart Fault, healAt Duration, touched map[string]bo
 	f.For = g.maybeFor(restart.At, healAt)
 	touched["inst/"+r.Name+"/"+s.Name] = true
 	return f, true
+}
+
+// mayDown notes that gateway n of region r (every gateway when n is 0)
+// may be down at some time, and reports whether that is allowed: a region
+// whose store loses its data (store_wipe, store_restart) must keep a
+// gateway up that holds the catalog and writes it back, or the loss is a
+// region reset (nobody can restore it; region_reset, which the simulator
+// judges as such). mayLose is the other side.
+func (g *gen) mayDown(r Region, n int) bool {
+	set := map[int]bool{}
+	for k := range g.down[r.Name] {
+		set[k] = true
+	}
+	for i := 1; i <= r.Gateways; i++ {
+		if n == 0 || i == n {
+			set[i] = true
+		}
+	}
+	if g.loss[r.Name] && len(set) >= r.Gateways {
+		return false
+	}
+	g.down[r.Name] = set
+	return true
+}
+
+// mayLose notes that region r's store loses its data, and reports whether
+// that is allowed (see mayDown).
+func (g *gen) mayLose(r Region) bool {
+	if len(g.down[r.Name]) >= r.Gateways {
+		return false
+	}
+	g.loss[r.Name] = true
+	return true
 }
 
 // serviceIn picks a service that runs in region r.

@@ -48,6 +48,16 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 				restartTrouble++
 			}
 		}
+		for _, f := range sc.Timeline {
+			// Overloaded instances come back from a crash.
+			crashed := false
+			for _, x := range sc.Timeline {
+				crashed = crashed || x.Kind == FaultInstancesFail && x.Region == f.Region && x.Service == f.Service && x.At < f.At
+			}
+			if f.Kind == FaultInstancesOverload && !crashed {
+				t.Errorf("seed %d: instances_overload of %s in %s at %s without a crash before", seed, f.Service, f.Region, f.At.D())
+			}
+		}
 		if d := sc.Duration.D(); d < 5*time.Minute || d > 15*time.Minute {
 			t.Errorf("seed %d: duration %s", seed, d)
 		}

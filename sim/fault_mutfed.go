@@ -215,6 +215,15 @@ func (w *world) regionReset(rs *regionSim, d time.Duration) {
 	}
 	rs.pending, rs.commits = nil, nil
 	w.after(d, func() {
+		// Nobody outside the region could learn of the loss before its
+		// gateways are back (until then the region is unreachable and
+		// its replicas read stale): the instances count as deregistered
+		// from now on, for the staleness bound (staleness_stated).
+		for _, in := range lost {
+			if !in.registered {
+				in.deregAt = w.now
+			}
+		}
 		w.restart(gws)
 		w.closeSpan(sp)
 		w.after(5*time.Second, func() {
