@@ -349,17 +349,20 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		}
 		f.Region = r.Name
 	case FaultInstancesOverload:
-		s, ok := g.serviceIn(r.Name)
-		if !ok || healAt-at < Duration(15*time.Second) {
-			return f, false
-		}
 		// The fault's model: instances that come back from a crash (the
 		// instances_fail the timeline puts at at) swamped by their
-		// backlog, all of them. They stay critical while they answer
-		// 429. (Passing instances that shed load turn warning and keep
-		// their traffic, which the simulator counts as dead lookups.)
+		// backlog, all of them, once their checks found them critical
+		// (two intervals more than the failures it takes). They stay
+		// critical while they answer 429. (Passing instances that shed
+		// load turn warning and keep their traffic, which the simulator
+		// counts as dead lookups.)
+		s, ok := g.serviceIn(r.Name)
+		lo := Duration(max(s.FailuresBeforeCritical, 1)+2) * s.Interval
+		if !ok || at+lo > healAt-Duration(10*time.Second) {
+			return f, false
+		}
 		f.Region, f.Service, f.Fraction = r.Name, s.Name, 1
-		f.At = at + g.dur(5*time.Second, min(time.Minute, (healAt-at-Duration(10*time.Second)).D()))
+		f.At = at + g.dur(lo.D(), min(lo.D()+time.Minute, (healAt-at-Duration(10*time.Second)).D()))
 		f.For = g.maybeFor(f.At, healAt)
 		touched["inst/"+r.Name+"/"+s.Name] = true
 	case FaultInstancesFail, FaultInstancesFlap, FaultInstancesSlow:
