@@ -372,6 +372,9 @@ func (c *Core) FetchDone(now time.Time, f Effect, r SyncResult) error {
 		rs.replica = newReplica(f.Region, r)
 		rs.needFull = false
 	default:
+		if err = refuseOtherLife(rs, f.Gateway, r); err != nil {
+			break
+		}
 		if rs.replica == nil {
 			rs.replica = &Replica{Region: f.Region, Catalog: region.NewCatalog()}
 			changed = true
@@ -421,6 +424,9 @@ func (c *Core) late(now time.Time, rs *regionState, f Effect, r SyncResult) erro
 		rs.replica = newReplica(f.Region, r)
 		rs.needFull = false
 	default:
+		if otherLife(rs.replica, r.Epoch) {
+			return ignored(fmt.Sprintf("changes of another life of the store (epoch %q) than the replica's (%q)", r.Epoch, rs.replica.Epoch))
+		}
 		// Apply only changes that continue the replica, in place: each
 		// moves it by one version, so a gap further on leaves it at a
 		// version it really had (not a copy: O(changes), not O(catalog)).
@@ -526,6 +532,30 @@ func epochNote(have *Replica, r SyncResult) string {
 // newReplica is the replica a full answer r makes.
 func newReplica(regionName string, r SyncResult) *Replica {
 	return &Replica{Region: regionName, Catalog: r.Catalog, Epoch: r.Epoch, RestoredFrom: r.RestoredFrom}
+}
+
+// otherLife reports whether an answer in epoch comes from another life of
+// the region's store than the replica (both epochs known): the region lost
+// its data and started over without a restore (a region reset), so the
+// answer's versions are not the replica's. A delta of it does not continue
+// the replica whatever its versions say (the new life may have climbed back
+// to and past them), and an empty one does not prove the replica current.
+// A restore, the one change of epoch that keeps the catalog, clears the
+// store's change log, so no delta crosses it.
+func otherLife(have *Replica, epoch string) bool {
+	return have != nil && have.Epoch != "" && epoch != "" && epoch != have.Epoch
+}
+
+// refuseOtherLife returns an error, and marks the replica for a snapshot,
+// when the delta r from gateway comes from another life of the store than
+// the replica (otherLife); nil otherwise.
+func refuseOtherLife(rs *regionState, gateway string, r SyncResult) error {
+	if !otherLife(rs.replica, r.Epoch) {
+		return nil
+	}
+	rs.needFull = true
+	return fmt.Errorf("delta from %s is of another life of the store (epoch %q, replica's %q): the region was reset; asking for a snapshot",
+		gateway, r.Epoch, rs.replica.Epoch)
 }
 
 // continued records that a change of the store's epoch ("" when not known)

@@ -45,8 +45,9 @@ type DeltaResponse struct {
 	Version uint64          `json:"version"`
 	Full    bool            `json:"full"`
 	Changes []region.Change `json:"changes"`
-	// Epoch is the store's epoch the changes were made in ("" when none
-	// or no changes): see FullResponse.
+	// Epoch is the store's epoch the changes were made in; with no
+	// changes, the store's epoch at Version as the serving gateway's cache
+	// found it ("" when none or not known): see FullResponse.
 	Epoch string `json:"epoch,omitempty"`
 }
 
@@ -85,13 +86,29 @@ func (s CatalogSource) Answer(ctx context.Context, since uint64) (any, error) {
 		chs, ok, err := s.Store.ChangesSince(ctx, since, MaxDeltaChanges)
 		if err == nil && ok {
 			v, epoch := since, ""
+			complete := true // as far as the cache can tell, no change is missing
 			if len(chs) > 0 {
 				v, epoch = chs[len(chs)-1].Version, chs[len(chs)-1].Epoch
+			} else if s.Cache != nil {
+				// No change: say which life of the store is at since (as
+				// the cache found it there), so that a replica of another
+				// life at the same version learns it needs a snapshot (a
+				// region reset that climbed back to the replica's version).
+				// No change since a version the cache is past is a log
+				// that lost changes (a restore cleared it and the store's
+				// reach check missed that): the answer would say "v since,
+				// nothing new" and the replica would never learn; serve
+				// the whole catalog.
+				m := s.Cache.Mark()
+				if m.Version == since {
+					epoch = m.Epoch
+				}
+				complete = m.Version <= since
 			}
 			if chs == nil {
 				chs = []region.Change{}
 			}
-			if s.Cache == nil || s.Cache.TrustsChanges(epoch) {
+			if complete && (s.Cache == nil || s.Cache.TrustsChanges(epoch)) {
 				return DeltaResponse{Region: s.Region, Version: v, Changes: chs, Epoch: epoch}, nil
 			}
 		}

@@ -256,6 +256,9 @@ func (c *Core) applyWatched(now time.Time, rs *regionState, w Watch, r SyncResul
 		return false, fmt.Errorf("snapshot v%d from %s is older than the replica's v%d%s; kept the replica", v, w.Gateway, have,
 			epochNote(rs.replica, r))
 	}
+	if err := refuseOtherLife(rs, w.Gateway, r); err != nil {
+		return false, err
+	}
 	for _, ch := range r.Changes {
 		applied, aerr := rs.replica.Catalog.Apply(ch)
 		changed = changed || applied

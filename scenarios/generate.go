@@ -13,12 +13,24 @@ import (
 // generatedRegions are the region names Generate draws from.
 var generatedRegions = []string{"us-east", "eu-west", "ap-south", "us-west", "sa-east"}
 
-// SwarmKinds are the fault kinds Generate switches on and off per seed.
+// SwarmKinds are the fault kinds Generate switches on and off per seed:
+// every kind but the heals (heal, gateway_restart, store_up,
+// instances_heal), which the final heal and each fault's For use.
 var SwarmKinds = []string{
 	FaultPartition, FaultCut, FaultDegrade, FaultGatewayCrash, FaultRollingRestart,
 	FaultStoreDown, FaultStoreSlow, FaultInstancesFail, FaultInstancesFlap,
 	FaultInstancesSlow, FaultRegisterStorm, FaultDeregister, FaultPeerRefused, FaultProbeBlocked,
+	// the store faults
+	FaultStoreFlaky, FaultStoreWipe, FaultStoreRestart,
+	// instances and clients
+	FaultInstancesOverload, FaultRedeploy, FaultRegisterBad,
+	// the federation's sync paths and the region's notifications
+	FaultLogTrimmed, FaultWatchUnsupported, FaultGatewayRefused, FaultNotifyLost, FaultRegionReset,
 }
+
+// StoreRedis is the topology.store value of the production Redis store
+// (registered by the meridian binary, sim.RegisterStore).
+const StoreRedis = "redis"
 
 // MaxGeneratedGateways bounds the gateways of one generated region.
 const MaxGeneratedGateways = MaxGateways
@@ -26,16 +38,24 @@ const MaxGeneratedGateways = MaxGateways
 // Generate builds a random scenario from seed for swarm testing: 2-5
 // regions with 1-2 gateways each (one in five regions gets 3 to
 // MaxGeneratedGateways), the lan, local or wan gossip profile, sometimes a
-// short change log (so that replicas recover by snapshot), 1-3 services,
+// short change log (so that replicas recover by snapshot), one seed in
+// four the production Redis store (topology.store: redis), 1-3 services,
 // traffic from every region with local, nearest or ordered policies
 // (ordered lists that may leave regions out), and a fault schedule drawn
 // from a random subset of SwarmKinds (each seed switches each kind on with
 // probability 1/2, so that faults combine in ways a uniform mix rarely
-// reaches). A gateway crash or rolling restart comes, half the time, with
+// reaches): the network, gateways, stores (down, slow, flaky, wiped,
+// restarted unnoticed), instances (failing, flapping, slow, overloaded,
+// probes blocked), clients (storms, deregistrations, redeploys,
+// misconfigured registrations) and the federation (refused peers and
+// gateways, trimmed logs, releases without watches, lost notifications,
+// region resets). A gateway crash or rolling restart comes, half the time, with
 // instance trouble in the same region at the same moment (flapping
 // instances, or probes of one gateway blocked), so that restarts fall
 // during checks. Every fault ends by a final heal (network, gateways,
-// stores, instances) followed by the settle time. The scenario has no
+// stores, instances) followed by the settle time, but for the faults no
+// heal ends and none keeps the run from converging (log_trimmed,
+// watch_unsupported, notify_lost), which may last the whole run. The scenario has no
 // expectations: swarm runs check the simulator's invariants, the
 // availability oracle included.
 //
@@ -43,13 +63,17 @@ const MaxGeneratedGateways = MaxGateways
 // math/rand/v2 PCG seeded from seed, and the result is defaulted and valid.
 func Generate(seed uint64) *Scenario {
 	rng := rand.New(rand.NewPCG(seed, 0x6d6572696469616e)) // "meridian"
-	g := &gen{rng: rng}
+	g := &gen{rng: rng, down: map[string]map[int]bool{}, loss: map[string]bool{}}
 	return g.scenario(seed)
 }
 
 type gen struct {
 	rng *rand.Rand
 	sc  *Scenario
+	// down: by region, the gateways (numbers from 1) some fault may take
+	// down; loss: the regions whose store loses its data (see mayDown).
+	down map[string]map[int]bool
+	loss map[string]bool
 }
 
 func (g *gen) intn(lo, hi int) int { return lo + g.rng.IntN(hi-lo+1) }
@@ -106,6 +130,9 @@ func (g *gen) topology() {
 	if n > 2 && g.rng.IntN(2) == 0 {
 		a, b := g.twoRegions()
 		t.Network.Links = append(t.Network.Links, Link{From: a, To: b, Latency: Duration(time.Duration(g.intn(100, 300)) * time.Millisecond)})
+	}
+	if g.rng.IntN(4) == 0 {
+		t.Store = StoreRedis
 	}
 }
 
@@ -213,6 +240,9 @@ func (g *gen) timeline() {
 		if !ok {
 			continue
 		}
+		if f.Kind == FaultInstancesOverload {
+			sc.Timeline = append(sc.Timeline, Fault{At: at, Kind: FaultInstancesFail, Region: f.Region, Service: f.Service, Fraction: 1})
+		}
 		sc.Timeline = append(sc.Timeline, f)
 		if (f.Kind == FaultGatewayCrash || f.Kind == FaultRollingRestart) && g.rng.IntN(2) == 0 {
 			// A restart during checks: instance trouble in the same
@@ -278,10 +308,15 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		}
 		f.For = g.maybeFor(at, healAt)
 	case FaultGatewayCrash:
+		n := 0
 		if g.rng.IntN(3) == 0 {
 			f.Region = r.Name
 		} else {
-			f.Gateway = GatewayName(r.Name, g.intn(1, r.Gateways))
+			n = g.intn(1, r.Gateways)
+			f.Gateway = GatewayName(r.Name, n)
+		}
+		if !g.mayDown(r, n) {
+			return f, false
 		}
 		f.For = g.maybeFor(at, healAt)
 		touched["gw/"+r.Name] = true
@@ -290,7 +325,7 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		f.Every = g.dur(10*time.Second, 40*time.Second)
 		f.Down = g.dur(5*time.Second, 30*time.Second)
 		end := at + Duration(r.Gateways)*f.Every + f.Down
-		if end > healAt {
+		if end > healAt || !g.mayDown(r, 0) {
 			return f, false
 		}
 		touched["gw/"+r.Name] = true
@@ -303,6 +338,33 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 		f.Latency = Duration(time.Duration(g.intn(20, 2000)) * time.Millisecond)
 		f.For = g.maybeFor(at, healAt)
 		touched["store/"+r.Name] = true
+	case FaultStoreFlaky:
+		f.Region = r.Name
+		f.For = g.maybeFor(at, healAt)
+		touched["store/"+r.Name] = true
+	case FaultStoreWipe, FaultStoreRestart:
+		// Instants: the gateways write their catalog back.
+		if !g.mayLose(r) {
+			return f, false
+		}
+		f.Region = r.Name
+	case FaultInstancesOverload:
+		// The fault's model: instances that come back from a crash (the
+		// instances_fail the timeline puts at at) swamped by their
+		// backlog, all of them, once their checks found them critical
+		// (two intervals more than the failures it takes). They stay
+		// critical while they answer 429. (Passing instances that shed
+		// load turn warning and keep their traffic, which the simulator
+		// counts as dead lookups.)
+		s, ok := g.serviceIn(r.Name)
+		lo := Duration(max(s.FailuresBeforeCritical, 1)+2) * s.Interval
+		if !ok || at+lo > healAt-Duration(10*time.Second) {
+			return f, false
+		}
+		f.Region, f.Service, f.Fraction = r.Name, s.Name, 1
+		f.At = at + g.dur(lo.D(), min(lo.D()+time.Minute, (healAt-at-Duration(10*time.Second)).D()))
+		f.For = g.maybeFor(f.At, healAt)
+		touched["inst/"+r.Name+"/"+s.Name] = true
 	case FaultInstancesFail, FaultInstancesFlap, FaultInstancesSlow:
 		s, ok := g.serviceIn(r.Name)
 		if !ok {
@@ -346,10 +408,63 @@ func (g *gen) fault(kind string, at, healAt Duration, touched map[string]bool) (
 			return f, false
 		}
 		g.probeBlocked(&f, r, s, at, healAt)
+	case FaultRedeploy:
+		s, ok := g.serviceIn(r.Name)
+		if !ok {
+			return f, false
+		}
+		f.Region, f.Service = r.Name, s.Name
+		f.Count = g.intn(1, 40)
+		f.Over = g.dur(0, min(5*time.Minute, (healAt-at).D()))
+	case FaultRegisterBad:
+		s := sc.Services[g.rng.IntN(len(sc.Services))]
+		f.Region, f.Service = r.Name, s.Name
+		f.Count = g.intn(1, 20)
+		f.Over = g.dur(0, min(time.Minute, (healAt-at).D()))
 	default:
-		return f, false
+		return g.syncFault(&f, r, at, healAt)
 	}
 	return f, true
+}
+
+// syncFault fills the faults of the federation's sync paths and of a
+// region's notifications: log_trimmed, watch_unsupported and notify_lost
+// (until For, or for the rest of the run: a release's bug or a dropped
+// subscription nobody notices; none stops convergence), gateway_refused
+// (ended by healAt: a refused region's only gateway would keep its
+// replica from converging) and region_reset (its gateways back by healAt).
+func (g *gen) syncFault(f *Fault, r Region, at, healAt Duration) (Fault, bool) {
+	sc := g.sc
+	switch f.Kind {
+	case FaultLogTrimmed:
+		f.Region = r.Name
+		f.For = g.maybeFor(at, healAt)
+		if sc.Topology.ChangeLog == 0 {
+			// Only a log that replicas fall behind makes gaps.
+			sc.Topology.ChangeLog = g.intn(20, 200)
+		}
+	case FaultWatchUnsupported:
+		f.Region = r.Name
+		f.For = g.maybeFor(at, healAt)
+	case FaultNotifyLost:
+		f.Gateway = GatewayName(r.Name, g.intn(1, r.Gateways))
+		f.For = g.maybeFor(at, healAt)
+	case FaultGatewayRefused:
+		from, to := g.twoRegions()
+		f.From, f.Gateway = from, GatewayName(to, g.intn(1, sc.region(to).Gateways))
+		if f.For = g.maybeFor(at, healAt); f.For == 0 {
+			f.For = healAt - at // no heal ends it
+		}
+	case FaultRegionReset:
+		if healAt-at < Duration(20*time.Second) || !g.mayDown(r, 0) {
+			return *f, false
+		}
+		f.Region = r.Name
+		f.For = g.dur(5*time.Second, min(2*time.Minute, (healAt-at-Duration(10*time.Second)).D()))
+	default:
+		return *f, false
+	}
+	return *f, true
 }
 
 // probeBlocked fills a probe_blocked fault of service s in region r: one
@@ -396,6 +511,39 @@ func (g *gen) checkTrouble(restart Fault, healAt Duration, touched map[string]bo
 	f.For = g.maybeFor(restart.At, healAt)
 	touched["inst/"+r.Name+"/"+s.Name] = true
 	return f, true
+}
+
+// mayDown notes that gateway n of region r (every gateway when n is 0)
+// may be down at some time, and reports whether that is allowed: a region
+// whose store loses its data (store_wipe, store_restart) must keep a
+// gateway up that holds the catalog and writes it back, or the loss is a
+// region reset (nobody can restore it; region_reset, which the simulator
+// judges as such). mayLose is the other side.
+func (g *gen) mayDown(r Region, n int) bool {
+	set := map[int]bool{}
+	for k := range g.down[r.Name] {
+		set[k] = true
+	}
+	for i := 1; i <= r.Gateways; i++ {
+		if n == 0 || i == n {
+			set[i] = true
+		}
+	}
+	if g.loss[r.Name] && len(set) >= r.Gateways {
+		return false
+	}
+	g.down[r.Name] = set
+	return true
+}
+
+// mayLose notes that region r's store loses its data, and reports whether
+// that is allowed (see mayDown).
+func (g *gen) mayLose(r Region) bool {
+	if len(g.down[r.Name]) >= r.Gateways {
+		return false
+	}
+	g.loss[r.Name] = true
+	return true
 }
 
 // serviceIn picks a service that runs in region r.

@@ -8,7 +8,7 @@ import (
 
 func TestGenerateValidAndDeterministic(t *testing.T) {
 	kinds := map[string]int{}
-	var wan, big, omits, shortLog, restartTrouble int
+	var wan, big, omits, shortLog, restartTrouble, redis int
 	for seed := uint64(0); seed < 500; seed++ {
 		sc := Generate(seed)
 		if err := sc.Validate(); err != nil {
@@ -34,6 +34,9 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 		if sc.Topology.ChangeLog > 0 {
 			shortLog++
 		}
+		if sc.Topology.Store == StoreRedis {
+			redis++
+		}
 		for _, tr := range sc.Traffic {
 			if tr.Policy.Mode == "ordered" && len(tr.Policy.Regions) < len(sc.Topology.Regions)-1 {
 				omits++
@@ -43,6 +46,16 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 			if i > 0 && (sc.Timeline[i-1].Kind == FaultGatewayCrash || sc.Timeline[i-1].Kind == FaultRollingRestart) &&
 				(f.Kind == FaultInstancesFlap || f.Kind == FaultProbeBlocked) && f.At == sc.Timeline[i-1].At {
 				restartTrouble++
+			}
+		}
+		for _, f := range sc.Timeline {
+			// Overloaded instances come back from a crash.
+			crashed := false
+			for _, x := range sc.Timeline {
+				crashed = crashed || x.Kind == FaultInstancesFail && x.Region == f.Region && x.Service == f.Service && x.At < f.At
+			}
+			if f.Kind == FaultInstancesOverload && !crashed {
+				t.Errorf("seed %d: instances_overload of %s in %s at %s without a crash before", seed, f.Service, f.Region, f.At.D())
 			}
 		}
 		if d := sc.Duration.D(); d < 5*time.Minute || d > 15*time.Minute {
@@ -84,7 +97,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	}
 	// The shapes the swarm must reach, each in some of 500 seeds.
 	for name, n := range map[string]int{"wan profile": wan, "regions of 3-16 gateways": big,
-		"ordered lists that omit regions": omits, "short change logs": shortLog, "restarts during checks": restartTrouble} {
+		"ordered lists that omit regions": omits, "short change logs": shortLog, "restarts during checks": restartTrouble, "the Redis store": redis} {
 		if n < 10 {
 			t.Errorf("%s: %d in 500 seeds, want at least 10", name, n)
 		}

@@ -208,6 +208,7 @@ func (w *world) regionReset(rs *regionSim, d time.Duration) {
 		for _, in := range ins {
 			if in.registered {
 				w.unregistered(in)
+				in.deregAt = -never // see below
 				delete(rs.acked, in.key)
 				lost = append(lost, in)
 			}
@@ -215,6 +216,17 @@ func (w *world) regionReset(rs *regionSim, d time.Duration) {
 	}
 	rs.pending, rs.commits = nil, nil
 	w.after(d, func() {
+		// Nobody outside the region can learn of the loss before its
+		// gateways are back (until then its gateways look alive until
+		// membership sees them fail, then the region is unreachable and
+		// its replicas read stale; the instances' processes still run):
+		// the instances count as deregistered from now on, for the
+		// staleness bound (staleness_stated).
+		for _, in := range lost {
+			if !in.registered {
+				in.deregAt = w.now
+			}
+		}
 		w.restart(gws)
 		w.closeSpan(sp)
 		w.after(5*time.Second, func() {
@@ -228,15 +240,15 @@ func (w *world) regionReset(rs *regionSim, d time.Duration) {
 	})
 }
 
-// followsReset reports whether a replica of the region going back from
-// prev follows a region_reset: prev is above everything the region's
-// store has committed since its last reset, so it belongs to a life of
-// the region that is gone.
-func (w *world) followsReset(regionName string, prev uint64) bool {
+// followsReset reports whether gateway g's view of the region going back
+// from prev follows a region_reset: prev belongs to a life of the region
+// that is gone, since g saw it before the region's store, since its last
+// reset, committed that version (if it has at all).
+func (w *world) followsReset(g *gateway, regionName string, prev uint64) bool {
 	rs := w.regionByName(regionName)
-	if rs == nil || w.mf.resets == nil || w.mf.resets[rs.idx] == 0 {
+	if rs == nil || w.mf.resets == nil || w.mf.resets[rs.idx] == 0 || prev == 0 {
 		return false
 	}
-	n := len(rs.commits)
-	return n == 0 || prev > rs.commits[n-1].version
+	at, ok := rs.behindSince(prev - 1) // when the new life committed prev
+	return !ok || g.lastAt[regionName] < at
 }

@@ -167,6 +167,7 @@ func (w *world) applyFault(f *scenarios.Fault) {
 			rs.store.Fail(errStoreDown)
 		case scenarios.FaultStoreFlaky:
 			rs.store.LoseReplies(true)
+			rs.flaky = true
 		default:
 			rs.slow = f.Latency.D()
 			label += " +" + rs.slow.String()
@@ -331,7 +332,7 @@ func (w *world) restart(gws []*gateway) {
 }
 
 func (w *world) storeUp(rs *regionSim) {
-	rs.down, rs.slow = false, 0
+	rs.down, rs.slow, rs.flaky = false, 0, false
 	rs.store.Fail(nil)
 	rs.store.LoseReplies(false)
 	w.oracleStore(rs)
@@ -504,9 +505,11 @@ func (w *world) deregisterTry(in *instance, attempt int) {
 			return
 		}
 		ch, err := g.registrar.Deregister(w.ctx, in.key, "")
-		if errors.Is(err, region.ErrNotFound) && attempt > 0 && in.registered {
-			w.unregistered(in) // the lost attempt was applied
-			return
+		if errors.Is(err, region.ErrNotFound) && attempt > 0 {
+			if in.registered {
+				w.unregistered(in) // the lost attempt was applied
+			}
+			return // (truthStore recorded it already)
 		}
 		if errors.Is(err, region.ErrOutcomeUnknown) && attempt < 150 {
 			w.after(2*time.Second, func() { w.deregisterTry(in, attempt+1) })

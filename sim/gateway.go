@@ -58,7 +58,8 @@ type gateway struct {
 	memo      []*routeMemo
 	pickers   []failover.Picker
 	sig       []regionSig
-	lastVer   map[string]uint64 // highest version seen per region (this incarnation)
+	lastVer   map[string]uint64        // highest version seen per region (this incarnation)
+	lastAt    map[string]time.Duration // when lastVer was seen
 }
 
 func (w *world) coreConfig(g *gateway) federation.CoreConfig {
@@ -81,7 +82,7 @@ func (g *gateway) start() error {
 	g.inc++
 	g.rt = gwRuntime{g: g, inc: g.inc}
 	g.fetches = map[uint64]fetchRec{}
-	g.lastVer = map[string]uint64{}
+	g.lastVer, g.lastAt = map[string]uint64{}, map[string]time.Duration{}
 	g.sig = nil
 	g.dataEpoch++
 	g.insts = map[instsKey]instsEntry{}

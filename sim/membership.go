@@ -127,9 +127,13 @@ func (w *world) recomputeMembership() {
 			vw.target = want
 			vw.gen++
 			vw.lossDown = false
-			if want == vw.status {
+			if want == vw.status && !(restarted && want == federation.StatusAlive) {
 				continue // back to what the core believes: nothing to deliver
 			}
+			// (A gateway that restarted before o saw it fail is a new
+			// incarnation all the same: its rejoin brings its new tags,
+			// whose version may be lower than the old process's, e.g.
+			// after its region lost its data.)
 			var d time.Duration
 			switch {
 			case want == federation.StatusLeft:

@@ -106,6 +106,28 @@ type truthStore struct {
 	rs *regionSim
 }
 
+// Put implements region.Store. While the region's store loses every
+// write's reply (store_flaky), nobody tells the world of a write the store
+// applied (its caller gets an unknown outcome), so it is recorded here, as
+// the store committed it: the registry's truth (statuses, deregistrations,
+// the commits replicas are judged by) is the store's, not the callers'.
+func (s *truthStore) Put(ctx context.Context, in region.Instance, c region.Cond) (region.Change, error) {
+	ch, err := s.Store.Put(ctx, in, c)
+	if err == nil && s.rs.flaky {
+		s.w.committed(s.rs, ch, true)
+	}
+	return ch, err
+}
+
+// Delete implements region.Store (see Put).
+func (s *truthStore) Delete(ctx context.Context, k region.Key, c region.Cond) (region.Change, error) {
+	ch, err := s.Store.Delete(ctx, k, c)
+	if err == nil && s.rs.flaky {
+		s.w.committed(s.rs, ch, true)
+	}
+	return ch, err
+}
+
 func (s *truthStore) ChangesSince(ctx context.Context, since uint64, max int) ([]region.Change, bool, error) {
 	chs, ok, err := s.Store.ChangesSince(ctx, since, max)
 	if err != nil || !ok || len(chs) == 0 {

@@ -274,17 +274,23 @@ func (w *world) regionByName(name string) *regionSim {
 }
 
 // checkVersion records a version a gateway holds for a region and checks
-// that it never goes backwards within one incarnation.
+// that it never goes backwards within one incarnation and one life of the
+// region: a replica that follows a region_reset starts over from the new
+// life's version, against which its next versions are judged (else the
+// new life's v1 after the reset's v0 would be "behind" the old life's, and
+// so would the new life's v101 after the old life's v106 when the new life
+// climbed past v106 before the replica followed it).
 func (w *world) checkVersion(g *gateway, regionName string, v uint64) {
 	if w.hooks.corruptVersion != nil {
 		v = w.hooks.corruptVersion(g.name, regionName, v)
 	}
 	prev, seen := g.lastVer[regionName]
-	if seen && v < prev && !w.followsReset(regionName, prev) {
+	reset := seen && v < prev && w.followsReset(g, regionName, prev)
+	if seen && v < prev && !reset {
 		w.m.violate(InvVersionMonotonic, fmt.Sprintf("gateway %s: catalog of %s went from v%d back to v%d", g.name, regionName, prev, v))
 	}
-	if !seen || v > prev {
-		g.lastVer[regionName] = v
+	if !seen || v > prev || reset {
+		g.lastVer[regionName], g.lastAt[regionName] = v, w.now
 	}
 }
 

@@ -96,6 +96,7 @@ type regionSim struct {
 	mem      Store               // the region's store (region.MemStore unless topology.store says otherwise)
 	store    *region.FaultyStore // what the gateways use: mem, checked against the truth (truthStore), with faults
 	down     bool
+	flaky    bool // store_flaky: every write's reply is lost (truthStore records what it applied)
 	slow     time.Duration
 	gateways []*gateway
 	// replicas persisted by the region's gateways (the local Redis), by

@@ -24,6 +24,7 @@ type fuzzFlags struct {
 	budget         time.Duration
 	out            string
 	shrinkAttempts int
+	deadline       time.Time // the time budget's end (zero: none); shrinking stops there too
 }
 
 func simFuzz(args []string, stdout, stderr io.Writer) int {
@@ -31,7 +32,7 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("fuzz", stderr)
 	fs.IntVar(&f.seeds, "seeds", 0, "number of seeds to run (required)")
 	fs.Uint64Var(&f.start, "start", 1, "first seed")
-	fs.DurationVar(&f.budget, "time-budget", 0, "stop starting new seeds after this much wall time (0: no limit)")
+	fs.DurationVar(&f.budget, "time-budget", 0, "stop starting new seeds, and shrinking, after this much wall time (0: no limit)")
 	fs.StringVar(&f.out, "out", os.TempDir(), "directory for the YAML of failing scenarios")
 	fs.IntVar(&f.shrinkAttempts, "shrink-attempts", 40, "runs spent shrinking each failing scenario (0: no shrinking)")
 	pos, err := parseInterspersed(fs, args)
@@ -64,6 +65,9 @@ func simFuzz(args []string, stdout, stderr io.Writer) int {
 	}
 
 	began := time.Now()
+	if f.budget > 0 {
+		f.deadline = began.Add(f.budget)
+	}
 	lastProgress := began
 	var failed []uint64
 	ran := 0
@@ -173,7 +177,7 @@ func reportFuzzFailure(sc *scenarios.Scenario, seed uint64, fail string, f *fuzz
 	if f.shrinkAttempts == 0 {
 		return
 	}
-	small, runs := shrink(sc, seed, fail, f.shrinkAttempts)
+	small, runs := shrink(sc, seed, fail, f.shrinkAttempts, f.deadline)
 	if len(small.Timeline) == len(sc.Timeline) {
 		fmt.Fprintf(stdout, "  shrinking: no timeline entry could be dropped (%d runs)\n", runs)
 		return
@@ -200,15 +204,18 @@ func writeScenario(path string, sc *scenarios.Scenario, seed uint64) error {
 }
 
 // shrink drops timeline entries one at a time, keeping each drop after
-// which the run still fails the same way, for at most attempts runs. It
-// returns the smallest failing scenario found and the runs spent.
-func shrink(sc *scenarios.Scenario, seed uint64, fail string, attempts int) (*scenarios.Scenario, int) {
+// which the run still fails the same way, for at most attempts runs and
+// until deadline (zero: none; a failing run can be slow, e.g. a fetch
+// loop). It returns the smallest failing scenario found and the runs
+// spent.
+func shrink(sc *scenarios.Scenario, seed uint64, fail string, attempts int, deadline time.Time) (*scenarios.Scenario, int) {
 	cur := cloneScenario(sc)
 	cur.Description = fmt.Sprintf("%s, shrunk (failing: %s)", sc.Description, fail)
 	runs := 0
-	for progress := true; progress && runs < attempts; {
+	more := func() bool { return runs < attempts && (deadline.IsZero() || time.Now().Before(deadline)) }
+	for progress := true; progress && more(); {
 		progress = false
-		for i := len(cur.Timeline) - 1; i >= 0 && runs < attempts; i-- {
+		for i := len(cur.Timeline) - 1; i >= 0 && more(); i-- {
 			cand := cloneScenario(cur)
 			cand.Timeline = append(cand.Timeline[:i:i], cur.Timeline[i+1:]...)
 			if cand.Validate() != nil {

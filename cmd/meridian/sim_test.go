@@ -151,7 +151,7 @@ func TestShrinkAndReplayFile(t *testing.T) {
 	if !strings.HasPrefix(fail, "expectation availability") {
 		t.Fatalf("fuzzOne = %q", fail)
 	}
-	small, runs := shrink(sc, 1, fail, 10)
+	small, runs := shrink(sc, 1, fail, 10, time.Time{})
 	if len(small.Timeline) != 1 || small.Timeline[0].Kind != scenarios.FaultInstancesFail || runs == 0 {
 		t.Errorf("shrunk to %+v in %d runs, want only the instances_fail", small.Timeline, runs)
 	}
