@@ -85,6 +85,7 @@ var drivers = []string{
 	"region/healthrunner.go", // runs probes on a timer
 	"region/healthrunner_telemetry.go",
 	"region/cache_snapshot.go",
+	"region/cache_mark.go", // Cache.Mark: where the cache found its store
 	"region/memstore.go", // in-memory Store twin
 	"region/epoch.go",    // random store epochs
 }
