@@ -70,6 +70,14 @@ func TestClientSurvivesGatewayKill(t *testing.T) {
 		t.Fatalf("call before the kill: %v", err)
 	}
 
+	// The second gateway learns the registration from Redis' notification
+	// (milliseconds, longer on a loaded machine): wait for it before the
+	// kill, which is what this test is about.
+	waitFor(t, 10*time.Second, "the second gateway serves web-1", func() bool {
+		insts, _ := call(t, "GET", g2.URL()+"/v1/services/web", "").want(t, 200).body["instances"].([]any)
+		return len(insts) == 1
+	})
+
 	g1.Kill()
 
 	// For four TTLs the instance must stay passing (heartbeats now reach
