@@ -86,8 +86,8 @@ var drivers = []string{
 	"region/healthrunner_telemetry.go",
 	"region/cache_snapshot.go",
 	"region/cache_mark.go", // Cache.Mark: where the cache found its store
-	"region/memstore.go", // in-memory Store twin
-	"region/epoch.go",    // random store epochs
+	"region/memstore.go",   // in-memory Store twin
+	"region/epoch.go",      // random store epochs
 }
 
 // classifiedDirs are the directories whose every non-test file must be
