@@ -74,12 +74,16 @@ func TestStaleRemoteRegionCLI(t *testing.T) {
 	if err := devPut(eu.URL()+"/v1/services/web/instances/web-1", `{"address":"10.0.2.1","port":80}`, ""); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) string {
+	try := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append(args, "--addr", us.Addr())...).CombinedOutput()
+		return string(out), err
+	}
+	run := func(args ...string) string {
+		out, err := try(args...)
 		if err != nil {
 			t.Fatalf("meridian %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return out
 	}
 	waitUntil := func(what string, cond func() bool) {
 		deadline := time.Now().Add(30 * time.Second)
@@ -90,7 +94,12 @@ func TestStaleRemoteRegionCLI(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitUntil("us-east's replica of eu-west", func() bool { return strings.Contains(run("instances", "web", "--region", "eu-west"), "web-1") })
+	// Until us-east has pulled eu-west's catalog, the command may fail
+	// (no replica of the region yet): keep asking.
+	waitUntil("us-east's replica of eu-west", func() bool {
+		out, err := try("instances", "web", "--region", "eu-west")
+		return err == nil && strings.Contains(out, "web-1")
+	})
 	if out := run("instances", "web", "--region", "eu-west"); strings.Contains(out, "STALE") {
 		t.Fatalf("fresh replica reported stale:\n%s", out)
 	}
