@@ -22,9 +22,44 @@ import (
 // The combinations are bounded by their callers (routes x methods x status
 // codes, APIs x results x failover), so series are never dropped.
 type counterVec struct {
-	mu     sync.RWMutex
-	series map[optKey]*counterSeries
-	order  []*counterSeries // in creation order, for the callback
+	series seriesSet[counterSeries]
+}
+
+// seriesSet is a vector's series by attribute combination, kept in
+// creation order (the order they are reported in).
+type seriesSet[S any] struct {
+	mu    sync.RWMutex
+	byKey map[optKey]*S
+	order []*S
+}
+
+// get returns the series of k, made by create when it is new.
+func (m *seriesSet[S]) get(k optKey, create func() *S) *S {
+	m.mu.RLock()
+	s := m.byKey[k]
+	m.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s = m.byKey[k]; s == nil {
+		if m.byKey == nil {
+			m.byKey = map[optKey]*S{}
+		}
+		s = create()
+		m.byKey[k] = s
+		m.order = append(m.order, s)
+	}
+	return s
+}
+
+// all returns the series made so far, in creation order. Later gets only
+// append beyond its length, so the caller may read it without the lock.
+func (m *seriesSet[S]) all() []*S {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.order
 }
 
 // counterSeries is one attribute combination of a counterVec.
@@ -39,14 +74,12 @@ func (s *counterSeries) add(n int64) { s.n.Add(n) }
 // newCounterVec makes the observable counter name on m and registers the
 // callback that reports every series of the returned vector.
 func newCounterVec(m metric.Meter, name string, opts ...metric.Int64ObservableCounterOption) *counterVec {
-	v := &counterVec{series: map[optKey]*counterSeries{}}
+	v := &counterVec{}
 	// Instrument errors come only from invalid names or units, fixed by
 	// the callers; the SDK returns a working instrument alongside them.
 	c, _ := m.Int64ObservableCounter(name, opts...)
 	m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		v.mu.RLock()
-		defer v.mu.RUnlock()
-		for _, s := range v.order {
+		for _, s := range v.series.all() {
 			o.ObserveInt64(c, s.n.Load(), s.opt)
 		}
 		return nil
@@ -57,20 +90,9 @@ func newCounterVec(m metric.Meter, name string, opts ...metric.Int64ObservableCo
 // get returns the series of k, making it with the attributes kvs (the
 // combination k names) when it is new.
 func (v *counterVec) get(k optKey, kvs ...attribute.KeyValue) *counterSeries {
-	v.mu.RLock()
-	s := v.series[k]
-	v.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if s = v.series[k]; s == nil {
-		s = &counterSeries{opt: metric.WithAttributeSet(attribute.NewSet(kvs...))}
-		v.series[k] = s
-		v.order = append(v.order, s)
-	}
-	return s
+	return v.series.get(k, func() *counterSeries {
+		return &counterSeries{opt: metric.WithAttributeSet(attribute.NewSet(kvs...))}
+	})
 }
 
 // routeCounter is a route's view of meridian.http.requests: the series its

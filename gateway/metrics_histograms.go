@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,9 +37,7 @@ type histVec struct {
 	start            time.Time // the series' start time: when the vector was made
 	sdk              metric.Float64Histogram
 
-	mu     sync.RWMutex
-	series map[optKey]*histSeries
-	order  []*histSeries // in creation order, for Produce
+	series seriesSet[histSeries]
 }
 
 // histSeries is one attribute combination of a histVec.
@@ -60,7 +57,7 @@ type histSeries struct {
 // newHistVec makes the histogram name on m, counted in atomics and added
 // to producers when producers is not nil.
 func newHistVec(m metric.Meter, producers *observability.Producers, name, unit, desc string, bounds []float64) *histVec {
-	v := &histVec{name: name, unit: unit, desc: desc, bounds: bounds, series: map[optKey]*histSeries{}}
+	v := &histVec{name: name, unit: unit, desc: desc, bounds: bounds}
 	if producers == nil {
 		// Instrument errors come only from invalid names or units, fixed
 		// by the callers; the SDK returns a working instrument anyway.
@@ -76,23 +73,13 @@ func newHistVec(m metric.Meter, producers *observability.Producers, name, unit, 
 // get returns the series of k, making it with the attributes kvs (the
 // combination k names) when it is new.
 func (v *histVec) get(k optKey, kvs ...attribute.KeyValue) *histSeries {
-	v.mu.RLock()
-	s := v.series[k]
-	v.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if s = v.series[k]; s == nil {
-		s = &histSeries{v: v, attrs: attribute.NewSet(kvs...), counts: make([]atomic.Uint64, len(v.bounds)+1)}
+	return v.series.get(k, func() *histSeries {
+		s := &histSeries{v: v, attrs: attribute.NewSet(kvs...), counts: make([]atomic.Uint64, len(v.bounds)+1)}
 		s.opt = []metric.RecordOption{metric.WithAttributeSet(s.attrs)}
 		s.min.Store(math.Float64bits(math.Inf(1)))
 		s.max.Store(math.Float64bits(math.Inf(-1)))
-		v.series[k] = s
-		v.order = append(v.order, s)
-	}
-	return s
+		return s
+	})
 }
 
 // record adds the value x, measured in the request of context ctx (only
@@ -150,9 +137,7 @@ type histProducer struct{ v *histVec }
 // Produce returns the vector's series that have a measurement.
 func (p histProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
 	v := p.v
-	v.mu.RLock()
-	order := v.order
-	v.mu.RUnlock()
+	order := v.series.all()
 	now := time.Now()
 	var dps []metricdata.HistogramDataPoint[float64]
 	for _, s := range order {
