@@ -30,12 +30,7 @@ func (w *world) applyMutregionFault(f *scenarios.Fault) bool {
 	c := w.cfg
 	rs := w.regions[c.regionIdx[f.Region]]
 	svc := c.serviceIdx[f.Service]
-	var live []*instance
-	for _, in := range rs.bySvc[svc] {
-		if in.registered {
-			live = append(live, in)
-		}
-	}
+	live := liveInstances(rs, svc)
 	n := pickCount(f, len(live), 0)
 	picked := live[:n]
 	sp := w.openSpan(f.Kind, fmt.Sprintf("%s in %s: %d", f.Service, rs.name, n))
@@ -47,19 +42,7 @@ func (w *world) applyMutregionFault(f *scenarios.Fault) bool {
 		})
 		gens[i] = in.faultGen
 	}
-	if dur := f.For.D(); dur > 0 {
-		w.after(dur, func() {
-			var still []*instance
-			for i, in := range picked {
-				if in.faultGen == gens[i] {
-					still = append(still, in)
-				}
-			}
-			w.healInstances(still)
-			w.closeSpan(sp)
-			w.quiet()
-		})
-	}
+	w.healAfter(f, picked, gens, sp)
 	return true
 }
 

@@ -392,6 +392,23 @@ func (w *world) instancesFault(f *scenarios.Fault) {
 			w.flap(in, in.faultGen)
 		}
 	}
+	w.healAfter(f, picked, gens, sp)
+}
+
+func (w *world) flap(in *instance, gen int) {
+	w.after(in.flapPeriod, func() {
+		if in.faultGen != gen || in.state != stateFlap {
+			return
+		}
+		w.changeTruth(in, func() { in.flapDown = !in.flapDown })
+		w.flap(in, gen)
+	})
+}
+
+// healAfter heals, once the fault's For has passed, the picked instances
+// no later fault took over (their faultGen is still gens[i]), and closes
+// the fault's span. A fault without For lasts.
+func (w *world) healAfter(f *scenarios.Fault, picked []*instance, gens []int, sp int) {
 	if dur := f.For.D(); dur > 0 {
 		w.after(dur, func() {
 			var still []*instance
@@ -407,14 +424,15 @@ func (w *world) instancesFault(f *scenarios.Fault) {
 	}
 }
 
-func (w *world) flap(in *instance, gen int) {
-	w.after(in.flapPeriod, func() {
-		if in.faultGen != gen || in.state != stateFlap {
-			return
+// liveInstances returns the registered instances of service svc in rs.
+func liveInstances(rs *regionSim, svc int) []*instance {
+	var live []*instance
+	for _, in := range rs.bySvc[svc] {
+		if in.registered {
+			live = append(live, in)
 		}
-		w.changeTruth(in, func() { in.flapDown = !in.flapDown })
-		w.flap(in, gen)
-	})
+	}
+	return live
 }
 
 func (w *world) healInstances(ins []*instance) {

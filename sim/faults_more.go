@@ -114,12 +114,7 @@ func (w *world) applyMoreFault(f *scenarios.Fault) bool {
 		rs := w.regions[c.regionIdx[f.Region]]
 		svc := c.serviceIdx[f.Service]
 		g := w.gwByName[f.Gateway]
-		var live []*instance
-		for _, in := range rs.bySvc[svc] {
-			if in.registered {
-				live = append(live, in)
-			}
-		}
+		live := liveInstances(rs, svc)
 		n := pickCount(f, len(live), 0)
 		picked := live[:n]
 		sp := w.openSpan(f.Kind, fmt.Sprintf("%s in %s: %d, probes from %s", f.Service, rs.name, n, g.name))
