@@ -84,28 +84,8 @@ func (w *world) redeployFault(f *scenarios.Fault) {
 // redeploy registers in's next process (on the next port) through a
 // running gateway; done runs when it was acknowledged or given up.
 func (w *world) redeploy(in *instance, attempt int, done func()) {
-	rs := in.rs
-	retry := func(why string) {
-		if attempt < 30 {
-			w.after(2*time.Second, func() { w.redeploy(in, attempt+1, done) })
-			return
-		}
-		w.m.registerFail++
-		w.log.event(w.now, "register_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", why))
-		done()
-	}
-	gws := rs.runningGateways()
-	if len(gws) == 0 {
-		retry(errNoGateway.Error())
-		return
-	}
-	g := gws[w.stormRng.IntN(len(gws))]
-	inc := g.inc
-	w.after(w.cfg.net.intra+rs.slow, func() {
-		if !g.running || g.inc != inc {
-			retry("gateway went down")
-			return
-		}
+	w.registerVia(in, attempt, func(next int) { w.redeploy(in, next, done) }, done, func(g *gateway, retry func(string)) {
+		rs := in.rs
 		if !in.registered {
 			done() // deregistered meanwhile: nothing to update
 			return

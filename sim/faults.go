@@ -448,14 +448,39 @@ func (w *world) healInstances(ins []*instance) {
 // retrying every 2s (at most 30 times) while that fails. It is
 // acknowledged once the store's Put succeeded.
 func (w *world) register(in *instance, attempt int) {
+	w.registerVia(in, attempt, func(next int) { w.register(in, next) }, nil, func(g *gateway, retry func(string)) {
+		reg, err := in.registration(w, in.port()) // the handler's decoding (fault_mutstore.go)
+		if err != nil {
+			w.registerRefused(in.rs, in.key, err)
+			return
+		}
+		ch, err := g.registrar.Register(w.ctx, reg, "")
+		if err != nil {
+			retry(err.Error())
+			return
+		}
+		w.acknowledge(in, ch, false)
+		w.committed(in.rs, ch, true)
+	})
+}
+
+// registerVia sends a registration of in through a running gateway of its
+// region, picked at random, which send gets once the request has arrived
+// there. Until it is sent, or when send calls retry, it tries again in 2s
+// (again, with the next attempt number) while attempt < 30; then the
+// registration counts as failed and gaveUp (when not nil) runs.
+func (w *world) registerVia(in *instance, attempt int, again func(next int), gaveUp func(), send func(g *gateway, retry func(why string))) {
 	rs := in.rs
 	retry := func(why string) {
 		if attempt < 30 {
-			w.after(2*time.Second, func() { w.register(in, attempt+1) })
+			w.after(2*time.Second, func() { again(attempt + 1) })
 			return
 		}
 		w.m.registerFail++
 		w.log.event(w.now, "register_failed", kv("region", rs.name), kv("instance", in.key.String()), kv("error", why))
+		if gaveUp != nil {
+			gaveUp()
+		}
 	}
 	gws := rs.runningGateways()
 	if len(gws) == 0 {
@@ -469,18 +494,7 @@ func (w *world) register(in *instance, attempt int) {
 			retry("gateway went down")
 			return
 		}
-		reg, err := in.registration(w, in.port()) // the handler's decoding (fault_mutstore.go)
-		if err != nil {
-			w.registerRefused(rs, in.key, err)
-			return
-		}
-		ch, err := g.registrar.Register(w.ctx, reg, "")
-		if err != nil {
-			retry(err.Error())
-			return
-		}
-		w.acknowledge(in, ch, false)
-		w.committed(rs, ch, true)
+		send(g, retry)
 	})
 }
 
