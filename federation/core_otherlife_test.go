@@ -41,18 +41,7 @@ func TestCoreDeltaOfAnotherStoreLifeFetchesSnapshot(t *testing.T) {
 		return cache
 	}
 	src := CatalogSource{Region: "eu-west", Store: mem, Cache: life(5, 80)}
-	result := func(since uint64) SyncResult {
-		t.Helper()
-		ans, err := src.Answer(ctx, since)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := AnswerOf(ans).Result("eu-west")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	result := func(since uint64) SyncResult { return sourceResult(t, src, since) }
 	// pull runs the core's fetches from at on, each answered by src, until
 	// one applies; it returns the fetches' since values.
 	pull := func(c *Core, at time.Time) []uint64 {
@@ -151,16 +140,24 @@ func TestCatalogSourceEmptyDeltaBehindCacheIsSnapshot(t *testing.T) {
 		since uint64
 		full  bool
 	}{{3, true}, {5, false}} {
-		ans, err := src.Answer(ctx, tc.since)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := AnswerOf(ans).Result("eu-west")
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := sourceResult(t, src, tc.since)
 		if r.Full != tc.full || (r.Full && r.Catalog.Version() != 5) || (!r.Full && r.Version != 5) {
 			t.Errorf("since v%d, cache at v5: full %v v%d, want full %v at v5", tc.since, r.Full, r.Version, tc.full)
 		}
 	}
+}
+
+// sourceResult is src's answer to a pull since v, as the pulling gateway
+// reads it.
+func sourceResult(t *testing.T, src CatalogSource, since uint64) SyncResult {
+	t.Helper()
+	ans, err := src.Answer(context.Background(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := AnswerOf(ans).Result(src.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -190,18 +190,7 @@ func TestCatalogSourceEpochKeepsLaggingCacheFromMovingReplicaBack(t *testing.T) 
 	}
 	v := put("late") // the cache missed its notification
 	src := CatalogSource{Region: "eu-west", Store: store, Cache: cache}
-	result := func(since uint64) SyncResult {
-		t.Helper()
-		ans, err := src.Answer(ctx, since)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := AnswerOf(ans).Result("eu-west")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	result := func(since uint64) SyncResult { return sourceResult(t, src, since) }
 	c := replicaIn(t, 5, result(0))
 	if rep := c.Replica("eu-west"); rep.Version() != v || rep.Epoch == "" {
 		t.Fatalf("replica v%d epoch %q, want v%d from the store, with its epoch", rep.Version(), rep.Epoch, v)

@@ -85,14 +85,7 @@ func TestCountersExportAsSynchronousCounters(t *testing.T) {
 	}
 	wg.Wait()
 
-	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	defer mp.Shutdown(context.Background())
-	m := mp.Meter(instrumentationName)
+	m, reg := referenceMeter(t)
 	requests, _ := m.Int64Counter("meridian.http.requests", metric.WithUnit("{request}"),
 		metric.WithDescription("HTTP requests by route, method and status code."))
 	lookups, _ := m.Int64Counter("meridian.lookups", metric.WithUnit("{lookup}"),
@@ -119,6 +112,21 @@ func TestCountersExportAsSynchronousCounters(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("/metrics:\n%s\nthe synchronous counters would read:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// referenceMeter returns a meter of the SDK's own synchronous instruments
+// exported to a Prometheus registry, as the gateway's would be: what the
+// gateway's atomics must read the same as.
+func referenceMeter(t *testing.T) (metric.Meter, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	return mp.Meter(instrumentationName), reg
 }
 
 // A request's counters cost no allocation once its series exist, and the

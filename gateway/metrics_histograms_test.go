@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -57,14 +55,7 @@ func TestHistogramsExportAsSynchronousHistograms(t *testing.T) {
 		t.Fatal("the gateway's default telemetry does not record its histograms in atomics")
 	}
 
-	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	defer mp.Shutdown(context.Background())
-	m := mp.Meter(instrumentationName)
+	m, reg := referenceMeter(t)
 	latency, _ := m.Float64Histogram("meridian.http.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("HTTP request latency by route (blocking queries included)."),
 		metric.WithExplicitBucketBoundaries(latencyBuckets...))
